@@ -1,0 +1,41 @@
+# hfgcot developer entry points. Quick start: `make demo`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hfgcot-installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test lint format clean bench
+
+# torch/torchvision are pinned here: a looser torch makes pip download a multi-GB build.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hfgcot demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff format --check hfgcot tests examples benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff format --check hfgcot tests examples benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff check --fix hfgcot tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_batching.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

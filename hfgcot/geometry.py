@@ -1,0 +1,425 @@
+"""Image frames and box coordinates for the Qwen-VL model families.
+
+Pure Python (stdlib only): importable without torch, transformers or numpy.
+
+A Qwen-VL model never sees the original image: the processor resizes it with
+:func:`smart_resize` so that each side is a multiple of the patch factor and the area lies
+between ``min_pixels`` and ``max_pixels``. Boxes the model writes are in one of two
+conventions, depending on the family:
+
+=============  =====================================  ===========================
+family         box numbers mean                       to original pixels
+=============  =====================================  ===========================
+``qwen2_vl``   0..1000 relative                       ``x * W / 1000``
+``qwen2_5_vl`` absolute pixels of the resized image   ``x * W / model_width``
+``qwen3_vl``   0..1000 relative                       ``x * W / 1000``
+=============  =====================================  ===========================
+
+A :class:`Frame` records both sizes and converts boxes either way::
+
+    >>> frame = Frame.for_image(640, 480, min_pixels=3136, max_pixels=12845056)
+    >>> (frame.model_width, frame.model_height)
+    (644, 476)
+    >>> frame.box_to_pixels([0, 0, 500, 500], "qwen2_vl")
+    [0.0, 0.0, 320.0, 240.0]
+
+All boxes are ``[x1, y1, x2, y2]`` lists unless a function says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Frame",
+    "box_area",
+    "clip_box",
+    "family_for_model_type",
+    "iou",
+    "is_finite_box",
+    "patch_factor",
+    "smart_resize",
+    "xywh_to_xyxy",
+    "xyxy_to_xywh",
+]
+
+Family = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
+"""A Qwen-VL model family: decides the patch factor and the box convention."""
+
+FAMILIES: tuple[str, ...] = get_args(Family)
+"""All supported families, in release order."""
+
+_MODEL_TYPES: dict[str, Family] = {
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
+}
+
+# Families whose boxes are 0..1000 relative to the image (the rest use resized-image pixels).
+_RELATIVE_FAMILIES = frozenset({"qwen2_vl", "qwen3_vl"})
+_RELATIVE_SCALE = 1000.0
+
+MAX_ASPECT_RATIO = 200
+"""Largest ``long side / short side`` ratio :func:`smart_resize` accepts."""
+
+
+def family_for_model_type(model_type: str) -> Family:
+    """Map a config ``model_type`` to its :data:`Family`.
+
+    >>> family_for_model_type("qwen2_5_vl")
+    'qwen2_5_vl'
+    >>> family_for_model_type("qwen3_vl_moe")
+    'qwen3_vl'
+
+    Raises:
+        ValueError: for any model type outside the Qwen-VL families.
+    """
+    try:
+        return _MODEL_TYPES[model_type]
+    except (KeyError, TypeError):
+        supported = ", ".join(sorted(_MODEL_TYPES))
+        raise ValueError(f"unsupported model_type {model_type!r}; supported: {supported}") from None
+
+
+def _check_family(family: str) -> Family:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    return family  # type: ignore[return-value]
+
+
+def patch_factor(family: Family | str) -> int:
+    """Side multiple of the resized image: ``patch_size * merge_size`` of the vision encoder.
+
+    >>> patch_factor("qwen2_5_vl"), patch_factor("qwen3_vl")
+    (28, 32)
+    """
+    return 32 if _check_family(family) == "qwen3_vl" else 28
+
+
+def _positive_int(name: str, value: object) -> int:
+    """``value`` as a python int (numpy/tensor integers accepted); ValueError unless > 0."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        as_int = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if as_int <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return as_int
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = 28,
+    min_pixels: int = 3136,
+    max_pixels: int = 12845056,
+) -> tuple[int, int]:
+    """Size ``(height, width)`` the Qwen-VL image processor resizes an image to.
+
+    Agrees exactly with ``transformers`` 5.23 (``models.qwen2_vl.image_processing_qwen2_vl``):
+    each side is rounded to the nearest multiple of ``factor``; if the area then exceeds
+    ``max_pixels`` both sides are scaled down by ``beta = sqrt(h * w / max_pixels)`` and floored
+    to the factor (never below ``factor``); if it falls below ``min_pixels`` both sides are scaled
+    up by ``sqrt(min_pixels / (h * w))`` and ceiled to the factor. Sides below ``factor`` are
+    allowed (they are scaled up), and the result can exceed ``max_pixels`` for very thin images.
+
+    >>> smart_resize(480, 640)
+    (476, 644)
+    >>> smart_resize(10, 10)
+    (56, 56)
+    >>> smart_resize(4000, 3000, max_pixels=1003520)
+    (1148, 840)
+
+    Raises:
+        ValueError: for a side that is not a positive integer, a non-positive ``factor`` or
+            ``max_pixels``, or an aspect ratio above 200.
+    """
+    height, width, factor = (
+        _positive_int(name, value)
+        for name, value in (("height", height), ("width", width), ("factor", factor))
+    )
+    if not max_pixels > 0:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels!r}")
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
+            f"got {max(height, width) / min(height, width)} for {height}x{width} (height x width)"
+        )
+
+    def nearest(side: int) -> int:
+        # Python's round(): ties go to the even multiple, exactly like transformers.
+        return round(side / factor) * factor
+
+    new_h, new_w = nearest(height), nearest(width)
+    area = height * width
+    if new_h * new_w > max_pixels:
+        shrink = math.sqrt(area / max_pixels)
+        new_h = max(factor, math.floor(height / shrink / factor) * factor)
+        new_w = max(factor, math.floor(width / shrink / factor) * factor)
+    elif new_h * new_w < min_pixels:
+        grow = math.sqrt(min_pixels / area)
+        new_h = math.ceil(height * grow / factor) * factor
+        new_w = math.ceil(width * grow / factor) * factor
+    return new_h, new_w
+
+
+# --------------------------------------------------------------------------------------------
+# Plain box helpers (xyxy unless named otherwise)
+# --------------------------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    """A real number (python, numpy or 0-d tensor scalar); not a bool, str or bytes."""
+    if isinstance(value, (bool, str, bytes)):
+        return False
+    return hasattr(type(value), "__float__")
+
+
+def _as_box(box: object) -> list[float]:
+    """Validate ``box`` as 4 finite numbers and return it as floats."""
+    if isinstance(box, (str, bytes)):
+        raise ValueError(f"box must be 4 numbers, got {box!r}")
+    try:
+        items = list(box)  # type: ignore[call-overload]
+    except TypeError as err:
+        raise ValueError(f"box must be 4 numbers, got {box!r}") from err
+    if len(items) != 4:
+        raise ValueError(f"box must have 4 numbers, got {len(items)}: {box!r}")
+    if not all(_is_number(v) for v in items):
+        raise ValueError(f"box must be 4 numbers, got {box!r}")
+    values = [float(v) for v in items]  # type: ignore[arg-type]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box has a non-finite number: {box!r}")
+    return values
+
+
+def is_finite_box(box: object) -> bool:
+    """Whether ``box`` is exactly 4 finite numbers (list, tuple, array...).
+
+    >>> is_finite_box([0, 1, 2.5, 3]), is_finite_box([0, 1, float("nan"), 3]), is_finite_box([1])
+    (True, False, False)
+    """
+    try:
+        _as_box(box)
+    except ValueError:
+        return False
+    return True
+
+
+def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
+    """``[x, y, w, h]`` -> ``[x1, y1, x2, y2]``.
+
+    >>> xywh_to_xyxy([10, 20, 30, 40])
+    [10.0, 20.0, 40.0, 60.0]
+    """
+    x, y, w, h = _as_box(box)
+    return [x, y, x + w, y + h]
+
+
+def xyxy_to_xywh(box: Sequence[float]) -> list[float]:
+    """``[x1, y1, x2, y2]`` -> ``[x, y, w, h]``.
+
+    >>> xyxy_to_xywh([10, 20, 40, 60])
+    [10.0, 20.0, 30.0, 40.0]
+    """
+    x1, y1, x2, y2 = _as_box(box)
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def _clamp(v: float, hi: float) -> float:
+    return min(max(v, 0.0), hi)
+
+
+def clip_box(box: Sequence[float], width: float, height: float) -> list[float]:
+    """Order the corners (``x1 <= x2``, ``y1 <= y2``) and clip to ``[0, width] x [0, height]``.
+
+    >>> clip_box([120, -5, 30, 50], 100, 80)
+    [30.0, 0.0, 100.0, 50.0]
+
+    Raises:
+        ValueError: if ``box`` is not 4 finite numbers.
+    """
+    x1, y1, x2, y2 = _as_box(box)
+    x1, x2 = sorted((x1, x2))
+    y1, y2 = sorted((y1, y2))
+    w, h = float(width), float(height)
+    return [_clamp(x1, w), _clamp(y1, h), _clamp(x2, w), _clamp(y2, h)]
+
+
+def box_area(box: Sequence[float]) -> float:
+    """Area of an xyxy box; reversed or degenerate boxes have area 0.
+
+    >>> box_area([0, 0, 10, 5]), box_area([10, 0, 0, 5])
+    (50.0, 0.0)
+    """
+    x1, y1, x2, y2 = _as_box(box)
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two xyxy boxes, in ``[0, 1]``; 0.0 when the union is empty.
+
+    >>> iou([0, 0, 10, 10], [5, 0, 15, 10])
+    0.3333333333333333
+    >>> iou([0, 0, 0, 0], [0, 0, 0, 0])
+    0.0
+    """
+    ax1, ay1, ax2, ay2 = _as_box(a)
+    bx1, by1, bx2, by2 = _as_box(b)
+    inter_w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+    inter_h = max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = inter_w * inter_h
+    union = box_area(a) + box_area(b) - inter
+    if union <= 0.0 or inter <= 0.0:
+        return 0.0
+    return min(1.0, inter / union)
+
+
+# --------------------------------------------------------------------------------------------
+# Frame
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An original image size and the size the model saw.
+
+    ``width``/``height`` are the original image in pixels; ``model_width``/``model_height`` the
+    resized image the vision encoder received. Prefer :meth:`from_grid_thw` (what the processor
+    actually produced) over :meth:`for_image` (a recomputation).
+
+    >>> frame = Frame.from_grid_thw(640, 480, [1, 34, 46])
+    >>> frame
+    Frame(width=640, height=480, model_width=644, model_height=476)
+    >>> frame.box_to_model([0, 0, 320, 240], "qwen2_5_vl")
+    [0.0, 0.0, 322.0, 238.0]
+    >>> frame.box_to_pixels([0.0, 0.0, 322.0, 238.0], "qwen2_5_vl")
+    [0.0, 0.0, 320.0, 240.0]
+    """
+
+    width: int
+    height: int
+    model_width: int
+    model_height: int
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height", "model_width", "model_height"):
+            object.__setattr__(self, name, _positive_int(f"Frame.{name}", getattr(self, name)))
+
+    @classmethod
+    def for_image(
+        cls,
+        width: int,
+        height: int,
+        *,
+        min_pixels: int,
+        max_pixels: int,
+        factor: int = 28,
+    ) -> Frame:
+        """Frame from :func:`smart_resize` of an image of ``width`` x ``height`` pixels.
+
+        >>> Frame.for_image(10, 10, min_pixels=3136, max_pixels=1003520)
+        Frame(width=10, height=10, model_width=56, model_height=56)
+        """
+        model_height, model_width = smart_resize(
+            height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
+        return cls(width, height, model_width, model_height)
+
+    @classmethod
+    def from_grid_thw(
+        cls, width: int, height: int, grid_thw: Sequence[int], patch_size: int = 14
+    ) -> Frame:
+        """Frame from the processor's ``image_grid_thw`` row ``[t, h_patches, w_patches]``.
+
+        Use ``patch_size=16`` for ``qwen3_vl``. Elements may be tensor scalars.
+
+        >>> Frame.from_grid_thw(10, 10, [1, 4, 4])
+        Frame(width=10, height=10, model_width=56, model_height=56)
+        """
+        values = list(grid_thw)
+        if len(values) != 3:
+            raise ValueError(f"grid_thw must be [t, h, w], got {grid_thw!r}")
+        _, h_patches, w_patches = (int(v) for v in values)
+        return cls(width, height, w_patches * int(patch_size), h_patches * int(patch_size))
+
+    def _model_extent(self, family: Family | str) -> tuple[float, float]:
+        if _check_family(family) in _RELATIVE_FAMILIES:
+            return _RELATIVE_SCALE, _RELATIVE_SCALE
+        return float(self.model_width), float(self.model_height)
+
+    def box_to_pixels(self, box: Sequence[float], family: Family | str) -> list[float]:
+        """Model-convention box -> original-pixel ``[x1, y1, x2, y2]``, ordered and clipped.
+
+        >>> Frame(200, 100, 196, 112).box_to_pixels([1100, 500, -20, 0], "qwen2_vl")
+        [0.0, 0.0, 200.0, 50.0]
+
+        Raises:
+            ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
+        """
+        x1, y1, x2, y2 = _as_box(box)
+        if _check_family(family) in _RELATIVE_FAMILIES:
+            # Divide last so that 1000 maps exactly onto the image edge.
+            px = [x1 * self.width / _RELATIVE_SCALE, x2 * self.width / _RELATIVE_SCALE]
+            py = [y1 * self.height / _RELATIVE_SCALE, y2 * self.height / _RELATIVE_SCALE]
+        else:
+            px = [x1 * self.width / self.model_width, x2 * self.width / self.model_width]
+            py = [y1 * self.height / self.model_height, y2 * self.height / self.model_height]
+        return clip_box([px[0], py[0], px[1], py[1]], self.width, self.height)
+
+    def box_to_model(self, box: Sequence[float], family: Family | str) -> list[float]:
+        """Original-pixel box -> the family's convention (unrounded floats), ordered and clipped.
+
+        Clipped to ``[0, model_width] x [0, model_height]`` for ``qwen2_5_vl`` and to
+        ``[0, 1000]`` for the relative families. Round the numbers yourself when writing them
+        into a prompt.
+
+        >>> Frame(200, 100, 196, 112).box_to_model([0, 0, 100, 50], "qwen3_vl")
+        [0.0, 0.0, 500.0, 500.0]
+
+        Raises:
+            ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
+        """
+        x1, y1, x2, y2 = _as_box(box)
+        if _check_family(family) in _RELATIVE_FAMILIES:
+            mx = [x1 * _RELATIVE_SCALE / self.width, x2 * _RELATIVE_SCALE / self.width]
+            my = [y1 * _RELATIVE_SCALE / self.height, y2 * _RELATIVE_SCALE / self.height]
+        else:
+            mx = [x1 * self.model_width / self.width, x2 * self.model_width / self.width]
+            my = [y1 * self.model_height / self.height, y2 * self.model_height / self.height]
+        max_x, max_y = self._model_extent(family)
+        return clip_box([mx[0], my[0], mx[1], my[1]], max_x, max_y)
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain dict for storing with the data; inverse of :meth:`from_dict`.
+
+        >>> Frame(10, 10, 56, 56).to_dict()
+        {'width': 10, 'height': 10, 'model_width': 56, 'model_height': 56}
+        """
+        return {
+            "width": self.width,
+            "height": self.height,
+            "model_width": self.model_width,
+            "model_height": self.model_height,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, int]) -> Frame:
+        """Rebuild a frame from :meth:`to_dict` output (extra keys are ignored).
+
+        >>> Frame.from_dict({"width": 10, "height": 10, "model_width": 56, "model_height": 56})
+        Frame(width=10, height=10, model_width=56, model_height=56)
+        """
+        try:
+            return cls(d["width"], d["height"], d["model_width"], d["model_height"])
+        except KeyError as err:
+            raise ValueError(f"frame dict is missing {err.args[0]!r}: {dict(d)!r}") from None

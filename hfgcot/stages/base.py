@@ -1,0 +1,85 @@
+"""What every stage shares: a frozen config, a deterministic fingerprint, a per-row status.
+
+A stage is a small callable ``stage(batch, rank=None) -> dict of lists`` used as a batched
+``Dataset.map`` function. It holds no model: model stages hold a :class:`~hfgcot.vlm.ModelSpec` and
+get the model from the per-process cache (:func:`hfgcot.vlm.get_vlm`), so ``datasets`` never has to
+hash or pickle weights, and ``num_proc`` workers each load their own copy once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, ClassVar
+
+from datasets import Features
+
+import hfgcot
+from hfgcot import prompts
+from hfgcot.vlm import VLM, GenerationSettings, ModelSpec, get_vlm, spec_fingerprint_data
+
+OK = "ok"
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def stable_hash(data: Any) -> str:
+    """A process-independent hash of JSON-able data (dataclasses allowed)."""
+    from datasets.fingerprint import Hasher
+
+    return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``."""
+
+    name: ClassVar[str] = "stage"
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        raise NotImplementedError
+
+    def features(self) -> Features:
+        """The Arrow features of the columns this stage writes."""
+        raise NotImplementedError
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        data = {
+            "stage": self.name,
+            "config": _jsonable(self),
+            "prompts": prompts.prompt_fingerprint_data(),
+            "hfgcot": hfgcot.__version__,
+        }
+        spec = getattr(self, "model", None)
+        if isinstance(spec, ModelSpec):
+            data["model"] = spec_fingerprint_data(spec)
+        return data
+
+    @property
+    def fingerprint(self) -> str:
+        """Deterministic across processes: same config, prompts, model, version -> same hash."""
+        return stable_hash(self.fingerprint_data())
+
+    def new_fingerprint(self, dataset_fingerprint: str) -> str:
+        """The ``new_fingerprint`` for ``Dataset.map``: input fingerprint + this stage."""
+        return stable_hash([dataset_fingerprint, self.fingerprint])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelStage(Stage):
+    """A stage that runs the VLM: a model spec, generation settings and a request batch size."""
+
+    model: ModelSpec = ModelSpec()
+    generation: GenerationSettings = GenerationSettings()
+    batch_size: int = 8
+
+    def vlm(self, rank: int | None = None) -> VLM:
+        return get_vlm(self.model, rank)

@@ -1,0 +1,372 @@
+"""Model I/O: load a Qwen-VL model once per process and run batched generation.
+
+    >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct")                          # doctest: +SKIP
+    >>> out = vlm.generate([Request(image, "Describe the image.")], GenerationSettings())  # doctest: +SKIP
+    >>> out[0].text, out[0].frame                                              # doctest: +SKIP
+
+Rules this module keeps (see DESIGN.md): left padding for batched generation, tokenization through
+the processor (it returns ``mm_token_type_ids``), ``dtype="auto"``, ``sdpa`` unless flash-attn is
+importable on CUDA, no ``trust_remote_code`` unless asked, and every request's :class:`Frame` taken
+from the processor's own ``image_grid_thw``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hfgcot.geometry import Family, Frame, family_for_model_type
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model: everything that changes its outputs, and nothing heavy (picklable)."""
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    attn_implementation: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Explicit generation settings; all of them enter stage fingerprints.
+
+    Example:
+        >>> GenerationSettings(max_new_tokens=64).do_sample
+        False
+    """
+
+    max_new_tokens: int = 512
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+
+
+@dataclass
+class Request:
+    """One generation request: an image (or None for text only) and a user prompt."""
+
+    image: Any
+    prompt: str
+    system: str | None = None
+
+    def messages(self) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        if self.image is not None:
+            content.append({"type": "image"})
+        content.append({"type": "text", "text": self.prompt})
+        messages: list[dict[str, Any]] = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def prompt_text(self) -> str:
+        return self.prompt
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The answer to one request, with the frame its image was seen in (None without image)."""
+
+    text: str
+    frame: Frame | None
+    error: str | None = None
+
+
+def _default_attn(device: str) -> str:
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _default_device(rank: int | None) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{(rank or 0) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def _local_digest(path: Path) -> str:
+    """A cheap digest of a local model folder: names, sizes and mtimes of its files."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _resolve_revision(model: str, revision: str | None) -> str | None:
+    """The commit a Hub model resolves to (from the local cache when offline), else ``revision``."""
+    if os.path.isdir(model):
+        return "local:" + _local_digest(Path(model))
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg = hf_hub_download(model, "config.json", revision=revision)
+        parts = Path(cfg).parts
+        if "snapshots" in parts:
+            return parts[parts.index("snapshots") + 1]
+    except Exception:  # noqa: BLE001 - provenance only; never fail a run for it
+        logger.debug("could not resolve the revision of %s", model, exc_info=True)
+    return revision
+
+
+class VLM:
+    """A loaded model + processor with the facts needed to interpret its boxes.
+
+    Build it with :func:`load_vlm`. ``family`` gives the box convention (from ``model_type``),
+    ``min_pixels``/``max_pixels`` the resize limits the processor really uses.
+    """
+
+    def __init__(self, model: Any, processor: Any, spec: ModelSpec, device: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.spec = spec
+        self.device = device
+        self.family: Family = family_for_model_type(model.config.model_type)
+        self.revision = _resolve_revision(spec.model, spec.revision)
+        processor.tokenizer.padding_side = "left"
+        self.vision_patches = 0  # vision-encoder patches processed, for benchmarks
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.processor.image_processor.patch_size)
+
+    @property
+    def min_pixels(self) -> int:
+        return int(self.processor.image_processor.size["shortest_edge"])
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.processor.image_processor.size["longest_edge"])
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this model's outputs: for fingerprints and dataset cards."""
+        return {
+            "model_id": self.model_id,
+            "revision": self.revision,
+            "family": self.family,
+            "dtype": str(self.spec.dtype),
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+        }
+
+    def frames(self, images: list[Any]) -> list[Frame | None]:
+        """The frame each image is seen in, from the image processor's ``image_grid_thw``."""
+        present = [im for im in images if im is not None]
+        if not present:
+            return [None] * len(images)
+        grid = self.processor.image_processor(images=present, return_tensors="pt")["image_grid_thw"]
+        return self._frames_from_grid(images, grid.tolist())
+
+    def _frames_from_grid(self, images: list[Any], grid: list[list[int]]) -> list[Frame | None]:
+        it = iter(grid)
+        return [
+            None
+            if im is None
+            else Frame.from_grid_thw(im.width, im.height, next(it), patch_size=self.patch_size)
+            for im in images
+        ]
+
+    def _prompt_texts(self, requests: list[Request]) -> list[str]:
+        return [
+            self.processor.apply_chat_template(
+                r.messages(), tokenize=False, add_generation_prompt=True
+            )
+            for r in requests
+        ]
+
+    def _generate_chunk(
+        self, requests: list[Request], settings: GenerationSettings
+    ) -> list[Generation]:
+        import torch
+
+        images = [r.image for r in requests]
+        present = [im for im in images if im is not None]
+        inputs = self.processor(
+            text=self._prompt_texts(requests),
+            images=present or None,
+            padding=True,
+            return_tensors="pt",
+        )
+        grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
+        frames = self._frames_from_grid(images, grid)
+        self.vision_patches += int(sum(t * h * w for t, h, w in grid))
+        inputs = inputs.to(self.device)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": settings.do_sample,
+        }
+        if settings.do_sample:
+            gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+            torch.manual_seed(settings.seed)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **gen_kwargs)
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [Generation(text=t, frame=f) for t, f in zip(texts, frames, strict=True)]
+
+    def generate(
+        self,
+        requests: list[Request],
+        settings: GenerationSettings | None = None,
+        *,
+        batch_size: int = 8,
+    ) -> list[Generation]:
+        """Answer ``requests`` in batches of ``batch_size``; one result per request, in order.
+
+        A batch that fails is retried one request at a time, so one bad request only costs itself:
+        its :class:`Generation` carries ``error`` and an empty text.
+        """
+        settings = settings or GenerationSettings()
+        results: list[Generation] = []
+        for start in range(0, len(requests), max(1, batch_size)):
+            chunk = requests[start : start + batch_size]
+            try:
+                results.extend(self._generate_chunk(chunk, settings))
+            except Exception as exc:  # noqa: BLE001 - isolate the failing request below
+                if len(chunk) == 1:
+                    logger.warning("generation failed: %s", exc)
+                    results.append(Generation("", None, error=f"{type(exc).__name__}: {exc}"))
+                else:
+                    results.extend(self.generate(chunk, settings, batch_size=1))
+        return results
+
+    def __repr__(self) -> str:
+        return f"VLM({self.model_id!r}, family={self.family!r}, device={self.device!r})"
+
+
+_CACHE: dict[tuple[ModelSpec, str], VLM] = {}
+
+
+def _key(spec: ModelSpec, device: str) -> tuple[ModelSpec, str]:
+    return (spec, device)
+
+
+def register_vlm(vlm: Any) -> ModelSpec:
+    """Make an already loaded VLM (or a stand-in with ``spec``) the one stages of this process use."""
+    _CACHE[_key(vlm.spec, vlm.spec.device or "auto")] = vlm
+    return vlm.spec
+
+
+def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
+    """The per-process cached model for ``spec`` (loaded on first use; device from ``rank``)."""
+    for device in (spec.device or "auto", _default_device(rank) if spec.device is None else None):
+        if device is not None and _key(spec, device) in _CACHE:
+            return _CACHE[_key(spec, device)]
+    device = spec.device or _default_device(rank)
+    vlm = _load(spec, device)
+    _CACHE[_key(spec, device)] = vlm
+    return vlm
+
+
+def _load(spec: ModelSpec, device: str) -> VLM:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    attn = spec.attn_implementation or _default_attn(device)
+    logger.info("loading %s (revision=%s) on %s with %s", spec.model, spec.revision, device, attn)
+    proc_kwargs: dict[str, Any] = {}
+    if spec.min_pixels is not None:
+        proc_kwargs["min_pixels"] = spec.min_pixels
+    if spec.max_pixels is not None:
+        proc_kwargs["max_pixels"] = spec.max_pixels
+    processor = AutoProcessor.from_pretrained(
+        spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **proc_kwargs
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        spec.model,
+        revision=spec.revision,
+        dtype=spec.dtype,
+        attn_implementation=attn,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    model.to(device).eval()
+    return VLM(model, processor, spec, device)
+
+
+def load_vlm(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    trust_remote_code: bool = False,
+) -> VLM:
+    """Load (once per process) a Qwen-VL model and its processor.
+
+    Args:
+        model: Hub id or local folder.
+        revision: branch, tag or commit on the Hub; recorded with the data.
+        dtype: ``"auto"`` (the checkpoint's dtype), or e.g. ``"bfloat16"``.
+        device: ``"cuda:0"``, ``"cpu"``...; default: the first GPU, else the CPU.
+        attn_implementation: default ``flash_attention_2`` when flash-attn imports on CUDA, else ``sdpa``.
+        min_pixels, max_pixels: the processor's resize limits (boxes depend on them).
+
+    Example:
+        >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct", max_pixels=1003520)  # doctest: +SKIP
+    """
+    spec = ModelSpec(
+        model=os.fspath(model),
+        revision=revision,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        trust_remote_code=trust_remote_code,
+    )
+    return get_vlm(spec)
+
+
+def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
+    """The parts of a spec that change outputs (not the device), with the resolved revision."""
+    data = asdict(spec)
+    data.pop("device")
+    data["resolved_revision"] = _resolve_revision(spec.model, spec.revision)
+    return data
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Generation",
+    "GenerationSettings",
+    "ModelSpec",
+    "Request",
+    "VLM",
+    "get_vlm",
+    "load_vlm",
+    "register_vlm",
+    "spec_fingerprint_data",
+]
