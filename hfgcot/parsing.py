@@ -1,0 +1,616 @@
+"""Parsers for the text a Qwen-VL model writes: grounding boxes, GCoT keywords, yes/no answers.
+
+Pure module: standard library only (no torch, transformers or numpy), so it imports anywhere.
+
+Invariant shared by every public function here: **no function raises on any ``str`` input**.
+Model output is untrusted and often malformed (truncated JSON, markdown fences, prose around the
+payload); the parsers recover what they can and return empty results otherwise.
+
+- :func:`parse_grounding` -- boxes from ``{"bbox_2d": [...], "label": ...}`` JSON (Qwen2.5-VL,
+  Qwen3-VL) or from ``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)
+  <|box_end|>`` box tokens (Qwen2-VL), in the model's own coordinate convention.
+- :func:`parse_gcot` -- split a chain-of-thought from its ``Keywords:`` line.
+- :func:`merge_keywords` -- join adjacent keywords that the reasoning writes as one phrase.
+- :func:`inject_groundings` -- write annotations after the first mention of each phrase.
+- :func:`parse_yes_no` -- a yes/no answer as ``True``/``False``/``None``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ParsedBox",
+    "answer_start",
+    "inject_groundings",
+    "merge_keywords",
+    "parse_gcot",
+    "parse_grounding",
+    "parse_yes_no",
+]
+
+_logger = logging.getLogger(__name__)
+
+# Tests set this to True so that a bug inside a parser fails loudly instead of being absorbed by
+# the never-raise safety net below.
+_STRICT = False
+
+
+def _guard(exc: Exception, where: str) -> None:
+    """Log an unexpected parser error (re-raise it in strict/test mode)."""
+    if _STRICT:
+        raise exc
+    _logger.debug("hfgcot.parsing.%s failed on odd input: %r", where, exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Grounding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedBox:
+    """One box as the model wrote it.
+
+    ``box`` holds 4 finite floats in the model's coordinate convention (resized-image pixels for
+    Qwen2.5-VL, 0..1000 for Qwen2-VL/Qwen3-VL), exactly as written: neither clipped nor reordered.
+    Conversion to original pixels lives in :mod:`hfgcot.geometry`.
+
+    >>> ParsedBox("cat", (1.0, 2.0, 3.0, 4.0))
+    ParsedBox(label='cat', box=(1.0, 2.0, 3.0, 4.0))
+    """
+
+    label: str | None
+    box: tuple[float, float, float, float]
+
+
+_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUM_RE = re.compile(_NUM)
+# A key for the box list: "bbox_2d" (Qwen2.5-VL / Qwen3-VL) or "bbox"; quoted or bare.
+_BBOX_KEY_RE = re.compile(r"""(?<![\w"'])(["']?)(?:bbox_2d|bbox)\1\s*:\s*["']?\s*\[""", re.I)
+_LABEL_KEYS = ("label", "name", "phrase", "text")
+_LABEL_KEY_RES = tuple(
+    re.compile(rf"""(?<![\w"'])(["']?){key}\1\s*:\s*""", re.I) for key in _LABEL_KEYS
+)
+_INNER_LIST_RE = re.compile(r"\[([^\[\]]*)\]")
+_REF_RE = re.compile(r"<\|object_ref_start\|>(.*?)<\|object_ref_end\|>", re.S)
+_PAREN_BOX_RE = re.compile(
+    rf"(<\|box_start\|>)?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*"
+    rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*(?:<\|box_end\|>)?"
+)
+_SPECIAL_TOKEN_RE = re.compile(r"<\|[a-z_]+\|>")
+_FENCE_RE = re.compile(r"```[A-Za-z0-9_-]*")
+_TRAILING_AT_RE = re.compile(r"(?:^|\s+)(?:(?:is|are)\s+)?(?:located\s+)?at$", re.I)
+_LABEL_STRIP = " \t\r\n\"'`*_[](){}<>.,;:!?-"
+
+
+def _box_from_numbers(values: Sequence[str]) -> tuple[float, float, float, float] | None:
+    """4 finite floats from 4 numeric strings, else ``None``."""
+    if len(values) != 4:
+        return None
+    out: list[float] = []
+    for value in values:
+        if not _NUM_RE.fullmatch(value):
+            return None
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        out.append(number)
+    return (out[0], out[1], out[2], out[3])
+
+
+def _box_from_list_body(body: str) -> tuple[float, float, float, float] | None:
+    """Parse the inside of ``[x1, y1, x2, y2]``; numbers may be quoted; trailing commas ok."""
+    parts = body.split(",") if "," in body else body.split()
+    values = [part.strip().strip("\"'()").strip() for part in parts]
+    return _box_from_numbers([value for value in values if value])
+
+
+def _matching_bracket(text: str, start: int, end: int) -> int | None:
+    """Index just past the ``]`` closing the ``[`` at ``start`` (searching up to ``end``)."""
+    depth = 0
+    for i in range(start, end):
+        char = text[i]
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _bracket_pairs(text: str, start: int, end: int) -> dict[int, int]:
+    """Map each ``[`` in ``text[start:end]`` to the index just past its ``]`` (if closed)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for i in range(start, end):
+        char = text[i]
+        if char == "[":
+            stack.append(i)
+        elif char == "]" and stack:
+            pairs[stack.pop()] = i + 1
+    return pairs
+
+
+def _read_label_value(text: str, pos: int, end: int) -> str | None:
+    """Read a JSON/Python-literal scalar starting at ``pos``; ``None`` if absent or truncated."""
+    if pos >= end:
+        return None
+    quote = text[pos]
+    if quote in "\"'":
+        i = pos + 1
+        while i < end:
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == quote:
+                break
+            i += 1
+        else:
+            return None  # unterminated string: the output was cut here
+        literal = text[pos : i + 1]
+        raw = literal[1:-1]
+        value: object = raw
+        try:
+            value = json.loads(literal) if quote == '"' else ast.literal_eval(literal)
+        except Exception:  # malformed escapes: keep the raw text
+            value = raw
+        label = value.strip() if isinstance(value, str) else raw.strip()
+        return label or None
+    match = re.match(r"[^,}\]\n]*", text[pos:end])
+    bare = match.group(0).strip() if match else ""
+    if not bare or bare.lower() in ("null", "none"):
+        return None
+    return bare
+
+
+def _find_label(text: str, start: int, end: int, last: bool) -> str | None:
+    """The label in ``text[start:end]``: by key priority, first (or last) occurrence."""
+    for key_re in _LABEL_KEY_RES:
+        matches = list(key_re.finditer(text, start, end))
+        if matches:
+            match = matches[-1] if last else matches[0]
+            return _read_label_value(text, match.end(), end)
+    return None
+
+
+def _object_chunks(text: str) -> list[tuple[int, int]]:
+    """Spans of text between braces; braces inside quoted strings of an object do not count.
+
+    Qwen's grounding objects are flat, so each object body is one span (the text between objects
+    makes spans too). A string ends at its closing quote or, if truncated/malformed, at a newline.
+    """
+    chunks: list[tuple[int, int]] = []
+    start, i, n = 0, 0, len(text)
+    inside, quote = False, ""
+    while i < n:
+        char = text[i]
+        if quote:
+            if char == "\\":
+                i += 2
+                continue
+            if char == quote or char == "\n":
+                quote = ""
+        elif char == "{" or char == "}":
+            if i > start:
+                chunks.append((start, i))
+            start, inside = i + 1, char == "{"
+        elif inside and char in "\"'":
+            quote = char
+        i += 1
+    if n > start:
+        chunks.append((start, n))
+    return chunks
+
+
+def _json_boxes(text: str) -> tuple[list[tuple[int, ParsedBox]], list[tuple[int, int]]]:
+    """Boxes from ``bbox_2d`` keys, with their positions, and the spans of their list values."""
+    found: list[tuple[int, ParsedBox]] = []
+    spans: list[tuple[int, int]] = []
+    # Working per object body (instead of json.loads) recovers truncated output, python-literal
+    # quotes and prose around the payload.
+    for c_start, c_end in _object_chunks(text):
+        entries: list[tuple[int, int, int]] = []  # (key start, list start, list end)
+        pairs: dict[int, int] | None = None
+        for key in _BBOX_KEY_RE.finditer(text, c_start, c_end):
+            if pairs is None:
+                pairs = _bracket_pairs(text, c_start, c_end)
+            list_start = key.end() - 1
+            list_end = pairs.get(list_start)
+            if list_end is not None:
+                entries.append((key.start(), list_start, list_end))
+        if not entries:
+            continue
+        first_label = min(
+            (m.start() for r in _LABEL_KEY_RES if (m := r.search(text, c_start, c_end))),
+            default=None,
+        )
+        label_first = first_label is not None and first_label < entries[0][0]
+        for idx, (key_start, list_start, list_end) in enumerate(entries):
+            if len(entries) == 1:
+                label = _find_label(text, c_start, c_end, last=False)
+            elif label_first:
+                lo = entries[idx - 1][2] if idx else c_start
+                label = _find_label(text, lo, key_start, last=True)
+            else:
+                hi = entries[idx + 1][0] if idx + 1 < len(entries) else c_end
+                label = _find_label(text, list_end, hi, last=False)
+            spans.append((list_start, list_end))
+            for inner in _INNER_LIST_RE.finditer(text, list_start, list_end):
+                box = _box_from_list_body(inner.group(1))
+                if box is not None:
+                    found.append((key_start, ParsedBox(label, box)))
+    return found, spans
+
+
+def _paren_label(text: str, start: int, end: int) -> str | None:
+    """Label of a stripped Qwen2-VL box ``cat(10,20),(30,40)``: the words just before it."""
+    segment = _SPECIAL_TOKEN_RE.sub("", text[start:end])
+    segment = _FENCE_RE.sub("", segment)
+    segment = re.split(r"[\n;:,!?]|\.\s", segment)[-1]
+    label = " ".join(segment.split()).strip(_LABEL_STRIP)
+    label = _TRAILING_AT_RE.sub("", label).strip(_LABEL_STRIP)
+    return label or None
+
+
+def _paren_boxes(text: str, skip: list[tuple[int, int]]) -> list[tuple[int, ParsedBox]]:
+    """Boxes in Qwen2-VL's ``(x1,y1),(x2,y2)`` form, with or without its special tokens."""
+    refs = [(m.end(), m.group(1).strip() or None) for m in _REF_RE.finditer(text)]
+    found: list[tuple[int, ParsedBox]] = []
+    previous_end = 0
+    for match in _PAREN_BOX_RE.finditer(text):
+        start, end = match.span()
+        if any(start < s_end and s_start < end for s_start, s_end in skip):
+            continue
+        box = _box_from_numbers(match.groups()[1:])
+        if box is not None:
+            if refs:
+                before = [label for ref_end, label in refs if ref_end <= start]
+                label = before[-1] if before else None
+            else:
+                label = _paren_label(text, previous_end, start)
+            found.append((start, ParsedBox(label, box)))
+        previous_end = end
+    return found
+
+
+def _bare_boxes(text: str) -> list[ParsedBox]:
+    """Fallback: the whole output is ``[x1, y1, x2, y2]`` or a list of such lists."""
+    body = _FENCE_RE.sub("", text).strip()
+    if not body.startswith("[") or _matching_bracket(body, 0, len(body)) != len(body):
+        return []
+    boxes = (_box_from_list_body(m.group(1)) for m in _INNER_LIST_RE.finditer(body))
+    return [ParsedBox(None, box) for box in boxes if box is not None]
+
+
+def parse_grounding(text: str) -> list[ParsedBox]:
+    """Every box in a grounding answer, in order of appearance, exact duplicates dropped.
+
+    Understands Qwen2.5-VL/Qwen3-VL JSON (one object or a list, in or out of ```json fences,
+    with prose around it, python-literal quotes, numbers as strings, a truncated tail, label under
+    ``label``/``name``/``phrase``/``text``, nested ``[[...], [...]]`` lists as several boxes) and
+    Qwen2-VL's ``(x1,y1),(x2,y2)`` form with or without its box/object-ref tokens. Boxes whose
+    list has not exactly 4 finite numbers are skipped. Never raises.
+
+    >>> parse_grounding('```json\\n[{"bbox_2d": [10, 20, 300, 400], "label": "cat"}]\\n```')
+    [ParsedBox(label='cat', box=(10.0, 20.0, 300.0, 400.0))]
+    >>> parse_grounding("{'bbox_2d': ['1', '2', '3', '4'], 'label': 'dog'}, {'bbox_2d': [5, 6")
+    [ParsedBox(label='dog', box=(1.0, 2.0, 3.0, 4.0))]
+    >>> parse_grounding("<|object_ref_start|>cat<|object_ref_end|><|box_start|>(1,2),(3,4)<|box_end|>")
+    [ParsedBox(label='cat', box=(1.0, 2.0, 3.0, 4.0))]
+    >>> parse_grounding("no boxes here")
+    []
+    """
+    try:
+        if not isinstance(text, str):
+            return []
+        json_found, spans = _json_boxes(text)
+        found = sorted(json_found + _paren_boxes(text, spans), key=lambda item: item[0])
+        boxes = [box for _, box in found] or _bare_boxes(text)
+        return list(dict.fromkeys(boxes))
+    except Exception as exc:  # a parser of model output must never take a stage down
+        _guard(exc, "parse_grounding")
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# GCoT keywords
+# --------------------------------------------------------------------------------------------
+
+_KEYWORD_WORD_RE = re.compile(r"(?<!\w)key[ \t]?words?(?!\w)", re.I)
+_MD = r"(?:\*\*|__|\*|_)?"
+_AFTER_KEYWORD_RE = re.compile(
+    rf"[ \t]*{_MD}[ \t]*(?P<sep>:|-|–|—)?[ \t]*{_MD}(?P<rest>[^\n]*)", re.I
+)
+_LINE_MARKER_RE = re.compile(r"^\s*(?:#{1,6}|>|[-*+•]|\d{1,3}[.)])?\s*")
+_HEADER_PREFIX_WORDS = {"", "extracted", "visual", "relevant", "final", "object", "image", "the"}
+_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(?P<item>\S.*)$")
+_FIELD_LINE_RE = re.compile(r"^\s*(?:\*\*|__)?\s*[A-Za-z][A-Za-z ]{0,30}(?:\*\*|__)?\s*:")
+_SENTENCE_END_RE = re.compile(r"[.!?](?:\s+|$)")
+_KEYWORD_SPLIT_RE = re.compile(r"[,;|\n]")
+_KEYWORD_STRIP = " \t\r\n\"'`*_[](){}<>.,;:!?-–—#•“”‘’"
+_NO_KEYWORDS = {"none", "n/a", "null", "nothing"}
+_MAX_ITEM_WORDS = 8
+
+
+def _clean_keyword(item: str) -> str:
+    item = re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", item)
+    item = item.replace("**", "").replace("`", "")
+    return " ".join(item.split()).strip(_KEYWORD_STRIP).strip()
+
+
+def _looks_like_sentence(line: str) -> bool:
+    words = line.split()
+    return len(words) >= 4 and line.rstrip().endswith((".", "!", "?"))
+
+
+def _keyword_header(text: str) -> tuple[int, int, str] | None:
+    """(section start, header line end, text after the separator) of the last keyword header."""
+    for match in reversed(list(_KEYWORD_WORD_RE.finditer(text))):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        prefix = text[line_start : match.start()]
+        after = _AFTER_KEYWORD_RE.match(text, match.end())
+        if after is None:  # pragma: no cover - the pattern always matches
+            continue
+        sep, rest = after.group("sep"), after.group("rest")
+        core = _LINE_MARKER_RE.sub("", prefix).replace("*", "").replace("_", "").strip()
+        at_line_start = core.lower() in _HEADER_PREFIX_WORDS
+        if sep == ":" or (at_line_start and (sep is not None or not rest.strip(" \t\r*_#"))):
+            marker = _LINE_MARKER_RE.match(prefix)
+            skip = marker.end() if marker else 0
+            ends = [m.end() for m in _SENTENCE_END_RE.finditer(prefix, skip)]
+            start = line_start + ends[-1] if ends and not at_line_start else line_start
+            return start, after.end(), rest
+    return None
+
+
+def _keyword_section(text: str) -> tuple[int, int, str] | None:
+    """(start, end, content) of the keyword section: header line plus continuation lines."""
+    header = _keyword_header(text)
+    if header is None:
+        return None
+    start, end, rest = header
+    parts = [rest]
+    rest_core = rest.strip(" \t\r*_#")
+    block_mode = rest_core in ("", "[", "(", "{")
+    seen_item = bool(rest_core) and not block_mode
+    pos = end
+    while pos < len(text):
+        next_nl = text.find("\n", pos + 1)
+        line_end = len(text) if next_nl == -1 else next_nl
+        line = text[pos + 1 : line_end]  # text[pos] is the newline ending the previous line
+        stripped = line.strip()
+        if block_mode:
+            if not stripped:
+                if seen_item:
+                    break
+            elif re.fullmatch(r"[\[\](){}]+,?", stripped):
+                pass
+            elif (
+                _FIELD_LINE_RE.match(line)
+                or _looks_like_sentence(stripped)
+                or any(
+                    len(item.split()) > _MAX_ITEM_WORDS for item in _KEYWORD_SPLIT_RE.split(line)
+                )
+            ):
+                break
+            else:
+                seen_item = True
+        else:
+            item = _LIST_ITEM_RE.match(line)
+            if item is None or len(item.group("item").split()) > _MAX_ITEM_WORDS:
+                break
+        parts.append(line)
+        end = line_end
+        pos = line_end
+    return start, end, "\n".join(parts)
+
+
+def _split_keywords(content: str) -> list[str]:
+    body = content.strip().replace("**", "")
+    if len(body) >= 2 and body[0] + body[-1] in ("[]", "()", "{}"):
+        body = body[1:-1]
+    keywords: list[str] = []
+    seen: set[str] = set()
+    for raw in _KEYWORD_SPLIT_RE.split(body):
+        keyword = _clean_keyword(raw)
+        key = keyword.casefold()
+        if keyword and key not in seen and key not in _NO_KEYWORDS:
+            seen.add(key)
+            keywords.append(keyword)
+    return keywords
+
+
+def parse_gcot(text: str) -> tuple[str, list[str]]:
+    """Split GCoT output into ``(cleaned_cot, keywords)``.
+
+    The last keyword header wins: ``Keywords: a, b``, ``**Keywords:** a; b``, ``Keywords - a``,
+    ``keywords: [a, b]``, or a ``Keywords:`` line followed by a bulleted/numbered list. The
+    keyword section is cut out of the text (lines after it, such as ``Answer:``, stay).
+    Keywords are cleaned of quotes, brackets and markdown, whitespace-collapsed, deduplicated
+    case-insensitively (first spelling kept); ``none``/``n/a`` mean no keyword. Never raises.
+
+    >>> parse_gcot("1. A red car is parked.\\n2. So yes.\\n**Keywords:** red car; Tree, tree")
+    ('1. A red car is parked.\\n2. So yes.', ['red car', 'Tree'])
+    >>> parse_gcot("Step 1. Look.\\nKeywords:\\n- cat\\n- dog\\n\\nAnswer: yes")
+    ('Step 1. Look.\\nAnswer: yes', ['cat', 'dog'])
+    >>> parse_gcot("no header here ")
+    ('no header here', [])
+    """
+    try:
+        if not isinstance(text, str):
+            return "", []
+        section = _keyword_section(text)
+        if section is None:
+            return text.strip(), []
+        start, end, content = section
+        before, after = text[:start].rstrip(), text[end:].strip()
+        cleaned = f"{before}\n{after}" if before and after else before or after
+        return cleaned.strip(), _split_keywords(content)
+    except Exception as exc:  # never take a stage down on odd model output
+        _guard(exc, "parse_gcot")
+        return (text.strip() if isinstance(text, str) else ""), []
+
+
+# --------------------------------------------------------------------------------------------
+# Keyword merging and injection
+# --------------------------------------------------------------------------------------------
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """Case-insensitive pattern for ``phrase`` on word boundaries, any whitespace between words."""
+    body = r"\s+".join(re.escape(word) for word in phrase.split())
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.I)
+
+
+def merge_keywords(keywords: list[str], reasoning: str, max_join: int = 3) -> list[str]:
+    """Merge adjacent keywords that the reasoning writes as one phrase.
+
+    Scanning left to right, at each keyword try the longest run of up to ``max_join`` adjacent
+    keywords whose space-joined phrase occurs in ``reasoning`` (case-insensitive, on word
+    boundaries, any whitespace between words); take it, else keep the keyword alone. The result
+    is deduplicated case-insensitively (first spelling kept). Never raises.
+
+    >>> merge_keywords(["red", "car", "tree"], "The red car is parked near a tree")
+    ['red car', 'tree']
+    >>> merge_keywords(["big", "red", "car"], "a big red car", max_join=2)
+    ['big red', 'car']
+    """
+    try:
+        words = [" ".join(str(k).split()) for k in keywords if isinstance(k, str)]
+        words = [w for w in words if w]
+        reasoning = reasoning if isinstance(reasoning, str) else ""
+        max_join = max(1, int(max_join))
+        merged: list[str] = []
+        i = 0
+        while i < len(words):
+            take = 1
+            for n in range(min(max_join, len(words) - i), 1, -1):
+                if _phrase_pattern(" ".join(words[i : i + n])).search(reasoning):
+                    take = n
+                    break
+            merged.append(" ".join(words[i : i + take]))
+            i += take
+        seen: set[str] = set()
+        result: list[str] = []
+        for phrase in merged:
+            if phrase.casefold() not in seen:
+                seen.add(phrase.casefold())
+                result.append(phrase)
+        return result
+    except Exception as exc:  # never take a stage down on odd model output
+        _guard(exc, "merge_keywords")
+        return []
+
+
+_ANSWER_LINE_RE = re.compile(
+    r"^[ \t]*(?:\*\*|__)?[ \t]*(?:final[ \t]+)?answer[ \t]*(?:\*\*|__)?[ \t]*:", re.I | re.M
+)
+
+
+def answer_start(text: str) -> int:
+    """Start of the protected final-answer part: the last line opening with ``Answer:``.
+
+    Optional markdown bold and a ``Final`` prefix are allowed. ``len(text)`` when there is none.
+
+    >>> answer_start("1. Look.\\n**Answer:** yes")
+    9
+    >>> answer_start("no answer line")
+    14
+    """
+    matches = list(_ANSWER_LINE_RE.finditer(text))
+    return matches[-1].start() if matches else len(text)
+
+
+def inject_groundings(text: str, annotations: Sequence[tuple[str, str]]) -> str:
+    """Insert ``" " + annotation`` right after the first free mention of each phrase.
+
+    Phrases are processed longest first (ties keep the given order), matched case-insensitively
+    on word boundaries. A mention is free when it lies before the final ``Answer:`` line (see
+    :func:`answer_start`) and does not overlap a mention already claimed by another phrase, so
+    after ``"red car"`` is annotated a later ``"car"`` needs a mention of its own. Pairs with the
+    same phrase (case-insensitive) are written together at one mention, in the given order.
+    Phrases not found and empty phrases/annotations are skipped. Only the annotation strings are
+    added: removing them gives back ``text``. Never raises.
+
+    >>> inject_groundings("A red car near a car.\\nAnswer: car", [("car", "[9]"), ("red car", "[1]")])
+    'A red car [1] near a car [9].\\nAnswer: car'
+    """
+    try:
+        if not isinstance(text, str):
+            return text
+        groups: dict[str, tuple[str, list[str]]] = {}
+        for pair in annotations:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                continue
+            phrase, annotation = pair
+            if not isinstance(phrase, str) or not isinstance(annotation, str):
+                continue
+            key = " ".join(phrase.split()).casefold()
+            if not key or not annotation.strip():
+                continue
+            groups.setdefault(key, (" ".join(phrase.split()), []))[1].append(annotation)
+        limit = answer_start(text)
+        claimed: list[tuple[int, int]] = []
+        inserts: list[tuple[int, int, str]] = []
+        ordered = sorted(groups.values(), key=lambda group: -len(group[0]))
+        for order, (phrase, notes) in enumerate(ordered):
+            pattern = _phrase_pattern(phrase)
+            pos = 0
+            while (match := pattern.search(text, pos, limit)) is not None:
+                start, end = match.span()
+                if any(start < c_end and c_start < end for c_start, c_end in claimed):
+                    pos = start + 1
+                    continue
+                claimed.append((start, end))
+                inserts.append((end, order, " " + " ".join(notes)))
+                break
+        out: list[str] = []
+        previous = 0
+        for end, _, insertion in sorted(inserts):
+            out.append(text[previous:end])
+            out.append(insertion)
+            previous = end
+        out.append(text[previous:])
+        return "".join(out)
+    except Exception as exc:  # fall back to the untouched text
+        _guard(exc, "inject_groundings")
+        return text
+
+
+# --------------------------------------------------------------------------------------------
+# Yes / no
+# --------------------------------------------------------------------------------------------
+
+_YES_NO_RE = re.compile(r"(?<![\w'-])(yes|yeah|yep|yup|no|nope)(?![\w'-])", re.I)
+_ANSWER_MARK_RE = re.compile(r"(?<!\w)answer\s*(?:\*\*|__)?\s*:", re.I)
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """``True``/``False`` for a yes/no answer, ``None`` when undecidable.
+
+    Takes the first standalone yes/no word (``yes``/``yeah``/``yep``/``yup``,
+    ``no``/``nope``), looking after the last ``Answer:`` marker first. Never raises.
+
+    >>> [parse_yes_no(t) for t in ["Yes.", "NO", "The answer is no", "Answer: Yes", "maybe"]]
+    [True, False, False, True, None]
+    """
+    try:
+        if not isinstance(text, str):
+            return None
+        marks = list(_ANSWER_MARK_RE.finditer(text))
+        for start in ([marks[-1].end()] if marks else []) + [0]:
+            match = _YES_NO_RE.search(text, start)
+            if match:
+                return match.group(1).lower() not in ("no", "nope")
+        return None
+    except Exception as exc:  # never take a stage down on odd model output
+        _guard(exc, "parse_yes_no")
+        return None

@@ -1,0 +1,42 @@
+"""Shared fixtures: everything offline, one tiny Qwen2.5-VL built per test session."""
+
+from __future__ import annotations
+
+import io
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Qwen2.5-VL saved to a folder (built once per session, offline)."""
+    from hfgcot.testing import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen2_5_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tiny_vlm_path: str):
+    """The tiny model loaded through the public path (cached per process by ``load_vlm``)."""
+    from hfgcot import load_vlm
+
+    return load_vlm(tiny_vlm_path)
+
+
+def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+
+
+def png_bytes(image: Image.Image) -> dict:
+    """A datasets ``Image`` storage dict holding ``image`` as PNG."""
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return {"bytes": buf.getvalue(), "path": None}

@@ -1,0 +1,88 @@
+"""The engine on the tiny offline model: loading path, frames, batch invariance."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import random_image
+from transformers import AutoProcessor, Qwen2_5_VLProcessor
+
+from hfgcot import load_vlm
+from hfgcot.geometry import Frame
+from hfgcot.vlm import GenerationSettings, ModelSpec, Request, get_vlm
+
+pytestmark = pytest.mark.model
+
+SIZES = [(64, 64), (100, 50), (300, 200), (40, 120), (224, 224), (57, 91), (500, 30), (80, 80)]
+
+
+def test_tiny_model_loads_as_stock_processor(tiny_vlm_path):
+    processor = AutoProcessor.from_pretrained(tiny_vlm_path)
+    assert isinstance(processor, Qwen2_5_VLProcessor)
+    text = processor.apply_chat_template(
+        Request(random_image(32, 32), "hi").messages(), tokenize=False, add_generation_prompt=True
+    )
+    assert "<|vision_start|><|image_pad|><|vision_end|>hi<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_load_vlm_facts(tiny_vlm, tiny_vlm_path):
+    assert tiny_vlm.family == "qwen2_5_vl"
+    assert tiny_vlm.processor.tokenizer.padding_side == "left"
+    assert tiny_vlm.model.config._attn_implementation == "sdpa"
+    assert tiny_vlm.identity()["revision"].startswith("local:")
+    # cached per process: the same object comes back
+    assert load_vlm(tiny_vlm_path) is tiny_vlm
+
+
+def test_min_max_pixels_reach_the_processor(tiny_vlm_path):
+    vlm = get_vlm(ModelSpec(model=tiny_vlm_path, min_pixels=28 * 28, max_pixels=28 * 28 * 16))
+    assert (vlm.min_pixels, vlm.max_pixels) == (28 * 28, 28 * 28 * 16)
+    [frame] = vlm.frames([random_image(300, 200)])
+    assert frame == Frame.for_image(300, 200, min_pixels=28 * 28, max_pixels=28 * 28 * 16)
+
+
+def test_frames_match_processor_grid(tiny_vlm):
+    images = [random_image(w, h, seed=i) for i, (w, h) in enumerate(SIZES)]
+    frames = tiny_vlm.frames(images)
+    for (w, h), frame in zip(SIZES, frames, strict=True):
+        expected = Frame.for_image(
+            w, h, min_pixels=tiny_vlm.min_pixels, max_pixels=tiny_vlm.max_pixels
+        )
+        assert frame == expected
+
+
+def test_batched_greedy_equals_one_by_one(tiny_vlm):
+    images = [random_image(w, h, seed=i) for i, (w, h) in enumerate(SIZES)]
+    prompts = [f"Describe image {i}" + " in detail" * (i % 3) for i in range(len(SIZES))]
+    requests = [Request(im, p) for im, p in zip(images, prompts, strict=True)]
+    settings = GenerationSettings(max_new_tokens=12)
+    batched = tiny_vlm.generate(requests, settings, batch_size=8)
+    single = [tiny_vlm.generate([r], settings, batch_size=1)[0] for r in requests]
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert [b.frame for b in batched] == [s.frame for s in single]
+    assert any(b.text for b in batched)
+
+
+def test_text_only_and_mixed_requests(tiny_vlm):
+    requests = [Request(None, "Hello"), Request(random_image(60, 60), "Hi"), Request(None, "Yo")]
+    out = tiny_vlm.generate(requests, GenerationSettings(max_new_tokens=4), batch_size=3)
+    assert [o.frame is None for o in out] == [True, False, True]
+    assert all(o.error is None for o in out)
+
+
+def test_failing_request_is_isolated(tiny_vlm):
+    """A request the processor rejects costs only itself: the rest of the batch still runs."""
+    bad = Request(random_image(64, 64), "x")
+    bad.image = "not an image"
+    good = Request(random_image(64, 64), "Describe")
+    out = tiny_vlm.generate([good, bad, good], GenerationSettings(max_new_tokens=4), batch_size=3)
+    assert out[1].error and not out[1].text
+    assert out[0].error is None and out[2].error is None
+    assert out[0].text == out[2].text
+
+
+def test_generation_settings_validate():
+    with pytest.raises(ValueError):
+        GenerationSettings(max_new_tokens=0)
+    with pytest.raises(ValueError):
+        GenerationSettings(do_sample=True, temperature=0)
