@@ -60,7 +60,9 @@ def test_gcot_columns_and_pixel_boxes(tiny_vlm):
         assert row["raw_cot_output"] == COT
         assert row["extracted_keywords"] == ["red ball", "blue box"]
         assert "Keywords" not in row["cleaned_cot"]
-        frame = Frame.for_image(w, h, min_pixels=tiny_vlm.min_pixels, max_pixels=tiny_vlm.max_pixels)
+        frame = Frame.for_image(
+            w, h, min_pixels=tiny_vlm.min_pixels, max_pixels=tiny_vlm.max_pixels
+        )
         expected = frame.box_to_pixels(MODEL_BOX, "qwen2_5_vl")
         # one box per phrase: the zero-area box is dropped, the keyword "ball" alone was merged
         assert [g["phrase"] for g in row["groundings"]] == ["red ball", "blue box"]
@@ -88,8 +90,9 @@ def test_box_spaces(tiny_vlm):
     assert "red ball [10, 20, 100, 150]" in model
     norm = add_gcot(ds, fake, box_space="normalized")[0]
     b = norm["groundings"][0]["bbox"]
-    assert f"red ball [{b[0] / 300:.3f}, {b[1] / 200:.3f}, {b[2] / 300:.3f}, {b[3] / 200:.3f}]" in (
-        norm["gcot"]
+    assert (
+        f"red ball [{b[0] / 300:.3f}, {b[1] / 200:.3f}, {b[2] / 300:.3f}, {b[3] / 200:.3f}]"
+        in (norm["gcot"])
     )
     with pytest.raises(ValueError, match="box_space"):
         GCoTConfig(box_space="percent")
