@@ -5,14 +5,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from datasets import Dataset, Features, Image
+from datasets.utils.logging import (
+    disable_progress_bar,
+    enable_progress_bar,
+    is_progress_bar_enabled,
+)
 
-from hfgcot.stages.base import OK, Stage
+from hfgcot.checkpoint import run_resumable
+from hfgcot.stages.base import OK, Stage, stable_hash
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,40 @@ def restore_feature(dataset: Dataset, column: str, feature: Any) -> Dataset:
     return dataset
 
 
+@contextlib.contextmanager
+def _spawn_workers(num_proc: int | None) -> Iterator[None]:
+    """Use the ``spawn`` start method for ``map`` workers while the block runs.
+
+    ``fork`` after torch started its threads can hang in the child's first torch op, and fork +
+    CUDA fails; ``spawn`` starts clean interpreters (about 10 s each) that load their own model.
+    """
+    if not num_proc or num_proc < 2:
+        yield
+        return
+    import multiprocess
+
+    previous = multiprocess.get_start_method(allow_none=True)
+    multiprocess.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocess.set_start_method(previous, force=True)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[None]:
+    """Progress bars (``tqdm.auto`` via datasets) unless ``HFGCOT_QUIET`` is set."""
+    quiet = os.environ.get("HFGCOT_QUIET", "").lower() not in ("", "0", "false")
+    was_enabled = is_progress_bar_enabled()
+    if quiet and was_enabled:
+        disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            enable_progress_bar()
+
+
 def apply_stage(
     dataset: Dataset,
     stage: Stage,
@@ -53,18 +95,23 @@ def apply_stage(
     """
     features = Features({**dataset.features, **stage.features()})
     n_in = len(dataset)
-    out = dataset.map(
-        stage,
-        batched=True,
-        batch_size=batch_size,
-        with_rank=True,
-        num_proc=num_proc,
-        features=features,
-        new_fingerprint=stage.new_fingerprint(dataset._fingerprint),
-        desc=desc or f"hfgcot {stage.name}",
-    )
+    num_proc = num_proc if num_proc and num_proc > 1 and n_in > 1 else None
+    with _spawn_workers(num_proc), _progress():
+        out = dataset.map(
+            stage,
+            batched=True,
+            batch_size=batch_size,
+            with_rank=True,
+            num_proc=num_proc,
+            features=features,
+            new_fingerprint=stage.new_fingerprint(dataset._fingerprint),
+            desc=desc or f"hfgcot {stage.name}",
+        )
     if len(out) != n_in:  # pragma: no cover - a stage bug, never expected
         raise RuntimeError(f"stage {stage.name} changed the number of rows: {n_in} -> {len(out)}")
+    status = stage.status_column
+    if status and status in out.column_names:
+        log_summary(out, status, stage.name)
     return out
 
 
@@ -78,6 +125,44 @@ def run_stages(
     for stage in stages:
         dataset = apply_stage(dataset, stage, batch_size=batch_size, num_proc=num_proc)
     return dataset
+
+
+def run_pipeline(
+    dataset: Dataset,
+    stages: Sequence[Stage],
+    *,
+    image_column: str = "image",
+    batch_size: int = 8,
+    num_proc: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 1000,
+) -> Dataset:
+    """Run ``stages`` in order over ``dataset``: the common driver of every pipeline.
+
+    - the image column is read undecoded (stages decode and write a status for bad images) and
+      its feature is restored at the end;
+    - ``num_proc`` > 1: ``map`` workers started with ``spawn``, one model per rank
+      (``cuda:{rank % n_gpus}`` on GPUs);
+    - ``checkpoint_dir``: the run is cut into shards of ``shard_size`` rows, each saved with a
+      completion marker, so a rerun after a crash only computes unfinished shards.
+    """
+    ds, feature = undecoded(dataset, image_column)
+
+    def run_shard(part: Dataset) -> Dataset:
+        return run_stages(part, stages, batch_size=batch_size, num_proc=num_proc)
+
+    if checkpoint_dir is None:
+        out = run_shard(ds)
+    else:
+        fingerprint = stable_hash([ds._fingerprint, [s.fingerprint for s in stages], shard_size])
+        out = run_resumable(
+            ds,
+            run_shard,
+            checkpoint_dir=checkpoint_dir,
+            shard_size=shard_size,
+            fingerprint=fingerprint,
+        )
+    return restore_feature(out, image_column, feature)
 
 
 def status_summary(dataset: Dataset, status_column: str) -> dict[str, int]:

@@ -43,6 +43,7 @@ class Stage:
     """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``."""
 
     name: ClassVar[str] = "stage"
+    status_column: ClassVar[str | None] = None
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         raise NotImplementedError

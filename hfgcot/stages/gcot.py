@@ -24,7 +24,8 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.runner import apply_stage, log_summary, restore_feature, undecoded
+from hfgcot.provenance import record_provenance
+from hfgcot.runner import log_summary, run_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, register_vlm
 
@@ -60,6 +61,7 @@ class ReasoningStage(ModelStage):
     """Stage 1: ``raw_cot_output`` and ``gcot_status`` for every row."""
 
     name = "gcot_reasoning"
+    status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
     answer_column: str = "answer"
@@ -97,6 +99,7 @@ class ParseStage(Stage):
     """Stage 2: ``cleaned_cot`` and ``extracted_keywords`` (adjacent keywords merged)."""
 
     name = "gcot_parse"
+    status_column = STATUS
     merge_max: int = 3
 
     def features(self) -> Features:
@@ -138,6 +141,7 @@ class GroundingStage(ModelStage):
     """Stage 3: every distinct keyword of a row grounded once; ``groundings`` in original pixels."""
 
     name = "gcot_grounding"
+    status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"
     max_keywords: int = 16
@@ -329,6 +333,8 @@ def add_gcot(
     box_space: BoxSpace = "pixels",
     max_keywords: int = 16,
     num_proc: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 1000,
     revision: str | None = None,
     dtype: str = "auto",
     device: str | None = None,
@@ -348,6 +354,9 @@ def add_gcot(
         model: Hub id, local folder, or a VLM from :func:`hfgcot.load_vlm`.
         box_space: how boxes are written into ``gcot``: ``"pixels"`` (original image),
             ``"model"`` (as the model wrote them) or ``"normalized"`` (0..1).
+        num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
+        checkpoint_dir: resume after a crash: the run is saved in shards of ``shard_size`` rows
+            with completion markers; a rerun with the same arguments skips finished shards.
         config: a :class:`GCoTConfig`; when given, it replaces the keyword settings above.
 
     Returns:
@@ -388,12 +397,26 @@ def add_gcot(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
-    ds, image_feature = undecoded(dataset, config.image_column)
-    for stage in gcot_stages(config, spec):
-        ds = apply_stage(ds, stage, batch_size=config.batch_size, num_proc=config.num_proc)
-    ds = restore_feature(ds, config.image_column, image_feature)
+    ds = run_pipeline(
+        dataset,
+        gcot_stages(config, spec),
+        image_column=config.image_column,
+        batch_size=config.batch_size,
+        num_proc=config.num_proc,
+        checkpoint_dir=checkpoint_dir,
+        shard_size=shard_size,
+    )
     log_summary(ds, STATUS, "gcot")
-    return ds
+    return record_provenance(
+        ds,
+        "gcot",
+        config=config,
+        spec=spec,
+        stages=gcot_stages(config, spec),
+        status_column=STATUS,
+        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
+        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+    )
 
 
 __all__ = [
