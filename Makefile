@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hfgcot-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+LINT_PATHS := $(wildcard hfgcot tests examples benchmarks)
 
 .PHONY: install demo test lint format clean bench
 
@@ -22,17 +23,17 @@ demo: $(STAMP)
 	$(VENV)/bin/hfgcot demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check hfgcot tests examples benchmarks
-	$(VENV)/bin/ruff format --check hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hfgcot tests examples benchmarks
-	$(VENV)/bin/ruff format --check hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format hfgcot tests examples benchmarks
-	$(VENV)/bin/ruff check --fix hfgcot tests examples benchmarks
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batching.py

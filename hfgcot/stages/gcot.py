@@ -25,7 +25,7 @@ from hfgcot import parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.provenance import record_provenance
-from hfgcot.runner import log_summary, run_pipeline
+from hfgcot.runner import run_pipeline, status_summary
 from hfgcot.stages.base import OK, ModelStage, Stage
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, register_vlm
 
@@ -66,9 +66,17 @@ class ReasoningStage(ModelStage):
     question_column: str = "question"
     answer_column: str = "answer"
     image_policy: ImagePolicy = ImagePolicy()
+    max_question_chars: int = 4000
 
     def features(self) -> Features:
         return Features({"raw_cot_output": Value("string"), STATUS: Value("string")})
+
+    def _text_status(self, question: str, answer: str) -> str:
+        if not question:
+            return "empty_question"
+        if len(question) > self.max_question_chars:
+            return f"question_too_long: {len(question)} chars"
+        return OK if answer else "empty_answer"
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
@@ -77,9 +85,7 @@ class ReasoningStage(ModelStage):
             question = _text(batch[self.question_column][i])
             answer = _text(batch[self.answer_column][i])
             image, status = load_image(batch[self.image_column][i], self.image_policy)
-            status = _first_problem(
-                status, OK if question else "empty_question", OK if answer else "empty_answer"
-            )
+            status = _first_problem(status, self._text_status(question, answer))
             statuses[i] = status
             if status == OK:
                 requests.append(Request(image, prompts.gcot_prompt(question, answer)))
@@ -254,6 +260,7 @@ class GCoTConfig:
     box_space: BoxSpace = "pixels"
     max_keywords: int = 16
     merge_max: int = 3
+    max_question_chars: int = 4000
     min_image_side: int = 28
     max_aspect_ratio: float = 200.0
     num_proc: int | None = None
@@ -303,6 +310,7 @@ def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
             question_column=config.question_column,
             answer_column=config.answer_column,
             image_policy=config.image_policy,
+            max_question_chars=config.max_question_chars,
         ),
         ParseStage(merge_max=config.merge_max),
         GroundingStage(
@@ -314,6 +322,25 @@ def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
         ),
         InjectStage(box_space=config.box_space, image_column=config.image_column),
     ]
+
+
+def gcot_summary(dataset: Dataset) -> dict[str, Any]:
+    """Rows by status and the share of keywords that got at least one box.
+
+    >>> gcot_summary(ds)   # doctest: +SKIP
+    {'rows': 3, 'status': {'ok': 2, 'undecodable_image': 1}, 'keywords': 4, ...}
+    """
+    keywords = grounded = 0
+    for kws, groundings in zip(dataset["extracted_keywords"], dataset["groundings"], strict=True):
+        keywords += len(kws)
+        grounded += len({g["phrase"].lower() for g in groundings})
+    return {
+        "rows": len(dataset),
+        "status": status_summary(dataset, STATUS),
+        "keywords": keywords,
+        "keywords_grounded": grounded,
+        "keywords_grounded_pct": 100.0 * grounded / keywords if keywords else 0.0,
+    }
 
 
 def add_gcot(
@@ -406,7 +433,15 @@ def add_gcot(
         checkpoint_dir=checkpoint_dir,
         shard_size=shard_size,
     )
-    log_summary(ds, STATUS, "gcot")
+    summary = gcot_summary(ds)
+    logger.info(
+        "gcot: %d rows, %s; %d/%d keywords grounded (%.1f%%)",
+        summary["rows"],
+        summary["status"],
+        summary["keywords_grounded"],
+        summary["keywords"],
+        summary["keywords_grounded_pct"],
+    )
     return record_provenance(
         ds,
         "gcot",
@@ -427,5 +462,6 @@ __all__ = [
     "ReasoningStage",
     "add_gcot",
     "gcot_stages",
+    "gcot_summary",
     "ground_boxes",
 ]
