@@ -29,7 +29,9 @@ __all__ = [
     "ParsedBox",
     "answer_start",
     "inject_groundings",
+    "match_label",
     "merge_keywords",
+    "normalize_phrase",
     "parse_gcot",
     "parse_grounding",
     "parse_yes_no",
@@ -613,4 +615,81 @@ def parse_yes_no(text: str) -> bool | None:
         return None
     except Exception as exc:  # never take a stage down on odd model output
         _guard(exc, "parse_yes_no")
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Labels of a joint grounding answer -> the phrases that were asked for
+# --------------------------------------------------------------------------------------------
+
+_ARTICLES = {"a", "an", "the", "some", "two", "three", "several"}
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def normalize_phrase(text: str) -> str:
+    """Lower case, words only, leading articles dropped, plurals made singular.
+
+    >>> normalize_phrase("The Red Balls")
+    'red ball'
+    >>> normalize_phrase("boxes")
+    'box'
+    """
+    try:
+        words = [w.lower() for w in _WORD_RE.findall(text if isinstance(text, str) else "")]
+        while words and words[0] in _ARTICLES:
+            words = words[1:]
+        return " ".join(_singular(w) for w in words)
+    except Exception as exc:  # never take a stage down on odd model output
+        _guard(exc, "normalize_phrase")
+        return ""
+
+
+def match_label(label: str | None, phrases: Sequence[str]) -> str | None:
+    """The phrase a model's box label refers to, or ``None``.
+
+    Case, articles and plurals do not matter (:func:`normalize_phrase`). An exact normalized match
+    wins; otherwise the single phrase whose words appear, whole, in the label (or the label's in
+    the phrase) - longest first; ambiguity gives ``None``.
+
+    >>> match_label("The red balls", ["red ball", "ball", "table"])
+    'red ball'
+    >>> match_label("left cup", ["cup", "table"])
+    'cup'
+    >>> match_label("dog", ["cat"]) is None
+    True
+    """
+    try:
+        if not label or not phrases:
+            return None
+        target = normalize_phrase(label)
+        if not target:
+            return None
+        normalized = [(normalize_phrase(p), p) for p in phrases]
+        for norm, phrase in normalized:
+            if norm == target:
+                return phrase
+        padded = f" {target} "
+        hits = [
+            (len(norm), phrase)
+            for norm, phrase in normalized
+            if norm and (f" {norm} " in padded or padded in f" {norm} ")
+        ]
+        if not hits:
+            return None
+        hits.sort(key=lambda h: -h[0])
+        if len(hits) > 1 and hits[0][0] == hits[1][0]:
+            return None
+        return hits[0][1]
+    except Exception as exc:  # never take a stage down on odd model output
+        _guard(exc, "match_label")
         return None

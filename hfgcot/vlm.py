@@ -95,6 +95,25 @@ class Generation:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Teacher-forced natural-log probabilities of a continuation's tokens, in order.
+
+    ``token_ids`` are the continuation's tokens as they appear in the tokenized context +
+    continuation (see :meth:`VLM.continuation_logprobs`); ``error`` is set (and both are empty)
+    when the forward pass failed.
+    """
+
+    logprobs: tuple[float, ...]
+    token_ids: tuple[int, ...] = ()
+    error: str | None = None
+
+    @property
+    def mean(self) -> float:
+        """Mean log-prob per token (``nan`` when there are no tokens)."""
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
+
+
 def _default_attn(device: str) -> str:
     if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
@@ -150,6 +169,8 @@ class VLM:
         self.revision = _resolve_revision(spec.model, spec.revision)
         processor.tokenizer.padding_side = "left"
         self.vision_patches = 0  # vision-encoder patches processed, for benchmarks
+        # Encode each distinct image of a batch once and reuse it for every request on it.
+        self.reuse_vision = True
 
     @property
     def model_id(self) -> str:
@@ -203,6 +224,34 @@ class VLM:
             for r in requests
         ]
 
+    def _encode_unique_images(
+        self, images: list[Any], inputs: Any
+    ) -> tuple[dict[str, Any], int] | None:
+        """Run the vision encoder once per distinct image object of a batch.
+
+        Several requests on one image (K keywords, N questions) would otherwise encode it K
+        times. Returns ``mm_encoder_outputs`` for ``generate`` (one ``pooler_output`` entry per
+        image placeholder, in order) and the number of patches encoded, or ``None`` when every
+        image is distinct (then plain ``pixel_values`` are as cheap).
+        """
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        unique: dict[int, int] = {}
+        order = [unique.setdefault(id(im), len(unique)) for im in images]
+        if len(unique) == len(images):
+            return None
+        firsts = {idx: im for im, idx in zip(images, order, strict=True)}
+        distinct = [firsts[i] for i in range(len(unique))]
+        pixels = self.processor.image_processor(images=distinct, return_tensors="pt")
+        grid = pixels["image_grid_thw"].to(self.device)
+        features = self.model.get_image_features(
+            pixels["pixel_values"].to(self.device), grid, return_dict=True
+        )
+        per_placeholder = tuple(features.pooler_output[i] for i in order)
+        patches = int(grid.prod(-1).sum())
+        inputs.pop("pixel_values", None)
+        return {"image": BaseModelOutputWithPooling(pooler_output=per_placeholder)}, patches
+
     def _generate_chunk(
         self, requests: list[Request], settings: GenerationSettings
     ) -> list[Generation]:
@@ -218,7 +267,6 @@ class VLM:
         )
         grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
         frames = self._frames_from_grid(images, grid)
-        self.vision_patches += int(sum(t * h * w for t, h, w in grid))
         inputs = inputs.to(self.device)
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -230,10 +278,34 @@ class VLM:
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
+            encoded = self._encode_unique_images(present, inputs) if self.reuse_vision else None
+            if encoded is not None:
+                gen_kwargs["mm_encoder_outputs"], patches = encoded
+            else:
+                patches = int(sum(t * h * w for t, h, w in grid))
+            self.vision_patches += patches
             out = self.model.generate(**inputs, **gen_kwargs)
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
         return [Generation(text=t, frame=f) for t, f in zip(texts, frames, strict=True)]
+
+    def _cost(self, request: Request) -> int:
+        """Approximate prompt length in tokens (image tokens from the resize rule + text)."""
+        text = len(request.prompt) // 3
+        if request.image is None:
+            return text
+        w, h = request.image.size
+        try:
+            frame = Frame.for_image(
+                w,
+                h,
+                min_pixels=self.min_pixels,
+                max_pixels=self.max_pixels,
+                factor=self.patch_size * 2,
+            )
+        except ValueError:
+            return text
+        return text + frame.model_width * frame.model_height // (self.patch_size * 2) ** 2
 
     def generate(
         self,
@@ -241,13 +313,26 @@ class VLM:
         settings: GenerationSettings | None = None,
         *,
         batch_size: int = 8,
+        sort_by_length: bool = True,
     ) -> list[Generation]:
         """Answer ``requests`` in batches of ``batch_size``; one result per request, in order.
 
-        A batch that fails is retried one request at a time, so one bad request only costs itself:
-        its :class:`Generation` carries ``error`` and an empty text.
+        With ``sort_by_length`` requests are batched in order of prompt length (image tokens +
+        text) so that batches carry less padding; results come back in the caller's order, and
+        greedy outputs do not depend on the batching. A batch that fails is retried one request at
+        a time, so one bad request only costs itself: its :class:`Generation` carries ``error``
+        and an empty text.
         """
         settings = settings or GenerationSettings()
+        if sort_by_length and len(requests) > batch_size:
+            order = sorted(range(len(requests)), key=lambda i: self._cost(requests[i]))
+            done = self.generate(
+                [requests[i] for i in order], settings, batch_size=batch_size, sort_by_length=False
+            )
+            results_in_order: list[Generation | None] = [None] * len(requests)
+            for i, generation in zip(order, done, strict=True):
+                results_in_order[i] = generation
+            return results_in_order  # type: ignore[return-value]
         results: list[Generation] = []
         for start in range(0, len(requests), max(1, batch_size)):
             chunk = requests[start : start + batch_size]
@@ -258,7 +343,114 @@ class VLM:
                     logger.warning("generation failed: %s", exc)
                     results.append(Generation("", None, error=f"{type(exc).__name__}: {exc}"))
                 else:
-                    results.extend(self.generate(chunk, settings, batch_size=1))
+                    results.extend(
+                        self.generate(chunk, settings, batch_size=1, sort_by_length=False)
+                    )
+        return results
+
+    def _continuation_lengths(self, contexts: list[str], continuations: list[str]) -> list[int]:
+        """How many trailing tokens of ``context + continuation`` belong to the continuation.
+
+        The longest common token prefix of ``context`` and ``context + continuation`` is the
+        context; the rest is the continuation. Where BPE merges a token across the boundary, that
+        token counts as continuation (it is what the model has to write). Placeholders such as
+        ``<|image_pad|>`` are single special tokens here; the processor expands them before the
+        assistant turn only, so the count of trailing tokens is the same after expansion.
+        """
+        tok = self.processor.tokenizer
+        full = tok(
+            [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
+        )
+        head = tok(contexts, add_special_tokens=False)
+        lengths = []
+        for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
+            common = 0
+            while common < min(len(a), len(b)) and a[common] == b[common]:
+                common += 1
+            lengths.append(len(b) - common)
+        return lengths
+
+    def _score_chunk(
+        self, requests: list[Request], continuations: list[str], prefixes: list[str]
+    ) -> list[ContinuationScore]:
+        import torch
+
+        contexts = [t + p for t, p in zip(self._prompt_texts(requests), prefixes, strict=True)]
+        lengths = self._continuation_lengths(contexts, continuations)
+        present = [r.image for r in requests if r.image is not None]
+        inputs = self.processor(
+            text=[c + x for c, x in zip(contexts, continuations, strict=True)],
+            images=present or None,
+            padding=True,
+            return_tensors="pt",
+        )
+        if "image_grid_thw" in inputs:
+            self.vision_patches += int(inputs["image_grid_thw"].prod(-1).sum())
+        inputs = inputs.to(self.device)
+        keep = max(lengths) + 1
+        with torch.inference_mode():
+            logits = self.model(**inputs, logits_to_keep=keep).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+        ids = inputs["input_ids"]
+        width = ids.shape[1]
+        out = []
+        for b, n in enumerate(lengths):
+            if n == 0:
+                out.append(ContinuationScore(()))
+                continue
+            # Left padding: every row ends at ``width - 1``. Kept logits cover positions
+            # ``width - keep .. width - 1``; the token at position t is predicted at t - 1.
+            targets = ids[b, width - n :]
+            rows = logp[b, keep - n - 1 : keep - 1]
+            lp = rows.gather(-1, targets[:, None]).squeeze(-1)
+            out.append(ContinuationScore(tuple(lp.tolist()), tuple(targets.tolist())))
+        return out
+
+    def continuation_logprobs(
+        self,
+        requests: list[Request],
+        continuations: list[str],
+        prefixes: list[str] | None = None,
+        *,
+        batch_size: int = 8,
+    ) -> list[ContinuationScore]:
+        """Teacher-forced log-probs of each continuation's tokens, from forward passes only.
+
+        Item ``i`` is scored in the context of ``requests[i]`` (its image, or none, and its
+        prompt, through the chat template with the generation prompt) followed by the assistant
+        text ``prefixes[i]`` (default ``""``): the text is ``template + prefix + continuation``,
+        exactly what the model saw while writing it. Batched (left padding, the processor's
+        ``mm_token_type_ids``), ``batch_size`` items per forward pass; a failing batch is retried
+        one item at a time and a failing item gets ``error`` set.
+
+        Example:
+            >>> caption = "A red ball. A blue box."
+            >>> scores = vlm.continuation_logprobs(                                # doctest: +SKIP
+            ...     [Request(image, "Describe."), Request(None, "Describe.")],
+            ...     ["A blue box."] * 2, prefixes=["A red ball. "] * 2)
+            >>> scores[0].mean - scores[1].mean        # how much the image helps   # doctest: +SKIP
+        """
+        prefixes = [""] * len(requests) if prefixes is None else list(prefixes)
+        if not len(requests) == len(continuations) == len(prefixes):
+            raise ValueError("requests, continuations and prefixes must have the same length")
+        results: list[ContinuationScore] = []
+        step = max(1, batch_size)
+        for start in range(0, len(requests), step):
+            chunk = slice(start, start + step)
+            try:
+                results.extend(
+                    self._score_chunk(requests[chunk], continuations[chunk], prefixes[chunk])
+                )
+            except Exception as exc:  # noqa: BLE001 - isolate the failing item below
+                if step == 1:
+                    logger.warning("scoring failed: %s", exc)
+                    results.append(ContinuationScore((), error=f"{type(exc).__name__}: {exc}"))
+                else:
+                    results.extend(
+                        self.continuation_logprobs(
+                            requests[chunk], continuations[chunk], prefixes[chunk], batch_size=1
+                        )
+                    )
         return results
 
     def __repr__(self) -> str:
@@ -360,6 +552,7 @@ def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ContinuationScore",
     "Generation",
     "GenerationSettings",
     "ModelSpec",

@@ -215,3 +215,24 @@ def test_rerun_from_another_process_reuses_the_cache(tiny_vlm_path, tmp_path):
     second = run("forbid")
     assert first == second and len(first) == 3
     assert len(load_from_disk(saved)) == 3
+
+
+def test_joint_grounding_maps_labels_back(tiny_vlm):
+    def joint_script(request, text: str) -> str:
+        if text.startswith("Question:"):
+            return COT
+        assert text.startswith("Locate each of these objects")
+        return (
+            '[{"bbox_2d": [10, 20, 100, 150], "label": "The red balls"},'
+            ' {"bbox_2d": [30, 30, 60, 60], "label": "Blue Box"},'
+            ' {"bbox_2d": [1, 1, 9, 9], "label": "a dragon"}]'
+        )
+
+    fake = ScriptedVLM(tiny_vlm, joint_script)
+    out = add_gcot(dataset([png_bytes(random_image(300, 200))] * 2), fake, grounding="joint")
+    assert len([c for c in fake.calls if c.startswith("Locate")]) == 2  # one per image
+    for row in out:
+        assert [g["phrase"] for g in row["groundings"]] == ["red ball", "blue box"]
+        assert row["groundings"][1]["bbox_model"] == [30.0, 30.0, 60.0, 60.0]
+    with pytest.raises(ValueError, match="grounding"):
+        GCoTConfig(grounding="both")

@@ -645,3 +645,33 @@ def test_module_is_pure() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("red ball", "red ball"),
+        ("The Red Balls", "red ball"),
+        ("boxes", "box"),
+        ("horses", "horse"),
+        ("glasses", "glasses"),
+        ("a cup on the left", "cup"),
+        ("zebra", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_match_label(label, expected):
+    phrases = ["red ball", "box", "horse", "glasses", "cup"]
+    assert parsing.match_label(label, phrases) == expected
+
+
+def test_match_label_ambiguous_is_none():
+    assert parsing.match_label("cat and dog", ["cat", "dog"]) is None
+    assert parsing.match_label("big dog", ["dog", "big dog"]) == "big dog"
+
+
+@given(st.text(max_size=80), st.lists(st.text(max_size=20), max_size=5))
+def test_match_label_never_raises(label, phrases):
+    result = parsing.match_label(label, phrases)
+    assert result is None or result in phrases

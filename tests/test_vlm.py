@@ -86,3 +86,32 @@ def test_generation_settings_validate():
         GenerationSettings(max_new_tokens=0)
     with pytest.raises(ValueError):
         GenerationSettings(do_sample=True, temperature=0)
+
+
+def test_vision_reuse_is_exact_and_encodes_each_image_once(tiny_vlm):
+    images = [random_image(w, h, seed=i) for i, (w, h) in enumerate([(300, 200), (64, 64)])]
+    requests = [Request(im, f'Locate every "thing {k}".') for im in images for k in range(3)]
+    settings = GenerationSettings(max_new_tokens=10)
+    try:
+        tiny_vlm.reuse_vision, tiny_vlm.vision_patches = False, 0
+        plain = tiny_vlm.generate(requests, settings, batch_size=6)
+        plain_patches = tiny_vlm.vision_patches
+        tiny_vlm.reuse_vision, tiny_vlm.vision_patches = True, 0
+        reused = tiny_vlm.generate(requests, settings, batch_size=6)
+        reused_patches = tiny_vlm.vision_patches
+    finally:
+        tiny_vlm.reuse_vision = True
+    assert [r.text for r in reused] == [p.text for p in plain]
+    assert [r.frame for r in reused] == [p.frame for p in plain]
+    unique = sum(f.model_width * f.model_height // 14**2 for f in tiny_vlm.frames(images))
+    assert reused_patches == unique and plain_patches == 3 * unique
+
+
+def test_length_sorting_keeps_caller_order(tiny_vlm):
+    images = [random_image(40 + 60 * (i % 4), 50, seed=i) for i in range(7)]
+    requests = [Request(im, "Describe" + " this" * (7 - i)) for i, im in enumerate(images)]
+    settings = GenerationSettings(max_new_tokens=6)
+    unsorted = tiny_vlm.generate(requests, settings, batch_size=3, sort_by_length=False)
+    sorted_ = tiny_vlm.generate(requests, settings, batch_size=3, sort_by_length=True)
+    assert [s.text for s in sorted_] == [u.text for u in unsorted]
+    assert [s.frame.width for s in sorted_] == [im.width for im in images]

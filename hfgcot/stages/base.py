@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, ClassVar
+import typing
+from typing import Any, ClassVar, Literal
 
 from datasets import Features
 
@@ -31,6 +32,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def validate_choices(config: Any) -> None:
+    """Raise ``ValueError`` for a dataclass field whose value is not one of its ``Literal`` choices.
+
+    >>> @dataclasses.dataclass
+    ... class C:
+    ...     mode: Literal["a", "b"] = "a"
+    >>> validate_choices(C(mode="c"))
+    Traceback (most recent call last):
+    ...
+    ValueError: mode must be one of ('a', 'b'), got 'c'
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        hint = hints.get(f.name)
+        if typing.get_origin(hint) is Literal:
+            choices = typing.get_args(hint)
+            value = getattr(config, f.name)
+            if value not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
+
+
 def stable_hash(data: Any) -> str:
     """A process-independent hash of JSON-able data (dataclasses allowed)."""
     from datasets.fingerprint import Hasher
@@ -44,6 +66,9 @@ class Stage:
 
     name: ClassVar[str] = "stage"
     status_column: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         raise NotImplementedError

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from datasets import Dataset, Features, List, Value
 
@@ -26,12 +26,13 @@ from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.provenance import record_provenance
 from hfgcot.runner import run_pipeline, status_summary
-from hfgcot.stages.base import OK, ModelStage, Stage
+from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, register_vlm
 
 logger = logging.getLogger(__name__)
 
 BoxSpace = Literal["pixels", "model", "normalized"]
+GroundingMode = Literal["per_keyword", "joint"]
 STATUS = "gcot_status"
 
 GROUNDING_FEATURE = List(
@@ -128,8 +129,10 @@ class ParseStage(Stage):
         return {"cleaned_cot": cleaned, "extracted_keywords": keywords, STATUS: statuses}
 
 
-def ground_boxes(text: str, frame: Frame, family: str) -> list[tuple[list[float], list[float]]]:
-    """Parse a grounding answer into ``(bbox in original pixels, bbox as written)`` pairs.
+def ground_boxes(
+    text: str, frame: Frame, family: str
+) -> list[tuple[str | None, list[float], list[float]]]:
+    """Parse a grounding answer into ``(label, bbox in original pixels, bbox as written)``.
 
     Boxes are clipped to the image and ordered; boxes with no area left after clipping are dropped.
     """
@@ -138,13 +141,18 @@ def ground_boxes(text: str, frame: Frame, family: str) -> list[tuple[list[float]
         model_box = [float(v) for v in parsed.box]
         pixels = frame.box_to_pixels(model_box, family)
         if box_area(pixels) > 0:
-            out.append((pixels, model_box))
+            out.append((parsed.label, pixels, model_box))
     return out
 
 
 @dataclass(frozen=True)
 class GroundingStage(ModelStage):
-    """Stage 3: every distinct keyword of a row grounded once; ``groundings`` in original pixels."""
+    """Stage 3: every distinct keyword of a row grounded once; ``groundings`` in original pixels.
+
+    ``mode="per_keyword"`` asks one request per keyword (every box of the answer belongs to it);
+    ``mode="joint"`` asks one request per image for all keywords as a labelled JSON list and maps
+    each label back to a keyword (:func:`hfgcot.parsing.match_label`; unmatched boxes are dropped).
+    """
 
     name = "gcot_grounding"
     status_column = STATUS
@@ -152,6 +160,12 @@ class GroundingStage(ModelStage):
     keywords_column: str = "extracted_keywords"
     max_keywords: int = 16
     image_policy: ImagePolicy = ImagePolicy()
+    mode: GroundingMode = "per_keyword"
+
+    def _requests(self, image: Any, phrases: list[str]) -> list[tuple[Request, str | None]]:
+        if self.mode == "joint":
+            return [(Request(image, prompts.joint_grounding_prompt(phrases)), None)]
+        return [(Request(image, prompts.grounding_prompt(p)), p) for p in phrases]
 
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
@@ -173,8 +187,9 @@ class GroundingStage(ModelStage):
                 if kw.lower() not in seen and len(seen) < self.max_keywords:
                     seen.add(kw.lower())
                     phrases_of[i].append(kw)
-                    requests.append(Request(image, prompts.grounding_prompt(kw)))
-                    owners.append((i, kw))
+            for request, phrase in self._requests(image, phrases_of[i]):
+                requests.append(request)
+                owners.append((i, phrase))
         groundings: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         if requests:
             vlm = self.vlm(rank)
@@ -182,8 +197,12 @@ class GroundingStage(ModelStage):
             for (i, kw), out in zip(owners, outs, strict=True):
                 if out.frame is None:
                     continue
-                for pixels, model_box in ground_boxes(out.text, out.frame, vlm.family):
-                    groundings[i].append({"phrase": kw, "bbox": pixels, "bbox_model": model_box})
+                for label, pixels, model_box in ground_boxes(out.text, out.frame, vlm.family):
+                    phrase = kw if kw is not None else parsing.match_label(label, phrases_of[i])
+                    if phrase is not None:
+                        groundings[i].append(
+                            {"phrase": phrase, "bbox": pixels, "bbox_model": model_box}
+                        )
         for i in range(n):
             if statuses[i] != OK:
                 continue
@@ -258,6 +277,7 @@ class GCoTConfig:
     top_p: float = 0.9
     seed: int = 0
     box_space: BoxSpace = "pixels"
+    grounding: GroundingMode = "per_keyword"
     max_keywords: int = 16
     merge_max: int = 3
     max_question_chars: int = 4000
@@ -266,10 +286,7 @@ class GCoTConfig:
     num_proc: int | None = None
 
     def __post_init__(self) -> None:
-        if self.box_space not in get_args(BoxSpace):
-            raise ValueError(
-                f"box_space must be one of {get_args(BoxSpace)}, got {self.box_space!r}"
-            )
+        validate_choices(self)
         for name in ("batch_size", "max_new_tokens", "grounding_max_new_tokens", "max_keywords"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -319,6 +336,7 @@ def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
             image_column=config.image_column,
             max_keywords=config.max_keywords,
             image_policy=config.image_policy,
+            mode=config.grounding,
         ),
         InjectStage(box_space=config.box_space, image_column=config.image_column),
     ]
@@ -358,6 +376,7 @@ def add_gcot(
     top_p: float = 0.9,
     seed: int = 0,
     box_space: BoxSpace = "pixels",
+    grounding: GroundingMode = "per_keyword",
     max_keywords: int = 16,
     num_proc: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -381,6 +400,8 @@ def add_gcot(
         model: Hub id, local folder, or a VLM from :func:`hfgcot.load_vlm`.
         box_space: how boxes are written into ``gcot``: ``"pixels"`` (original image),
             ``"model"`` (as the model wrote them) or ``"normalized"`` (0..1).
+        grounding: ``"per_keyword"`` (one request per keyword) or ``"joint"`` (one request per
+            image for all keywords, labels mapped back to keywords).
         num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
         checkpoint_dir: resume after a crash: the run is saved in shards of ``shard_size`` rows
             with completion markers; a rerun with the same arguments skips finished shards.
@@ -409,6 +430,7 @@ def add_gcot(
             top_p=top_p,
             seed=seed,
             box_space=box_space,
+            grounding=grounding,
             max_keywords=max_keywords,
             num_proc=num_proc,
         )
