@@ -15,36 +15,19 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+from _common import qa_rows, random_images
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from PIL import Image  # noqa: E402
+from hfgcot import prompts
+from hfgcot.runner import apply_stage, undecoded
+from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec
+from hfgcot.testing import build_tiny_vlm
+from hfgcot.vlm import Request, get_vlm
 
-from hfgcot import prompts  # noqa: E402
-from hfgcot.runner import apply_stage, undecoded  # noqa: E402
-from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec  # noqa: E402
-from hfgcot.testing import build_tiny_vlm  # noqa: E402
-from hfgcot.vlm import Request, get_vlm  # noqa: E402
+SIZES = [(160, 60 + 20 * i) for i in range(9)]
 
 
-def make_rows(n: int) -> Dataset:
-    rng = np.random.default_rng(0)
-    images = [
-        Image.fromarray(rng.integers(0, 255, (int(rng.integers(60, 240)), 160, 3), dtype=np.uint8))
-        for _ in range(n)
-    ]
-    return Dataset.from_dict(
-        {
-            "image": images,
-            "question": [f"What is in region {i}?" for i in range(n)],
-            "answer": ["a shape"] * n,
-        }
-    )
-
-
-def one_by_one(vlm, ds: Dataset, max_new_tokens: int) -> list[str]:
+def one_by_one(vlm, ds, max_new_tokens: int) -> list[str]:
     """The tutorial loop: one request, one processor call, one generate."""
     out = []
     for row in ds:
@@ -68,7 +51,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_vlm(os.path.join(tmp, "tiny"))
-        ds = make_rows(args.rows)
+        ds = qa_rows(random_images(args.rows, SIZES))
         config = GCoTConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
         stage = gcot_stages(config, model_spec(path))[0]
         vlm = get_vlm(stage.model)

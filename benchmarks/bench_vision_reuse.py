@@ -16,28 +16,12 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _common import keyword_rows, random_images
 
-import numpy as np  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hfgcot.runner import apply_stage, undecoded  # noqa: E402
-from hfgcot.stages.base import OK  # noqa: E402
-from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec  # noqa: E402
-from hfgcot.testing import build_tiny_vlm  # noqa: E402
-from hfgcot.vlm import get_vlm  # noqa: E402
-
-
-def make_rows(n: int, k: int) -> Dataset:
-    rng = np.random.default_rng(0)
-    images = [
-        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for _ in range(n)
-    ]
-    keywords = [[f"object {j}" for j in range(k)] for _ in range(n)]
-    return Dataset.from_dict(
-        {"image": images, "extracted_keywords": keywords, "gcot_status": [OK] * n}
-    )
+from hfgcot.runner import apply_stage, undecoded
+from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec
+from hfgcot.testing import build_tiny_vlm
+from hfgcot.vlm import get_vlm
 
 
 def main() -> None:
@@ -56,7 +40,7 @@ def main() -> None:
         )
         stage = gcot_stages(config, model_spec(path))[2]
         vlm = get_vlm(stage.model)
-        ds, _ = undecoded(make_rows(args.rows, args.keywords), "image")
+        ds, _ = undecoded(keyword_rows(random_images(args.rows), args.keywords), "image")
         apply_stage(ds.select(range(1)), stage, batch_size=1)  # warm-up
 
         results = {}
@@ -68,7 +52,9 @@ def main() -> None:
 
     unique_patches = args.rows * (224 // 14) ** 2
     (t_plain, p_plain, g_plain), (t_reuse, p_reuse, g_reuse) = results[False], results[True]
-    print(f"rows: {args.rows}  keywords per row: {args.keywords}  requests: {args.rows * args.keywords}")
+    print(
+        f"rows: {args.rows}  keywords per row: {args.keywords}  requests: {args.rows * args.keywords}"
+    )
     print(f"identical groundings: {g_plain == g_reuse}")
     print(f"vision patches without reuse: {p_plain}")
     print(f"vision patches with reuse:    {p_reuse}  (unique images' patches: {unique_patches})")

@@ -169,6 +169,8 @@ class VLM:
         self.revision = _resolve_revision(spec.model, spec.revision)
         processor.tokenizer.padding_side = "left"
         self.vision_patches = 0  # vision-encoder patches processed, for benchmarks
+        self.prompt_tokens = 0  # prompt positions fed to generate (padding included)
+        self.padding_tokens = 0  # of which padding
         # Encode each distinct image of a batch once and reuse it for every request on it.
         self.reuse_vision = True
 
@@ -267,6 +269,9 @@ class VLM:
         )
         grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
         frames = self._frames_from_grid(images, grid)
+        mask = inputs["attention_mask"]
+        self.prompt_tokens += int(mask.numel())
+        self.padding_tokens += int(mask.numel() - mask.sum())
         inputs = inputs.to(self.device)
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -384,12 +389,19 @@ class VLM:
             padding=True,
             return_tensors="pt",
         )
-        if "image_grid_thw" in inputs:
-            self.vision_patches += int(inputs["image_grid_thw"].prod(-1).sum())
+        grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
         inputs = inputs.to(self.device)
         keep = max(lengths) + 1
+        kwargs: dict[str, Any] = {"logits_to_keep": keep, "use_cache": False}
         with torch.inference_mode():
-            logits = self.model(**inputs, logits_to_keep=keep).logits
+            # Sentences of one caption share their image object: encode it once.
+            encoded = self._encode_unique_images(present, inputs) if self.reuse_vision else None
+            if encoded is not None:
+                kwargs["mm_encoder_outputs"], patches = encoded
+            else:
+                patches = int(sum(t * h * w for t, h, w in grid))
+            self.vision_patches += patches
+            logits = self.model(**inputs, **kwargs).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
         ids = inputs["input_ids"]
         width = ids.shape[1]

@@ -236,3 +236,13 @@ def test_joint_grounding_maps_labels_back(tiny_vlm):
         assert row["groundings"][1]["bbox_model"] == [30.0, 30.0, 60.0, 60.0]
     with pytest.raises(ValueError, match="grounding"):
         GCoTConfig(grounding="both")
+
+
+def test_sort_window_keeps_row_order_and_results(tiny_vlm):
+    sizes = [(300, 60), (40, 40), (200, 200), (60, 300), (90, 50), (40, 120), (250, 100)]
+    ds = dataset([png_bytes(random_image(w, h, seed=i)) for i, (w, h) in enumerate(sizes)])
+    ds = ds.add_column("idx", list(range(len(sizes))))
+    plain = add_gcot(ds, tiny_vlm, batch_size=2, max_new_tokens=6)
+    sorted_ = add_gcot(ds, tiny_vlm, batch_size=2, max_new_tokens=6, sort_window=4)
+    assert sorted_["idx"] == list(range(len(sizes)))
+    assert sorted_.remove_columns("image").to_list() == plain.remove_columns("image").to_list()

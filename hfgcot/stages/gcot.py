@@ -381,6 +381,7 @@ def add_gcot(
     num_proc: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     shard_size: int = 1000,
+    sort_window: int | None = None,
     revision: str | None = None,
     dtype: str = "auto",
     device: str | None = None,
@@ -405,6 +406,8 @@ def add_gcot(
         num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
         checkpoint_dir: resume after a crash: the run is saved in shards of ``shard_size`` rows
             with completion markers; a rerun with the same arguments skips finished shards.
+        sort_window: process rows sorted by image size within windows of this many rows (less
+            padding in each batch); the output keeps the input order.
         config: a :class:`GCoTConfig`; when given, it replaces the keyword settings above.
 
     Returns:
@@ -454,6 +457,7 @@ def add_gcot(
         num_proc=config.num_proc,
         checkpoint_dir=checkpoint_dir,
         shard_size=shard_size,
+        sort_window=sort_window,
     )
     summary = gcot_summary(ds)
     logger.info(
