@@ -1,0 +1,665 @@
+"""Dense captions the ScaleCap way, as seven chained ``Dataset.map`` stages.
+
+1. :class:`InitCaptionStage` - the VLM describes the image (``init_caption``).
+2. :class:`SplitStage` - the caption cut into sentences (``sentences``, :mod:`hfgcot.textproc`).
+3. :class:`SentenceCheckStage` - a visual self-check keeps the sentences the image supports
+   (``golden_sentences``, ``sentence_scores``): ``checker="yesno"`` asks the VLM,
+   ``checker="contrastive"`` compares token log-probs with and without the image.
+4. :class:`QuestionStage` - follow-up questions about the objects of the golden sentences, each
+   paired with its "position of" variant (``raw_questions``, ``q_list``).
+5. :class:`AnswerStage` - every question of every image of the batch in one batched generate
+   (``raw_answers``).
+6. :class:`DetailCheckStage` - the answers' sentences checked again (``final_details``).
+7. :class:`FuseStage` - one fluent caption from the golden sentences and the details
+   (``final_caption``; a text-only request).
+
+Every row is kept; ``dense_caption_status`` says ``"ok"`` (or ``"ok: <note>"``) or why not.
+
+    >>> from hfgcot import add_dense_captions
+    >>> ds = add_dense_captions(ds, model="Qwen/Qwen2.5-VL-3B-Instruct")   # doctest: +SKIP
+    >>> ds[0]["final_caption"]                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from datasets import Dataset, Features, List, Value
+
+from hfgcot import parsing, prompts, textproc
+from hfgcot.images import ImagePolicy, load_image
+from hfgcot.runner import log_summary, run_pipeline
+from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
+from hfgcot.stages.gcot import model_spec
+from hfgcot.vlm import DEFAULT_MODEL, VLM, GenerationSettings, ModelSpec, Request
+
+logger = logging.getLogger(__name__)
+
+Checker = Literal["yesno", "contrastive"]
+STATUS = "dense_caption_status"
+NO_GOLDEN = "no_golden_sentences"
+
+STRINGS = List(Value("string"))
+
+
+def _active(status: str) -> bool:
+    """Rows that go on through the pipeline: ``"ok"`` and ``"ok: <note>"``."""
+    return status == OK or status.startswith(OK + ":")
+
+
+def _note(status: str, note: str) -> str:
+    """Add a soft note to an ``ok`` status (the first note wins); other statuses are kept."""
+    return f"{OK}: {note}" if status == OK else status
+
+
+def _locate(text: str, sentences: Sequence[str]) -> list[tuple[str, str]]:
+    """``(prefix, sentence)`` for each sentence: the text before it in ``text`` (teacher forcing).
+
+    Sentences come from :func:`hfgcot.textproc.split_sentences` of ``text``, so each is found in
+    order; should one not be, the text up to the previous sentence is its prefix.
+    """
+    out, pos = [], 0
+    for s in sentences:
+        at = text.find(s, pos)
+        if at < 0:  # pragma: no cover - sentences always come from ``text``
+            out.append((text[:pos], s))
+            continue
+        out.append((text[:at], s))
+        pos = at + len(s)
+    return out
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """One sentence to check: its image, the prompt and assistant text it was written after."""
+
+    image: Any
+    prompt: str
+    prefix: str
+    sentence: str
+
+
+def check_sentences(
+    vlm: VLM,
+    jobs: Sequence[CheckJob],
+    *,
+    checker: Checker,
+    generation: GenerationSettings,
+    batch_size: int,
+) -> list[tuple[float | None, str | None]]:
+    """Score each sentence against its image: ``(score, error)`` per job, in order.
+
+    - ``"yesno"``: the VLM answers whether the sentence is directly supported by the image
+      (one batched generate); score ``1.0`` (yes), ``0.0`` (no) or ``None`` (undecidable).
+    - ``"contrastive"``: mean over the sentence's tokens of ``log p(token | image, text so far)
+      - log p(token | no image, text so far)``, from forward passes only (one batched call for
+      both contexts); ``None`` when scoring failed.
+    """
+    if not jobs:
+        return []
+    if checker == "yesno":
+        requests = [Request(j.image, prompts.sentence_check_prompt(j.sentence)) for j in jobs]
+        outs = vlm.generate(requests, generation, batch_size=batch_size)
+        results: list[tuple[float | None, str | None]] = []
+        for out in outs:
+            verdict = parsing.parse_yes_no(out.text) if not out.error else None
+            results.append((None if verdict is None else float(verdict), out.error))
+        return results
+    requests, continuations, prefixes = [], [], []
+    for j in jobs:
+        for image in (j.image, None):
+            requests.append(Request(image, j.prompt))
+            continuations.append(j.sentence)
+            prefixes.append(j.prefix)
+    scores = vlm.continuation_logprobs(requests, continuations, prefixes, batch_size=batch_size)
+    results = []
+    for with_image, without in zip(scores[0::2], scores[1::2], strict=True):
+        error = with_image.error or without.error
+        if error or not with_image.logprobs or len(with_image.logprobs) != len(without.logprobs):
+            results.append((None, error or "no tokens to score"))
+            continue
+        diffs = [a - b for a, b in zip(with_image.logprobs, without.logprobs, strict=True)]
+        results.append((sum(diffs) / len(diffs), None))
+    return results
+
+
+def is_supported(score: float | None, checker: Checker, threshold: float) -> bool:
+    """Whether a sentence with ``score`` is kept: ``yes`` for yes/no, ``> threshold`` otherwise."""
+    if score is None or math.isnan(score):
+        return False
+    return score == 1.0 if checker == "yesno" else score > threshold
+
+
+def _first_error(errors: Sequence[str | None]) -> str | None:
+    return next((e for e in errors if e), None)
+
+
+@dataclass(frozen=True)
+class InitCaptionStage(ModelStage):
+    """Stage 1: ``init_caption`` and ``dense_caption_status`` for every row."""
+
+    name = "dense_init_caption"
+    status_column = STATUS
+    image_column: str = "image"
+    image_policy: ImagePolicy = ImagePolicy()
+
+    def features(self) -> Features:
+        return Features({"init_caption": Value("string"), STATUS: Value("string")})
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[self.image_column])
+        statuses, requests, where = [OK] * n, [], []
+        for i in range(n):
+            image, status = load_image(batch[self.image_column][i], self.image_policy)
+            statuses[i] = status
+            if status == OK:
+                requests.append(Request(image, prompts.dense_caption_prompt()))
+                where.append(i)
+        captions = [""] * n
+        if requests:
+            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
+            for i, out in zip(where, outs, strict=True):
+                captions[i] = out.text.strip()
+                if out.error:
+                    statuses[i] = f"generation_error: {out.error[:200]}"
+                elif not captions[i]:
+                    statuses[i] = "empty_caption"
+        return {"init_caption": captions, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class SplitStage(Stage):
+    """Stage 2: ``sentences`` of the initial caption."""
+
+    name = "dense_split"
+    status_column = STATUS
+
+    def features(self) -> Features:
+        return Features({"sentences": STRINGS, STATUS: Value("string")})
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        sentences, statuses = [], []
+        for caption, status in zip(batch["init_caption"], batch[STATUS], strict=True):
+            parts = textproc.split_sentences(caption or "") if _active(status) else []
+            sentences.append(parts)
+            statuses.append("no_sentences" if _active(status) and not parts else status)
+        return {"sentences": sentences, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class SentenceCheckStage(ModelStage):
+    """Stage 3: ``golden_sentences`` (supported by the image) and ``sentence_scores``.
+
+    ``sentence_scores`` is aligned with ``sentences``: ``1.0``/``0.0`` (yes/no) or the
+    contrastive score; ``None`` where the check could not decide.
+    """
+
+    name = "dense_check_sentences"
+    status_column = STATUS
+    image_column: str = "image"
+    image_policy: ImagePolicy = ImagePolicy()
+    checker: Checker = "yesno"
+    threshold: float = 0.0
+
+    def features(self) -> Features:
+        return Features(
+            {
+                "golden_sentences": STRINGS,
+                "sentence_scores": List(Value("float64")),
+                STATUS: Value("string"),
+            }
+        )
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[self.image_column])
+        statuses = list(batch[STATUS])
+        jobs: list[CheckJob] = []
+        owners: list[int] = []
+        for i in range(n):
+            if not _active(statuses[i]) or not batch["sentences"][i]:
+                continue
+            image, status = load_image(batch[self.image_column][i], self.image_policy)
+            if status != OK:  # pragma: no cover - stage 1 already checked the image
+                statuses[i] = status
+                continue
+            caption = batch["init_caption"][i]
+            for prefix, sentence in _locate(caption, batch["sentences"][i]):
+                jobs.append(CheckJob(image, prompts.dense_caption_prompt(), prefix, sentence))
+                owners.append(i)
+        results = (
+            check_sentences(
+                self.vlm(rank),
+                jobs,
+                checker=self.checker,
+                generation=self.generation,
+                batch_size=self.batch_size,
+            )
+            if jobs
+            else []
+        )
+        scores: list[list[float | None]] = [[] for _ in range(n)]
+        golden: list[list[str]] = [[] for _ in range(n)]
+        errors: list[list[str | None]] = [[] for _ in range(n)]
+        for i, job, (score, error) in zip(owners, jobs, results, strict=True):
+            scores[i].append(score)
+            errors[i].append(error)
+            if is_supported(score, self.checker, self.threshold):
+                golden[i].append(job.sentence)
+        for i in range(n):
+            if not _active(statuses[i]) or not errors[i]:
+                continue
+            error = _first_error(errors[i])
+            if not golden[i] and error and all(errors[i]):
+                statuses[i] = f"check_error: {error[:200]}"
+            elif not golden[i]:
+                statuses[i] = NO_GOLDEN
+            elif error:
+                statuses[i] = _note(
+                    statuses[i], f"{sum(map(bool, errors[i]))} sentence checks failed"
+                )
+        return {"golden_sentences": golden, "sentence_scores": scores, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class QuestionStage(ModelStage):
+    """Stage 4: follow-up questions about the objects of the golden sentences (``q_list``).
+
+    A text-only request; the answer is parsed by :func:`hfgcot.textproc.parse_object_list` into
+    at most ``max_questions`` distinct objects, each giving a "more details" question and its
+    "position of" variant, in that order.
+    """
+
+    name = "dense_questions"
+    status_column = STATUS
+    max_questions: int = 5
+
+    def features(self) -> Features:
+        return Features(
+            {"raw_questions": Value("string"), "q_list": STRINGS, STATUS: Value("string")}
+        )
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[STATUS])
+        statuses = list(batch[STATUS])
+        requests, where = [], []
+        for i in range(n):
+            golden = batch["golden_sentences"][i]
+            if _active(statuses[i]) and golden:
+                prompt = prompts.object_questions_prompt(golden, self.max_questions)
+                requests.append(Request(None, prompt))
+                where.append(i)
+        raw, q_lists = [""] * n, [[] for _ in range(n)]
+        if requests:
+            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
+            for i, out in zip(where, outs, strict=True):
+                raw[i] = out.text
+                objects = textproc.parse_object_list(out.text, self.max_questions)
+                for obj in objects:
+                    q_lists[i] += [prompts.detail_question(obj), prompts.position_question(obj)]
+                if out.error:
+                    statuses[i] = _note(statuses[i], "question generation failed")
+                elif not objects:
+                    statuses[i] = _note(statuses[i], "no follow-up questions")
+        return {"raw_questions": raw, "q_list": q_lists, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class AnswerStage(ModelStage):
+    """Stage 5: ``raw_answers`` (aligned with ``q_list``) from one batched generate per map batch.
+
+    ``answer_batch_size`` caps the requests per forward pass; ``None`` sends all questions of all
+    images of the map batch together.
+    """
+
+    name = "dense_answers"
+    status_column = STATUS
+    image_column: str = "image"
+    image_policy: ImagePolicy = ImagePolicy()
+    answer_batch_size: int | None = None
+
+    def features(self) -> Features:
+        return Features({"raw_answers": STRINGS, STATUS: Value("string")})
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[STATUS])
+        statuses = list(batch[STATUS])
+        requests, owners = [], []
+        for i in range(n):
+            if not _active(statuses[i]) or not batch["q_list"][i]:
+                continue
+            image, status = load_image(batch[self.image_column][i], self.image_policy)
+            if status != OK:  # pragma: no cover - stage 1 already checked the image
+                statuses[i] = status
+                continue
+            for question in batch["q_list"][i]:
+                requests.append(Request(image, prompts.detail_answer_prompt(question)))
+                owners.append(i)
+        answers: list[list[str]] = [[] for _ in range(n)]
+        failed = [0] * n
+        if requests:
+            outs = self.vlm(rank).generate(
+                requests, self.generation, batch_size=self.answer_batch_size or len(requests)
+            )
+            for i, out in zip(owners, outs, strict=True):
+                answers[i].append(out.text.strip())
+                failed[i] += bool(out.error)
+        for i in range(n):
+            if failed[i]:
+                statuses[i] = _note(statuses[i], f"{failed[i]} answers failed")
+        return {"raw_answers": answers, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class DetailCheckStage(ModelStage):
+    """Stage 6: ``final_details``: each answer's supported sentences (answers left empty dropped).
+
+    Same checker as stage 3; for ``"contrastive"`` the context of a sentence is the question's
+    prompt and the answer before it.
+    """
+
+    name = "dense_check_details"
+    status_column = STATUS
+    image_column: str = "image"
+    image_policy: ImagePolicy = ImagePolicy()
+    checker: Checker = "yesno"
+    threshold: float = 0.0
+
+    def features(self) -> Features:
+        return Features({"final_details": STRINGS, STATUS: Value("string")})
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[STATUS])
+        statuses = list(batch[STATUS])
+        jobs: list[CheckJob] = []
+        owners: list[tuple[int, int]] = []
+        for i in range(n):
+            if not _active(statuses[i]) or not batch["raw_answers"][i]:
+                continue
+            image, status = load_image(batch[self.image_column][i], self.image_policy)
+            if status != OK:  # pragma: no cover - stage 1 already checked the image
+                statuses[i] = status
+                continue
+            pairs = zip(batch["q_list"][i], batch["raw_answers"][i], strict=True)
+            for k, (question, answer) in enumerate(pairs):
+                prompt = prompts.detail_answer_prompt(question)
+                for prefix, sentence in _locate(answer, textproc.split_sentences(answer)):
+                    jobs.append(CheckJob(image, prompt, prefix, sentence))
+                    owners.append((i, k))
+        results = (
+            check_sentences(
+                self.vlm(rank),
+                jobs,
+                checker=self.checker,
+                generation=self.generation,
+                batch_size=self.batch_size,
+            )
+            if jobs
+            else []
+        )
+        kept: dict[tuple[int, int], list[str]] = {}
+        checked = [0] * n
+        for (i, k), job, (score, _error) in zip(owners, jobs, results, strict=True):
+            checked[i] += 1
+            if is_supported(score, self.checker, self.threshold):
+                kept.setdefault((i, k), []).append(job.sentence)
+        details: list[list[str]] = [[] for _ in range(n)]
+        for (i, _k), sentences in sorted(kept.items()):
+            details[i].append(textproc.join_sentences(sentences))
+        for i in range(n):
+            if checked[i] and not details[i]:
+                statuses[i] = _note(statuses[i], "no detail survived the check")
+        return {"final_details": details, STATUS: statuses}
+
+
+@dataclass(frozen=True)
+class FuseStage(ModelStage):
+    """Stage 7: ``final_caption`` fused from ``golden_sentences`` and ``final_details``.
+
+    A text-only request. Rows with no golden sentence keep their initial caption as the final
+    caption (status ``no_golden_sentences: ...`` or ``check_error: ...``: it is unchecked). When fusion fails or returns
+    nothing, the checked texts joined are the final caption (status note).
+    """
+
+    name = "dense_fuse"
+    status_column = STATUS
+
+    def features(self) -> Features:
+        return Features({"final_caption": Value("string"), STATUS: Value("string")})
+
+    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        n = len(batch[STATUS])
+        statuses = list(batch[STATUS])
+        finals = [""] * n
+        requests, where = [], []
+        for i in range(n):
+            golden, details = batch["golden_sentences"][i], batch["final_details"][i]
+            if _active(statuses[i]) and (golden or details):
+                requests.append(Request(None, prompts.fuse_caption_prompt(golden, details)))
+                where.append(i)
+            else:  # nothing survived the check (or the row failed before): keep what there is
+                finals[i] = (batch["init_caption"][i] or "").strip()
+                if statuses[i] == NO_GOLDEN:
+                    statuses[i] = f"{NO_GOLDEN}: final caption is the unchecked initial caption"
+        if requests:
+            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
+            for i, out in zip(where, outs, strict=True):
+                text = out.text.strip()
+                if out.error or not text:
+                    joined = batch["golden_sentences"][i] + batch["final_details"][i]
+                    text = textproc.join_sentences(joined)
+                    why = "failed" if out.error else "was empty"
+                    statuses[i] = _note(statuses[i], f"fusion {why}, checked texts joined")
+                finals[i] = text
+        return {"final_caption": finals, STATUS: statuses}
+
+
+def _warn_replaced(dataset: Dataset, stages: Sequence[Stage]) -> None:
+    """Log input columns that the pipeline will overwrite (e.g. a VQA ``answer`` column)."""
+    written = {name for stage in stages for name in stage.features()}
+    own = {STATUS}
+    replaced = sorted(written.intersection(dataset.column_names) - own)
+    if replaced and STATUS not in dataset.column_names:
+        logger.warning("%s: input columns %s will be replaced", "dense captions", replaced)
+
+
+@dataclass(frozen=True)
+class DenseCaptionConfig:
+    """Every setting of the dense-caption pipeline (typed, validated; part of each fingerprint).
+
+    Args:
+        checker: ``"yesno"`` (ask the VLM) or ``"contrastive"`` (log-probs with vs. without the
+            image; keeps sentences whose mean per-token gain is above ``threshold``).
+        max_questions: at most this many objects get follow-up questions (two each).
+        max_new_tokens: for the caption, questions, answers and fusion.
+        check_max_new_tokens: for the yes/no answers (always greedy).
+        answer_batch_size: requests per generate call in stage 5 (default: the whole map batch).
+
+    Example:
+        >>> DenseCaptionConfig(checker="contrastive", threshold=0.5).checker
+        'contrastive'
+    """
+
+    image_column: str = "image"
+    checker: Checker = "yesno"
+    threshold: float = 0.0
+    max_questions: int = 5
+    batch_size: int = 8
+    answer_batch_size: int | None = None
+    max_new_tokens: int = 512
+    check_max_new_tokens: int = 16
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+    min_image_side: int = 28
+    max_aspect_ratio: float = 200.0
+    num_proc: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+        for name in ("batch_size", "max_new_tokens", "check_max_new_tokens", "max_questions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("answer_batch_size", "num_proc"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be None or >= 1, got {value}")
+
+    def generation(self) -> GenerationSettings:
+        return GenerationSettings(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+        )
+
+    def check_generation(self) -> GenerationSettings:
+        return GenerationSettings(max_new_tokens=self.check_max_new_tokens, seed=self.seed)
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        return ImagePolicy(min_side=self.min_image_side, max_aspect_ratio=self.max_aspect_ratio)
+
+
+def dense_caption_stages(config: DenseCaptionConfig, spec: ModelSpec) -> list[Stage]:
+    """The seven stages for ``config`` (used by :func:`add_dense_captions`, Ray and resume)."""
+    common: dict[str, Any] = {"model": spec, "batch_size": config.batch_size}
+    image = {"image_column": config.image_column, "image_policy": config.image_policy}
+    check = {"checker": config.checker, "threshold": config.threshold}
+    gen, check_gen = config.generation(), config.check_generation()
+    return [
+        InitCaptionStage(**common, generation=gen, **image),
+        SplitStage(),
+        SentenceCheckStage(**common, generation=check_gen, **image, **check),
+        QuestionStage(**common, generation=gen, max_questions=config.max_questions),
+        AnswerStage(**common, generation=gen, **image, answer_batch_size=config.answer_batch_size),
+        DetailCheckStage(**common, generation=check_gen, **image, **check),
+        FuseStage(**common, generation=gen),
+    ]
+
+
+def add_dense_captions(
+    dataset: Dataset,
+    model: Any = DEFAULT_MODEL,
+    *,
+    image_column: str = "image",
+    checker: Checker = "yesno",
+    threshold: float = 0.0,
+    max_questions: int = 5,
+    batch_size: int = 8,
+    answer_batch_size: int | None = None,
+    max_new_tokens: int = 512,
+    check_max_new_tokens: int = 16,
+    do_sample: bool = False,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+    seed: int = 0,
+    num_proc: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 1000,
+    sort_window: int | None = None,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    config: DenseCaptionConfig | None = None,
+) -> Dataset:
+    """Add ScaleCap-style dense captions to an image dataset.
+
+    Seven chained ``Dataset.map`` stages (caption, split, sentence check, questions, answers,
+    detail check, fusion), each with a deterministic fingerprint (input, stage config, prompts and
+    their version, model and revision, generation settings, hfgcot version). Every input row is
+    kept, in order; ``dense_caption_status`` is ``"ok"``, ``"ok: <note>"`` or a reason
+    (``undecodable_image``, ``empty_caption``, ``no_golden_sentences: ...``, ...).
+
+    Args:
+        dataset: rows with an image (``Image()`` feature, paths or bytes).
+        model: Hub id, local folder, or a VLM from :func:`hfgcot.load_vlm`.
+        checker: ``"yesno"`` (the VLM answers whether each sentence is supported by the image)
+            or ``"contrastive"`` (keep sentences whose mean per-token log-prob gain from seeing
+            the image is above ``threshold``; forward passes only).
+        max_questions: at most this many objects get a "details" and a "position" question.
+        answer_batch_size: requests per generate call when answering (default: all questions
+            of all images of a map batch at once).
+        num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
+        checkpoint_dir: resume after a crash (shards of ``shard_size`` rows with markers).
+        sort_window: process rows sorted by image size within windows of this many rows (less
+            padding); the result keeps the input order.
+        config: a :class:`DenseCaptionConfig`; when given, it replaces the keyword settings.
+
+    Returns:
+        The dataset with ``init_caption``, ``sentences``, ``golden_sentences``,
+        ``sentence_scores``, ``raw_questions``, ``q_list``, ``raw_answers``, ``final_details``,
+        ``final_caption`` and ``dense_caption_status``.
+
+    Example:
+        >>> ds = add_dense_captions(ds, model="Qwen/Qwen2.5-VL-3B-Instruct",
+        ...                         checker="contrastive", threshold=0.2)   # doctest: +SKIP
+        >>> ds[0]["golden_sentences"], ds[0]["final_caption"]             # doctest: +SKIP
+    """
+    if config is None:
+        config = DenseCaptionConfig(
+            image_column=image_column,
+            checker=checker,
+            threshold=threshold,
+            max_questions=max_questions,
+            batch_size=batch_size,
+            answer_batch_size=answer_batch_size,
+            max_new_tokens=max_new_tokens,
+            check_max_new_tokens=check_max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            num_proc=num_proc,
+        )
+    spec = model_spec(
+        model,
+        revision=revision,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    stages = dense_caption_stages(config, spec)
+    _warn_replaced(dataset, stages)
+    ds = run_pipeline(
+        dataset,
+        stages,
+        image_column=config.image_column,
+        batch_size=config.batch_size,
+        num_proc=config.num_proc,
+        checkpoint_dir=checkpoint_dir,
+        shard_size=shard_size,
+        sort_window=sort_window,
+    )
+    log_summary(ds, STATUS, "dense captions")
+    return ds
+
+
+__all__ = [
+    "AnswerStage",
+    "CheckJob",
+    "DenseCaptionConfig",
+    "DetailCheckStage",
+    "FuseStage",
+    "InitCaptionStage",
+    "QuestionStage",
+    "SentenceCheckStage",
+    "SplitStage",
+    "add_dense_captions",
+    "check_sentences",
+    "dense_caption_stages",
+    "is_supported",
+]
