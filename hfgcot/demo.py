@@ -19,7 +19,7 @@ from hfgcot.io import demo_dataset
 from hfgcot.runner import status_summary
 from hfgcot.stages.gcot import add_gcot
 from hfgcot.testing import get_tiny_vlm_path
-from hfgcot.viz import draw_groundings
+from hfgcot.viz import draw_groundings, grid, render_row, rows_html
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class DemoResult:
     pictures_dir: Path
     summary: dict[str, int]
     model: str
+    grid: Path | None = None
+    index_html: Path | None = None
 
 
 def run_demo(
@@ -40,7 +42,11 @@ def run_demo(
     max_new_tokens: int = 64,
     **kwargs: Any,
 ) -> DemoResult:
-    """Run GCoT on the demo data, save the dataset and one picture per row under ``output``."""
+    """Run GCoT on the demo data; save the dataset and pictures under ``output``.
+
+    ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image), ``grid.png`` (every row
+    with its text, phrases in the colour of their boxes) and ``index.html`` (the same, as HTML).
+    """
     out = Path(output)
     model = model or get_tiny_vlm_path()
     ds = add_gcot(
@@ -56,4 +62,8 @@ def run_demo(
             draw_groundings(image, row["groundings"]).save(pictures / f"row_{i:03d}.png")
         else:  # pragma: no cover - the demo images are all valid
             logger.warning("row %d: %s", i, status)
-    return DemoResult(dataset_dir, pictures, status_summary(ds, "gcot_status"), model)
+    grid_path, index_path = pictures / "grid.png", pictures / "index.html"
+    grid([render_row(row, width=480) for row in ds], cols=3).save(grid_path)
+    rows_html(ds, title="hfgcot demo: grounded chain-of-thought").save(index_path)
+    summary = status_summary(ds, "gcot_status")
+    return DemoResult(dataset_dir, pictures, summary, model, grid_path, index_path)
