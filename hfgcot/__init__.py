@@ -15,6 +15,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "publish": "hfgcot.hub",
+    "PublishResult": "hfgcot.hub",
+    "attach_provenance": "hfgcot.provenance",
+    "get_provenance": "hfgcot.provenance",
+    "to_grounding_sft": "hfgcot.stages.grounding_sft",
+    "add_grounding_predictions": "hfgcot.stages.grounding_sft",
+    "GroundingCollator": "hfgcot.collator",
+    "evaluate_grounding": "hfgcot.evaluation",
+    "evaluate_gcot": "hfgcot.evaluation",
+    "add_dense_captions": "hfgcot.stages.dense_captions",
+    "DenseCaptionConfig": "hfgcot.stages.dense_captions",
+    "add_region_captions": "hfgcot.stages.region_captions",
+    "RegionCaptionConfig": "hfgcot.stages.region_captions",
     "add_gcot": "hfgcot.stages.gcot",
     "GCoTConfig": "hfgcot.stages.gcot",
     "load_vlm": "hfgcot.vlm",
@@ -25,6 +38,19 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DenseCaptionConfig",
+    "RegionCaptionConfig",
+    "add_dense_captions",
+    "add_region_captions",
+    "PublishResult",
+    "attach_provenance",
+    "get_provenance",
+    "publish",
+    "GroundingCollator",
+    "add_grounding_predictions",
+    "evaluate_gcot",
+    "evaluate_grounding",
+    "to_grounding_sft",
     "Frame",
     "GCoTConfig",
     "GenerationSettings",
@@ -36,8 +62,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hfgcot.collator import GroundingCollator
+    from hfgcot.evaluation import evaluate_gcot, evaluate_grounding
     from hfgcot.geometry import Frame, smart_resize
+    from hfgcot.hub import PublishResult, publish
+    from hfgcot.provenance import attach_provenance, get_provenance
+    from hfgcot.stages.dense_captions import DenseCaptionConfig, add_dense_captions
     from hfgcot.stages.gcot import GCoTConfig, add_gcot
+    from hfgcot.stages.grounding_sft import add_grounding_predictions, to_grounding_sft
+    from hfgcot.stages.region_captions import RegionCaptionConfig, add_region_captions
     from hfgcot.vlm import VLM, GenerationSettings, load_vlm
 
 

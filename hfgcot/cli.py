@@ -1,6 +1,8 @@
-"""Command line: ``hfgcot gcot``, ``hfgcot demo``.
+"""Command line: ``hfgcot gcot``, ``hfgcot dense-captions``, ``hfgcot region-captions``,
+``hfgcot demo``, ``hfgcot publish``.
 
 hfgcot gcot --input questions.jsonl --output out/gcot --model Qwen/Qwen2.5-VL-3B-Instruct
+hfgcot publish out/gcot me/my-gcot --version 1.0.0
 hfgcot demo
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 GCOT_EXAMPLE = """example:
   hfgcot gcot --input data/questions.jsonl --output out/gcot \\
@@ -16,7 +19,8 @@ GCOT_EXAMPLE = """example:
 
   --input takes a folder written by Dataset.save_to_disk, a .jsonl file (one row per line, image
   paths relative to the file) or a Hub dataset id. The output folder loads back with
-  datasets.load_from_disk(<output>).
+  datasets.load_from_disk(<output>). Add --push-to-hub me/my-gcot --version 1.0.0 to also publish
+  it (see `hfgcot publish --help`).
 """
 
 
@@ -29,6 +33,126 @@ def _add_model_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help="processor max_pixels")
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: GPU if any)")
     p.add_argument("--num-proc", type=int, default=None, help="map worker processes (one per GPU)")
+
+
+PUBLISH_EXAMPLE = """example:
+  hfgcot publish out/gcot me/my-gcot --version 1.0.0          # Hub: tag v1.0.0
+  hfgcot publish out/gcot ./releases/my-gcot --version 1.0.0  # local: ./releases/my-gcot/v1.0.0/
+
+  The token comes from HF_TOKEN or `hf auth login`. A target is a local folder when it starts with
+  '/', '.', '~' or 'file://', has two or more '/', or exists locally; else a Hub repo 'namespace/name'.
+  Load it back with load_dataset("me/my-gcot", revision="v1.0.0").
+"""
+
+
+def add_publish_args(p: argparse.ArgumentParser) -> None:
+    """``--push-to-hub REPO --version V [--private]`` for a pipeline subcommand.
+
+    Use with :func:`check_publish_args` (before the pipeline runs) and :func:`publish_if_requested`
+    (after it saved its output).
+    """
+    p.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        default=None,
+        help="also publish the result: a Hub repo 'namespace/name' or a local folder ('./dir')",
+    )
+    p.add_argument("--version", default=None, help="dataset version for --push-to-hub, e.g. 1.0.0")
+    p.add_argument("--private", action="store_true", help="create a new Hub repo as private")
+
+
+def check_publish_args(args: argparse.Namespace) -> None:
+    """Fail before a long run: ``--version`` present and valid, the version not yet published."""
+    if getattr(args, "push_to_hub", None) is None:
+        if getattr(args, "version", None) is not None:
+            raise SystemExit("hfgcot: error: --version is only used with --push-to-hub")
+        return
+    if not args.version:
+        raise SystemExit("hfgcot: error: --push-to-hub needs --version (e.g. --version 1.0.0)")
+    from hfgcot.hub import check_target
+
+    try:
+        check_target(args.push_to_hub, args.version)
+    except (ValueError, FileExistsError) as exc:
+        raise SystemExit(f"hfgcot: error: {exc}") from None
+
+
+def publish_if_requested(args: argparse.Namespace, dataset: object) -> None:
+    """Publish ``dataset`` when ``--push-to-hub`` was given; prints where and how to load it."""
+    if getattr(args, "push_to_hub", None) is None:
+        return
+    from hfgcot.hub import publish
+
+    result = publish(
+        dataset, args.push_to_hub, version=args.version, private=getattr(args, "private", False)
+    )
+    print(f"published {result.tag} -> {result.location}")
+    print(f"load it:  {result.load_code}")
+
+
+DENSE_EXAMPLE = """example:
+  hfgcot dense-captions --input images.jsonl --output out/dense \\
+      --model Qwen/Qwen2.5-VL-3B-Instruct --checker contrastive --threshold 0.2 \\
+      --max-questions 5 --batch-size 8 --max-pixels 1003520
+
+  --input takes a folder written by Dataset.save_to_disk, a .jsonl file (image paths relative to
+  the file) or a Hub dataset id; only the image column is needed. The output loads back with
+  datasets.load_from_disk(<output>); see the final_caption and dense_caption_status columns.
+"""
+
+REGION_EXAMPLE = """example:
+  hfgcot region-captions --input regions.jsonl --output out/regions \\
+      --model Qwen/Qwen2.5-VL-3B-Instruct --bbox-column bbox --bbox-format xywh \\
+      --max-boxes 10 --mode marked
+
+  Each row needs an image and a list of boxes ([x, y, w, h] pixels by default, or
+  --bbox-format xyxy). --mode marked draws numbered boxes and asks once per image (answer: text);
+  --mode crop asks once per region on its crop (answer: list). Skipped boxes are named in
+  region_caption_status.
+"""
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="saved dataset folder, .jsonl file or Hub id")
+    p.add_argument("--output", required=True, help="folder to save the result (save_to_disk)")
+    p.add_argument("--split", default="train", help="split, for Hub datasets")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--image-column", default="image")
+
+
+def _add_caption_parsers(sub: Any, default_model: str) -> None:
+    """The ``dense-captions`` and ``region-captions`` subcommands."""
+    dc = sub.add_parser(
+        "dense-captions",
+        help="add ScaleCap-style dense captions",
+        description="Caption -> sentences -> visual self-check -> object questions -> answers -> "
+        "self-check -> one fused caption.",
+        epilog=DENSE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(dc)
+    dc.add_argument("--checker", choices=["yesno", "contrastive"], default="yesno")
+    dc.add_argument(
+        "--threshold", type=float, default=0.0, help="contrastive: keep sentences above this"
+    )
+    dc.add_argument("--max-questions", type=int, default=5, help="objects asked about per image")
+    _add_model_args(dc, default_model)
+    add_publish_args(dc)
+
+    rc = sub.add_parser(
+        "region-captions",
+        help="caption given boxes of each image",
+        description="Validate boxes, draw them numbered on a copy of the image, describe each region.",
+        epilog=REGION_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(rc)
+    rc.add_argument("--bbox-column", default="bbox")
+    rc.add_argument("--bbox-format", choices=["xywh", "xyxy"], default="xywh")
+    rc.add_argument("--max-boxes", type=int, default=10)
+    rc.add_argument("--mode", choices=["marked", "crop"], default="marked")
+    _add_model_args(rc, default_model)
+    add_publish_args(rc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--answer-column", default="answer")
     g.add_argument("--box-space", choices=["pixels", "model", "normalized"], default="pixels")
     _add_model_args(g, DEFAULT_MODEL)
+    add_publish_args(g)
+
+    pub = sub.add_parser(
+        "publish",
+        help="publish a saved dataset as a version on the Hub or in a local folder",
+        description="Push a dataset saved with save_to_disk, with a dataset card carrying its "
+        "provenance, and tag it v<version>. Versions are never overwritten.",
+        epilog=PUBLISH_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pub.add_argument("dataset", help="folder written by Dataset.save_to_disk")
+    pub.add_argument("repo_id", help="Hub repo 'namespace/name' or a local folder")
+    pub.add_argument("--version", required=True, help="e.g. 1.0.0 (tag v1.0.0)")
+    pub.add_argument("--private", action="store_true", help="create a new Hub repo as private")
+    pub.add_argument("--split", default="train", help="split name (default: %(default)s)")
+    pub.add_argument("--config-name", default=None, help="dataset config name (default: default)")
+    pub.add_argument("--license", default=None, help="license for the card, e.g. apache-2.0")
+    pub.add_argument("--pretty-name", default=None, help="title of the dataset card")
+
+    _add_caption_parsers(sub, DEFAULT_MODEL)
+
+    _add_sft_parser(sub)
 
     d = sub.add_parser(
         "demo",
@@ -77,6 +223,7 @@ def _cmd_gcot(args: argparse.Namespace) -> int:
     from hfgcot.runner import status_summary
     from hfgcot.stages.gcot import add_gcot
 
+    check_publish_args(args)
     ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
     out = add_gcot(
         ds,
@@ -96,6 +243,88 @@ def _cmd_gcot(args: argparse.Namespace) -> int:
     out.save_to_disk(args.output)
     print(f"{len(out)} rows -> {args.output}")
     print(f"status: {status_summary(out, 'gcot_status')}")
+    publish_if_requested(args, out)
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from datasets import load_from_disk
+
+    from hfgcot.hub import publish
+
+    card = {
+        k: v for k, v in {"license": args.license, "pretty_name": args.pretty_name}.items() if v
+    }
+    result = publish(
+        load_from_disk(args.dataset),
+        args.repo_id,
+        version=args.version,
+        private=args.private,
+        split=args.split,
+        config_name=args.config_name,
+        card=card or None,
+    )
+    print(f"published {result.tag} ({result.rows}) -> {result.location}")
+    print(f"load it:  {result.load_code}")
+    return 0
+
+
+def _cmd_dense_captions(args: argparse.Namespace) -> int:
+    from hfgcot.io import load_input
+    from hfgcot.runner import status_summary
+    from hfgcot.stages.dense_captions import STATUS, add_dense_captions
+
+    check_publish_args(args)
+    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
+    out = add_dense_captions(
+        ds,
+        args.model,
+        image_column=args.image_column,
+        checker=args.checker,
+        threshold=args.threshold,
+        max_questions=args.max_questions,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        revision=args.revision,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        device=args.device,
+        num_proc=args.num_proc,
+    )
+    out.save_to_disk(args.output)
+    print(f"{len(out)} rows -> {args.output}")
+    print(f"status: {status_summary(out, STATUS)}")
+    publish_if_requested(args, out)
+    return 0
+
+
+def _cmd_region_captions(args: argparse.Namespace) -> int:
+    from hfgcot.io import load_input
+    from hfgcot.runner import status_summary
+    from hfgcot.stages.region_captions import STATUS, add_region_captions
+
+    check_publish_args(args)
+    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
+    out = add_region_captions(
+        ds,
+        args.model,
+        image_column=args.image_column,
+        bbox_column=args.bbox_column,
+        bbox_format=args.bbox_format,
+        max_boxes=args.max_boxes,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        revision=args.revision,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        device=args.device,
+        num_proc=args.num_proc,
+    )
+    out.save_to_disk(args.output)
+    print(f"{len(out)} rows -> {args.output}")
+    print(f"status: {status_summary(out, STATUS)}")
+    publish_if_requested(args, out)
     return 0
 
 
@@ -105,8 +334,78 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.output, model=args.model, max_new_tokens=args.max_new_tokens)
     print(f"model:    {result.model}")
     print(f"dataset:  {result.dataset_dir}  (datasets.load_from_disk)")
-    print(f"pictures: {result.pictures_dir}")
+    print(f"pictures: {result.pictures_dir}  (grid.png, index.html)")
     print(f"status:   {result.summary}")
+    return 0
+
+
+SFT_EXAMPLE = """example:
+  hfgcot sft --input data/textvqa_boxes --output out/sft --bbox-format xywh \\
+      --model-family qwen2_5_vl --max-pixels 1003520
+
+  Writes grounding SFT chat rows (messages, gt_bbox, gt_bbox_model, sft_frame, sft_status). No
+  model runs. Pass the min/max pixels of the processor you will train with (or --processor
+  <model id> to read them from it): Qwen2.5-VL boxes are pixels of the resized image. Train on
+  the rows with sft_status == "ok" using hfgcot.GroundingCollator (examples/train_grounding.py).
+"""
+
+
+def _add_sft_parser(sub: Any) -> None:
+    """The ``sft`` subcommand (grounding SFT rows, :func:`hfgcot.to_grounding_sft`)."""
+    s = sub.add_parser(
+        "sft",
+        help="turn image + question + box rows into grounding SFT chat rows (no model)",
+        description='Assistant turn {"bbox_2d": [x1, y1, x2, y2]} in the coordinate frame of '
+        "the model family to train; bad rows get a status.",
+        epilog=SFT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--input", required=True, help="saved dataset folder, .jsonl file or Hub id")
+    s.add_argument("--output", required=True, help="folder to save the result (save_to_disk)")
+    s.add_argument("--split", default="train", help="split, for Hub datasets")
+    s.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    s.add_argument("--image-column", default="image")
+    s.add_argument("--text-column", default="question")
+    s.add_argument("--bbox-column", default="bbox")
+    s.add_argument("--bbox-format", choices=["xywh", "xyxy"], default="xywh")
+    s.add_argument(
+        "--model-family", choices=["qwen2_5_vl", "qwen2_vl", "qwen3_vl"], default="qwen2_5_vl"
+    )
+    s.add_argument("--min-pixels", type=int, default=None, help="training processor min_pixels")
+    s.add_argument("--max-pixels", type=int, default=None, help="training processor max_pixels")
+    s.add_argument("--processor", default=None, help="read the resize limits from this model")
+    s.add_argument("--num-proc", type=int, default=None, help="map worker processes")
+
+
+def _cmd_sft(args: argparse.Namespace) -> int:
+    from hfgcot.io import load_input
+    from hfgcot.runner import status_summary
+    from hfgcot.stages.grounding_sft import STATUS, to_grounding_sft
+
+    processor = None
+    if args.processor:
+        from transformers import AutoProcessor
+
+        limits = {"min_pixels": args.min_pixels, "max_pixels": args.max_pixels}
+        processor = AutoProcessor.from_pretrained(
+            args.processor, **{k: v for k, v in limits.items() if v is not None}
+        )
+    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
+    out = to_grounding_sft(
+        ds,
+        image_column=args.image_column,
+        text_column=args.text_column,
+        bbox_column=args.bbox_column,
+        bbox_format=args.bbox_format,
+        model_family=args.model_family,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        processor=processor,
+        num_proc=args.num_proc,
+    )
+    out.save_to_disk(args.output)
+    print(f"{len(out)} rows -> {args.output}")
+    print(f"status: {status_summary(out, STATUS)}")
     return 0
 
 
@@ -116,7 +415,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return {"gcot": _cmd_gcot, "demo": _cmd_demo}[args.command](args)
+    commands = {
+        "gcot": _cmd_gcot,
+        "demo": _cmd_demo,
+        "publish": _cmd_publish,
+        "dense-captions": _cmd_dense_captions,
+        "region-captions": _cmd_region_captions,
+        "sft": _cmd_sft,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

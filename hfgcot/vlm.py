@@ -55,6 +55,7 @@ class GenerationSettings:
     temperature: float = 0.7
     top_p: float = 0.9
     seed: int = 0
+    cache_implementation: str | None = None  # e.g. "static": compiled decode step on CUDA
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -171,6 +172,7 @@ class VLM:
         self.vision_patches = 0  # vision-encoder patches processed, for benchmarks
         self.prompt_tokens = 0  # prompt positions fed to generate (padding included)
         self.padding_tokens = 0  # of which padding
+        self.generated_tokens = 0  # new tokens written (padding after EOS excluded)
         # Encode each distinct image of a batch once and reuse it for every request on it.
         self.reuse_vision = True
 
@@ -282,6 +284,8 @@ class VLM:
             torch.manual_seed(settings.seed)
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        if settings.cache_implementation:
+            gen_kwargs["cache_implementation"] = settings.cache_implementation
         with torch.inference_mode():
             encoded = self._encode_unique_images(present, inputs) if self.reuse_vision else None
             if encoded is not None:
@@ -291,6 +295,9 @@ class VLM:
             self.vision_patches += patches
             out = self.model.generate(**inputs, **gen_kwargs)
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        pad = self.processor.tokenizer.pad_token_id
+        if pad is not None:
+            self.generated_tokens += int((new_tokens != pad).sum())
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
         return [Generation(text=t, frame=f) for t, f in zip(texts, frames, strict=True)]
 

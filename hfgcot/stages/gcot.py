@@ -276,6 +276,7 @@ class GCoTConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     seed: int = 0
+    cache_implementation: str | None = None
     box_space: BoxSpace = "pixels"
     grounding: GroundingMode = "per_keyword"
     max_keywords: int = 16
@@ -300,6 +301,7 @@ class GCoTConfig:
             temperature=self.temperature,
             top_p=self.top_p,
             seed=self.seed,
+            cache_implementation=self.cache_implementation,
         )
 
     @property
