@@ -9,7 +9,7 @@ import torch
 from conftest import png_bytes, random_image
 from datasets import Dataset, Image, List, Value
 
-from hfgcot import DenseCaptionConfig, add_dense_captions, prompts
+from hfgcot import DenseCaptionConfig, add_dense_captions, get_provenance, prompts
 from hfgcot.images import load_image
 from hfgcot.stages.dense_captions import dense_caption_stages, is_supported
 from hfgcot.testing import ScriptedVLM
@@ -265,6 +265,9 @@ def test_tiny_model_end_to_end(tiny_vlm):
     )
     assert len(out) == 3 and out["id"] == [0, 1, 2]
     assert out.features["image"] == Image()
+    record = get_provenance(out)[-1]
+    assert record["pipeline"] == "dense_captions"
+    assert record["config"]["checker"] == "contrastive"
     out = out.remove_columns("image")
     for name, feature in COLUMNS.items():
         assert out.features[name] == feature

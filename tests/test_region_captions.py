@@ -10,7 +10,7 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image, List, Value
 from PIL import Image as PILImage
 
-from hfgcot import RegionCaptionConfig, add_region_captions
+from hfgcot import RegionCaptionConfig, add_region_captions, get_provenance
 from hfgcot.stages.region_captions import (
     crop_box,
     describe_skipped,
@@ -213,6 +213,8 @@ def test_marked_mode_end_to_end_with_script(tiny_vlm):
     assert marked.getpixel((10, 40)) == colour(0) and marked.getpixel((160, 60)) == colour(1)
     assert marked.getpixel((199, 60)) == colour(1)
     assert len(seen) == 3 and seen[0].getpixel((10, 40)) == colour(0)
+    record = get_provenance(out)[-1]
+    assert record["pipeline"] == "region_captions" and record["config"]["max_boxes"] == 3
 
 
 def test_crop_mode_end_to_end_with_script(tiny_vlm):

@@ -33,6 +33,7 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import parsing, prompts, textproc
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.provenance import record_provenance
 from hfgcot.runner import log_summary, run_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
 from hfgcot.stages.gcot import model_spec
@@ -645,7 +646,14 @@ def add_dense_captions(
         sort_window=sort_window,
     )
     log_summary(ds, STATUS, "dense captions")
-    return ds
+    return record_provenance(
+        ds,
+        "dense_captions",
+        config=config,
+        spec=spec,
+        stages=stages,
+        status_column=STATUS,
+    )
 
 
 __all__ = [

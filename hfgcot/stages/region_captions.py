@@ -29,6 +29,7 @@ from datasets import Dataset, Features, Image, List, Value
 from hfgcot import prompts
 from hfgcot.geometry import box_area, clip_box
 from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.provenance import record_provenance
 from hfgcot.runner import log_summary, run_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
 from hfgcot.stages.gcot import model_spec
@@ -475,7 +476,15 @@ def add_region_captions(
         sort_window=sort_window,
     )
     log_summary(ds, STATUS, "region captions")
-    return ds
+    return record_provenance(
+        ds,
+        "region_captions",
+        config=config,
+        spec=spec,
+        stages=stages,
+        status_column=STATUS,
+        boxes="`normalized_bbox`: the valid input boxes as fractions of width and height [x1, y1, x2, y2]; `image_with_bbox`: the image with numbered boxes drawn.",
+    )
 
 
 __all__ = [
