@@ -336,15 +336,18 @@ class VLM:
         and an empty text.
         """
         settings = settings or GenerationSettings()
-        if sort_by_length and len(requests) > batch_size:
-            order = sorted(range(len(requests)), key=lambda i: self._cost(requests[i]))
-            done = self.generate(
-                [requests[i] for i in order], settings, batch_size=batch_size, sort_by_length=False
-            )
-            results_in_order: list[Generation | None] = [None] * len(requests)
-            for i, generation in zip(order, done, strict=True):
-                results_in_order[i] = generation
-            return results_in_order  # type: ignore[return-value]
+        if not (sort_by_length and len(requests) > batch_size):
+            return self._generate_batches(requests, settings, batch_size)
+        order = sorted(range(len(requests)), key=lambda i: self._cost(requests[i]))
+        done = self._generate_batches([requests[i] for i in order], settings, batch_size)
+        results: list[Generation] = [done[0]] * len(requests)
+        for i, generation in zip(order, done, strict=True):
+            results[i] = generation
+        return results
+
+    def _generate_batches(
+        self, requests: list[Request], settings: GenerationSettings, batch_size: int
+    ) -> list[Generation]:
         results: list[Generation] = []
         for start in range(0, len(requests), max(1, batch_size)):
             chunk = requests[start : start + batch_size]
@@ -355,9 +358,7 @@ class VLM:
                     logger.warning("generation failed: %s", exc)
                     results.append(Generation("", None, error=f"{type(exc).__name__}: {exc}"))
                 else:
-                    results.extend(
-                        self.generate(chunk, settings, batch_size=1, sort_by_length=False)
-                    )
+                    results.extend(self._generate_batches(chunk, settings, 1))
         return results
 
     def _continuation_lengths(self, contexts: list[str], continuations: list[str]) -> list[int]:
