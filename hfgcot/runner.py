@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from datasets import Dataset, Features, Image
@@ -194,6 +194,64 @@ def run_pipeline(
             inverse[row] = position
         out = out.select(inverse).flatten_indices()
     return restore_feature(out, image_column, feature)
+
+
+def warn_replaced(dataset: Dataset, stages: Sequence[Stage], what: str) -> None:
+    """Log input columns a pipeline will overwrite (e.g. a VQA ``answer`` column).
+
+    Columns that only a rerun of the same pipeline would carry (its status columns) are not
+    reported.
+    """
+    written = {name for stage in stages for name in stage.features()}
+    own = {s.status_column for s in stages if s.status_column}
+    if own & set(dataset.column_names):
+        return
+    replaced = sorted(written.intersection(dataset.column_names))
+    if replaced:
+        logger.warning("%s: input columns %s will be replaced", what, replaced)
+
+
+def run_model_pipeline(
+    name: str,
+    dataset: Dataset,
+    model: Any,
+    config: Any,
+    build_stages: Callable[[Any, Any], list[Stage]],
+    *,
+    status_column: str,
+    load_kwargs: dict[str, Any],
+    run_kwargs: dict[str, Any],
+    boxes: str | None = None,
+    summarize: Callable[[Dataset], None] | None = None,
+) -> Dataset:
+    """What every model pipeline does around its stages.
+
+    Resolve ``model`` (name, path or loaded VLM) to a spec, build the stages from ``config``,
+    warn about input columns that will be replaced, run them (:func:`run_pipeline` with the
+    config's image column, batch size and ``num_proc``, plus ``run_kwargs``: checkpointing and
+    sorting), log the status summary and return the result with its provenance record.
+    """
+    from hfgcot.provenance import record_provenance
+    from hfgcot.vlm import model_spec
+
+    spec = model_spec(model, **load_kwargs)
+    stages = build_stages(config, spec)
+    warn_replaced(dataset, stages, name)
+    ds = run_pipeline(
+        dataset,
+        stages,
+        image_column=config.image_column,
+        batch_size=config.batch_size,
+        num_proc=config.num_proc,
+        **run_kwargs,
+    )
+    if summarize is not None:
+        summarize(ds)
+    else:
+        log_summary(ds, status_column, name)
+    return record_provenance(
+        ds, name, config=config, spec=spec, stages=stages, status_column=status_column, boxes=boxes
+    )
 
 
 def status_summary(dataset: Dataset, status_column: str) -> dict[str, int]:

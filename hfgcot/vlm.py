@@ -562,6 +562,15 @@ def load_vlm(
     return get_vlm(spec)
 
 
+def model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
+    """A :class:`ModelSpec` for a name/path, or the spec of an already loaded VLM (registered)."""
+    if isinstance(model, str | os.PathLike):
+        return ModelSpec(model=os.fspath(model), **load_kwargs)
+    if hasattr(model, "spec") and hasattr(model, "generate"):
+        return register_vlm(model)
+    raise TypeError(f"model must be a Hub id, a path or a loaded VLM, got {type(model).__name__}")
+
+
 def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
     """The parts of a spec that change outputs (not the device), with the resolved revision."""
     data = asdict(spec)
@@ -580,6 +589,7 @@ __all__ = [
     "VLM",
     "get_vlm",
     "load_vlm",
+    "model_spec",
     "register_vlm",
     "spec_fingerprint_data",
 ]

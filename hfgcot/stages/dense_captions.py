@@ -33,10 +33,8 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import parsing, prompts, textproc
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.provenance import record_provenance
-from hfgcot.runner import log_summary, run_pipeline
+from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
-from hfgcot.stages.gcot import model_spec
 from hfgcot.vlm import DEFAULT_MODEL, VLM, GenerationSettings, ModelSpec, Request
 
 logger = logging.getLogger(__name__)
@@ -459,15 +457,6 @@ class FuseStage(ModelStage):
         return {"final_caption": finals, STATUS: statuses}
 
 
-def _warn_replaced(dataset: Dataset, stages: Sequence[Stage]) -> None:
-    """Log input columns that the pipeline will overwrite (e.g. a VQA ``answer`` column)."""
-    written = {name for stage in stages for name in stage.features()}
-    own = {STATUS}
-    replaced = sorted(written.intersection(dataset.column_names) - own)
-    if replaced and STATUS not in dataset.column_names:
-        logger.warning("%s: input columns %s will be replaced", "dense captions", replaced)
-
-
 @dataclass(frozen=True)
 class DenseCaptionConfig:
     """Every setting of the dense-caption pipeline (typed, validated; part of each fingerprint).
@@ -624,35 +613,27 @@ def add_dense_captions(
             seed=seed,
             num_proc=num_proc,
         )
-    spec = model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        device=device,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    stages = dense_caption_stages(config, spec)
-    _warn_replaced(dataset, stages)
-    ds = run_pipeline(
-        dataset,
-        stages,
-        image_column=config.image_column,
-        batch_size=config.batch_size,
-        num_proc=config.num_proc,
-        checkpoint_dir=checkpoint_dir,
-        shard_size=shard_size,
-        sort_window=sort_window,
-    )
-    log_summary(ds, STATUS, "dense captions")
-    return record_provenance(
-        ds,
+    load = {
+        "revision": revision,
+        "dtype": dtype,
+        "device": device,
+        "attn_implementation": attn_implementation,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
+    return run_model_pipeline(
         "dense_captions",
-        config=config,
-        spec=spec,
-        stages=stages,
+        dataset,
+        model,
+        config,
+        dense_caption_stages,
         status_column=STATUS,
+        load_kwargs=load,
+        run_kwargs={
+            "checkpoint_dir": checkpoint_dir,
+            "shard_size": shard_size,
+            "sort_window": sort_window,
+        },
     )
 
 

@@ -24,10 +24,9 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.provenance import record_provenance
-from hfgcot.runner import run_pipeline, status_summary
+from hfgcot.runner import run_model_pipeline, status_summary
 from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, register_vlm
+from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -309,15 +308,6 @@ class GCoTConfig:
         return ImagePolicy(min_side=self.min_image_side, max_aspect_ratio=self.max_aspect_ratio)
 
 
-def model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
-    """A :class:`ModelSpec` for a name/path, or the spec of an already loaded VLM (registered)."""
-    if isinstance(model, str | os.PathLike):
-        return ModelSpec(model=os.fspath(model), **load_kwargs)
-    if hasattr(model, "spec") and hasattr(model, "generate"):
-        return register_vlm(model)
-    raise TypeError(f"model must be a Hub id, a path or a loaded VLM, got {type(model).__name__}")
-
-
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
     """The four stages of the pipeline for ``config`` (used by :func:`add_gcot`, Ray and resume)."""
     common = {"model": spec, "batch_size": config.batch_size}
@@ -442,25 +432,34 @@ def add_gcot(
     for column in (config.question_column, config.answer_column):
         if column not in dataset.column_names:
             raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
-    spec = model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        device=device,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    ds = run_pipeline(
+    load = {
+        "revision": revision,
+        "dtype": dtype,
+        "device": device,
+        "attn_implementation": attn_implementation,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
+    return run_model_pipeline(
+        "gcot",
         dataset,
-        gcot_stages(config, spec),
-        image_column=config.image_column,
-        batch_size=config.batch_size,
-        num_proc=config.num_proc,
-        checkpoint_dir=checkpoint_dir,
-        shard_size=shard_size,
-        sort_window=sort_window,
+        model,
+        config,
+        gcot_stages,
+        status_column=STATUS,
+        load_kwargs=load,
+        run_kwargs={
+            "checkpoint_dir": checkpoint_dir,
+            "shard_size": shard_size,
+            "sort_window": sort_window,
+        },
+        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
+        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+        summarize=_log_gcot_summary,
     )
+
+
+def _log_gcot_summary(ds: Dataset) -> None:
     summary = gcot_summary(ds)
     logger.info(
         "gcot: %d rows, %s; %d/%d keywords grounded (%.1f%%)",
@@ -469,16 +468,6 @@ def add_gcot(
         summary["keywords_grounded"],
         summary["keywords"],
         summary["keywords_grounded_pct"],
-    )
-    return record_provenance(
-        ds,
-        "gcot",
-        config=config,
-        spec=spec,
-        stages=gcot_stages(config, spec),
-        status_column=STATUS,
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
     )
 
 
@@ -492,4 +481,5 @@ __all__ = [
     "gcot_stages",
     "gcot_summary",
     "ground_boxes",
+    "model_spec",
 ]

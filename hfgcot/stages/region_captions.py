@@ -29,10 +29,8 @@ from datasets import Dataset, Features, Image, List, Value
 from hfgcot import prompts
 from hfgcot.geometry import box_area, clip_box
 from hfgcot.images import ImagePolicy, encode_image, load_image
-from hfgcot.provenance import record_provenance
-from hfgcot.runner import log_summary, run_pipeline
+from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
-from hfgcot.stages.gcot import model_spec
 from hfgcot.viz import draw_regions
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request
 
@@ -299,15 +297,6 @@ class RegionCaptionStage(ModelStage):
         return {"answer": answers, STATUS: statuses}
 
 
-def _warn_replaced(dataset: Dataset, stages: Sequence[Stage]) -> None:
-    """Log input columns that the pipeline will overwrite (e.g. a VQA ``answer`` column)."""
-    written = {name for stage in stages for name in stage.features()}
-    own = {STATUS}
-    replaced = sorted(written.intersection(dataset.column_names) - own)
-    if replaced and STATUS not in dataset.column_names:
-        logger.warning("%s: input columns %s will be replaced", "region captions", replaced)
-
-
 @dataclass(frozen=True)
 class RegionCaptionConfig:
     """Every setting of the region-caption pipeline (typed, validated; part of the fingerprints).
@@ -454,36 +443,31 @@ def add_region_captions(
         raise KeyError(
             f"column {config.bbox_column!r} not in dataset (columns: {dataset.column_names})"
         )
-    spec = model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        device=device,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    stages = region_caption_stages(config, spec)
-    _warn_replaced(dataset, stages)
-    ds = run_pipeline(
-        dataset,
-        stages,
-        image_column=config.image_column,
-        batch_size=config.batch_size,
-        num_proc=config.num_proc,
-        checkpoint_dir=checkpoint_dir,
-        shard_size=shard_size,
-        sort_window=sort_window,
-    )
-    log_summary(ds, STATUS, "region captions")
-    return record_provenance(
-        ds,
+    load = {
+        "revision": revision,
+        "dtype": dtype,
+        "device": device,
+        "attn_implementation": attn_implementation,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
+    return run_model_pipeline(
         "region_captions",
-        config=config,
-        spec=spec,
-        stages=stages,
+        dataset,
+        model,
+        config,
+        region_caption_stages,
         status_column=STATUS,
-        boxes="`normalized_bbox`: the valid input boxes as fractions of width and height [x1, y1, x2, y2]; `image_with_bbox`: the image with numbered boxes drawn.",
+        load_kwargs=load,
+        run_kwargs={
+            "checkpoint_dir": checkpoint_dir,
+            "shard_size": shard_size,
+            "sort_window": sort_window,
+        },
+        boxes=(
+            "`normalized_bbox`: the valid input boxes as fractions of width and height "
+            "[x1, y1, x2, y2]; `image_with_bbox`: the image with numbered boxes drawn."
+        ),
     )
 
 
