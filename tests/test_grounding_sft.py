@@ -13,7 +13,12 @@ from datasets import Dataset, DatasetDict, Features, Image, List, Value, load_fr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfgcot import add_grounding_predictions, evaluate_grounding, to_grounding_sft
+from hfgcot import (
+    add_grounding_predictions,
+    evaluate_grounding,
+    get_provenance,
+    to_grounding_sft,
+)
 from hfgcot.geometry import FAMILIES, MAX_ASPECT_RATIO, Frame, patch_factor
 from hfgcot.parsing import parse_grounding
 from hfgcot.stages.grounding_sft import (
@@ -180,9 +185,17 @@ def test_bad_rows_become_statuses_never_crash(tmp_path):
     assert out[-1]["gt_bbox"] == [150.0, 50.0, 200.0, 100.0]  # clipped to the image
     # the image-less row has no frame; the others do
     assert out["sft_frame"][1] is None and out["sft_frame"][0]["width"] == 200
+    record = get_provenance(out)[-1]
+    assert record["pipeline"] == "grounding_sft"
+    assert record["rows"] == len(ds) and "model" not in record  # no model runs
+    assert record["status_column"] == "sft_status" and record["status"]["ok"] == 2
+    assert record["config"]["max_pixels"] == LIB_MAX_PIXELS and record["config"]["min_pixels"]
+    assert [s["name"] for s in record["stages"]] == ["grounding_sft"]
+    assert "gt_bbox" in record["boxes"]
     out.save_to_disk(str(tmp_path / "sft"))
     back = load_from_disk(str(tmp_path / "sft"))
     assert back[0]["messages"] == out[0]["messages"]
+    assert get_provenance(back)[-1]["pipeline"] == "grounding_sft"
 
 
 def test_messages_column_is_arrow_friendly_and_chat_template_ready(tiny_vlm):
@@ -240,6 +253,7 @@ def test_image_paths_header_only_and_dataset_dict(tmp_path):
         dd, text_column="q", bbox_column="box", bbox_format="xyxy", verify_images=False
     )
     assert set(out) == {"train", "test"}
+    assert get_provenance(out["test"])[-1]["pipeline"] == "grounding_sft"
     assert out["train"]["sft_status"][0] == "ok"
     assert out["train"]["sft_status"][1] != "ok"
     with pytest.raises(KeyError, match="nope"):
@@ -283,6 +297,11 @@ def test_predictions_map_the_model_frame_back_to_original_pixels(tiny_vlm):
         frame = Frame.from_dict(row["sft_frame"])
         tol = frame.width / frame.model_width
         assert row["pred_bbox"] == pytest.approx(row["gt_bbox"], abs=tol)
+    records = get_provenance(out)
+    assert [r["pipeline"] for r in records] == ["grounding_sft", "grounding_predictions"]
+    assert records[-1]["status_column"] == "pred_status"
+    assert records[-1]["status"] == {"ok": 3, "unparseable": 1}
+    assert records[-1]["model"]["family"] == "qwen2_5_vl"
     metrics = evaluate_grounding(out)
     assert metrics["n"] == 4 and metrics["unparseable"] == 1
     assert metrics["acc@0.5"] == 0.75
@@ -303,6 +322,8 @@ def test_predictions_skip_bad_rows_and_work_without_messages(tiny_vlm):
     # plain eval rows: no messages, the question is asked with the SFT prompt
     plain = add_grounding_predictions(ds, fake, status_column="none")
     assert plain["pred_status"][0] == "ok" and plain["pred_status"][1] == "undecodable_image"
+    assert get_provenance(out)[-1]["status_column"] == "zs_status"
+    assert [r["pipeline"] for r in get_provenance(plain)] == ["grounding_predictions"]
     assert fake.calls[1] == user_text(sft[0]["messages"])
 
 

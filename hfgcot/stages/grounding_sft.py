@@ -39,15 +39,27 @@ from hfgcot.geometry import (
     xywh_to_xyxy,
 )
 from hfgcot.images import ImagePolicy, image_size, load_image
+from hfgcot.provenance import record_provenance
 from hfgcot.runner import run_pipeline
 from hfgcot.stages.base import OK, ModelStage, Stage
-from hfgcot.stages.gcot import model_spec
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, Request
+from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, Request, model_spec
 
 logger = logging.getLogger(__name__)
 
 BBoxFormat = Literal["xywh", "xyxy"]
 STATUS = "sft_status"
+
+SFT_BOXES = (
+    "`gt_bbox`: original-image pixels [x1, y1, x2, y2] (clipped); `gt_bbox_model` and the "
+    "assistant turn of `messages`: the integers the model is trained to write, in the convention "
+    "of `model_family` (qwen2_5_vl: pixels of the image resized as in `sft_frame`; qwen2_vl and "
+    "qwen3_vl: 0..1000)."
+)
+PREDICTION_BOXES = (
+    "`{prefix}_bbox`: original-image pixels [x1, y1, x2, y2], mapped from the box the model "
+    "wrote (in its family's convention) through the frame its processor produced; `[]` when no "
+    "box could be read."
+)
 
 # Resize limits of the Hub preprocessors, used when neither pixel limits nor a processor are given.
 # Qwen2-VL / Qwen2.5-VL: preprocessor_config.json of the Instruct models (3136 .. 12,845,056);
@@ -411,12 +423,37 @@ def to_grounding_sft(
         verify_images=verify_images,
     )
 
+    config = {
+        "image_column": image_column,
+        "text_column": text_column,
+        "bbox_column": bbox_column,
+        "bbox_format": bbox_format,
+        "model_family": model_family,
+        "min_pixels": stage.min_pixels,
+        "max_pixels": stage.max_pixels,
+        "factor": stage.factor,
+        "processor": type(processor).__name__ if processor is not None else None,
+        "min_image_side": min_image_side,
+        "verify_images": verify_images,
+        "batch_size": batch_size,
+        "num_proc": num_proc,
+    }
+
     def run(ds: Dataset) -> Dataset:
         for column in (text_column, bbox_column):
             if column not in ds.column_names:
                 raise KeyError(f"column {column!r} not in dataset (columns: {ds.column_names})")
-        return run_pipeline(
+        out = run_pipeline(
             ds, [stage], image_column=image_column, batch_size=batch_size, num_proc=num_proc
+        )
+        return record_provenance(
+            out,
+            "grounding_sft",
+            config=config,
+            spec=None,  # no model runs; the frame settings are in the config and the stage
+            stages=[stage],
+            status_column=STATUS,
+            boxes=SFT_BOXES,
         )
 
     return _apply_per_split(dataset, run)
@@ -593,8 +630,20 @@ def add_grounding_predictions(
         prefix=prefix,
     )
 
+    config = {
+        "image_column": image_column,
+        "text_column": text_column,
+        "messages_column": messages_column,
+        "status_column": status_column,
+        "prefix": prefix,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "num_proc": num_proc,
+        "shard_size": shard_size,
+    }
+
     def run(ds: Dataset) -> Dataset:
-        return run_pipeline(
+        out = run_pipeline(
             ds,
             [stage],
             image_column=image_column,
@@ -602,6 +651,15 @@ def add_grounding_predictions(
             num_proc=num_proc,
             checkpoint_dir=checkpoint_dir,
             shard_size=shard_size,
+        )
+        return record_provenance(
+            out,
+            "grounding_predictions",
+            config=config,
+            spec=spec,
+            stages=[stage],
+            status_column=stage.status_column,
+            boxes=PREDICTION_BOXES.format(prefix=prefix),
         )
 
     return _apply_per_split(dataset, run)
