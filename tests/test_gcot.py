@@ -246,3 +246,14 @@ def test_sort_window_keeps_row_order_and_results(tiny_vlm):
     sorted_ = add_gcot(ds, tiny_vlm, batch_size=2, max_new_tokens=6, sort_window=4)
     assert sorted_["idx"] == list(range(len(sizes)))
     assert sorted_.remove_columns("image").to_list() == plain.remove_columns("image").to_list()
+
+
+def test_progress_bars_per_stage_and_quiet_mode(tiny_vlm, capsys, monkeypatch):
+    ds = dataset([png_bytes(random_image(60, 60))])
+    fake = ScriptedVLM(tiny_vlm, script)
+    add_gcot(ds, fake)
+    err = capsys.readouterr().err
+    assert "hfgcot gcot_reasoning" in err and "hfgcot gcot_grounding" in err
+    monkeypatch.setenv("HFGCOT_QUIET", "1")
+    add_gcot(ds, fake)
+    assert "hfgcot gcot_" not in capsys.readouterr().err
