@@ -218,33 +218,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_gcot(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Any:
     from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
-    from hfgcot.stages.gcot import add_gcot
 
+    return load_input(
+        args.input, image_column=args.image_column, split=args.split, limit=args.limit
+    )
+
+
+def _save_and_report(args: argparse.Namespace, out: Any, status_column: str) -> None:
+    from hfgcot.runner import status_summary
+
+    out.save_to_disk(args.output)
+    print(f"{len(out)} rows -> {args.output}")
+    print(f"status: {status_summary(out, status_column)}")
+
+
+def _run_model_command(
+    args: argparse.Namespace, pipeline: Any, status_column: str, **options: Any
+) -> int:
+    """Load the input, run a model pipeline with the shared model options, save, publish."""
     check_publish_args(args)
-    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
-    out = add_gcot(
-        ds,
+    out = pipeline(
+        _load(args),
         args.model,
         image_column=args.image_column,
-        question_column=args.question_column,
-        answer_column=args.answer_column,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
-        box_space=args.box_space,
         revision=args.revision,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         device=args.device,
         num_proc=args.num_proc,
+        **options,
     )
-    out.save_to_disk(args.output)
-    print(f"{len(out)} rows -> {args.output}")
-    print(f"status: {status_summary(out, 'gcot_status')}")
+    _save_and_report(args, out, status_column)
     publish_if_requested(args, out)
     return 0
+
+
+def _cmd_gcot(args: argparse.Namespace) -> int:
+    from hfgcot.stages.gcot import STATUS, add_gcot
+
+    return _run_model_command(
+        args,
+        add_gcot,
+        STATUS,
+        question_column=args.question_column,
+        answer_column=args.answer_column,
+        box_space=args.box_space,
+    )
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -270,62 +293,30 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_dense_captions(args: argparse.Namespace) -> int:
-    from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
     from hfgcot.stages.dense_captions import STATUS, add_dense_captions
 
-    check_publish_args(args)
-    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
-    out = add_dense_captions(
-        ds,
-        args.model,
-        image_column=args.image_column,
+    return _run_model_command(
+        args,
+        add_dense_captions,
+        STATUS,
         checker=args.checker,
         threshold=args.threshold,
         max_questions=args.max_questions,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        revision=args.revision,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        device=args.device,
-        num_proc=args.num_proc,
     )
-    out.save_to_disk(args.output)
-    print(f"{len(out)} rows -> {args.output}")
-    print(f"status: {status_summary(out, STATUS)}")
-    publish_if_requested(args, out)
-    return 0
 
 
 def _cmd_region_captions(args: argparse.Namespace) -> int:
-    from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
     from hfgcot.stages.region_captions import STATUS, add_region_captions
 
-    check_publish_args(args)
-    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
-    out = add_region_captions(
-        ds,
-        args.model,
-        image_column=args.image_column,
+    return _run_model_command(
+        args,
+        add_region_captions,
+        STATUS,
         bbox_column=args.bbox_column,
         bbox_format=args.bbox_format,
         max_boxes=args.max_boxes,
         mode=args.mode,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        revision=args.revision,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        device=args.device,
-        num_proc=args.num_proc,
     )
-    out.save_to_disk(args.output)
-    print(f"{len(out)} rows -> {args.output}")
-    print(f"status: {status_summary(out, STATUS)}")
-    publish_if_requested(args, out)
-    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -378,8 +369,6 @@ def _add_sft_parser(sub: Any) -> None:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
     from hfgcot.stages.grounding_sft import STATUS, to_grounding_sft
 
     processor = None
@@ -390,9 +379,8 @@ def _cmd_sft(args: argparse.Namespace) -> int:
         processor = AutoProcessor.from_pretrained(
             args.processor, **{k: v for k, v in limits.items() if v is not None}
         )
-    ds = load_input(args.input, image_column=args.image_column, split=args.split, limit=args.limit)
     out = to_grounding_sft(
-        ds,
+        _load(args),
         image_column=args.image_column,
         text_column=args.text_column,
         bbox_column=args.bbox_column,
@@ -403,9 +391,7 @@ def _cmd_sft(args: argparse.Namespace) -> int:
         processor=processor,
         num_proc=args.num_proc,
     )
-    out.save_to_disk(args.output)
-    print(f"{len(out)} rows -> {args.output}")
-    print(f"status: {status_summary(out, STATUS)}")
+    _save_and_report(args, out, STATUS)
     return 0
 
 
