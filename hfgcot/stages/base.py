@@ -32,6 +32,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def cell_text(value: Any) -> str:
+    """A text cell as stripped text; lists (e.g. TextVQA answers) give their first non-empty item.
+
+    >>> cell_text(["", " red "]), cell_text(None), cell_text(3)
+    ('red', '', '3')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return next((str(v).strip() for v in value if v is not None and str(v).strip()), "")
+    return str(value).strip()
+
+
 def validate_choices(config: Any) -> None:
     """Raise ``ValueError`` for a dataclass field whose value is not one of its ``Literal`` choices.
 

@@ -191,7 +191,30 @@ class SplitStage(Stage):
 
 
 @dataclass(frozen=True)
-class SentenceCheckStage(ModelStage):
+class _CheckingStage(ModelStage):
+    """Shared by the two self-check stages: the checker, its threshold and the batched check."""
+
+    image_column: str = "image"
+    image_policy: ImagePolicy = ImagePolicy()
+    checker: Checker = "yesno"
+    threshold: float = 0.0
+
+    def _check(
+        self, jobs: list[CheckJob], rank: int | None
+    ) -> list[tuple[float | None, str | None]]:
+        if not jobs:
+            return []
+        return check_sentences(
+            self.vlm(rank),
+            jobs,
+            checker=self.checker,
+            generation=self.generation,
+            batch_size=self.batch_size,
+        )
+
+
+@dataclass(frozen=True)
+class SentenceCheckStage(_CheckingStage):
     """Stage 3: ``golden_sentences`` (supported by the image) and ``sentence_scores``.
 
     ``sentence_scores`` is aligned with ``sentences``: ``1.0``/``0.0`` (yes/no) or the
@@ -200,10 +223,6 @@ class SentenceCheckStage(ModelStage):
 
     name = "dense_check_sentences"
     status_column = STATUS
-    image_column: str = "image"
-    image_policy: ImagePolicy = ImagePolicy()
-    checker: Checker = "yesno"
-    threshold: float = 0.0
 
     def features(self) -> Features:
         return Features(
@@ -230,17 +249,7 @@ class SentenceCheckStage(ModelStage):
             for prefix, sentence in _locate(caption, batch["sentences"][i]):
                 jobs.append(CheckJob(image, prompts.dense_caption_prompt(), prefix, sentence))
                 owners.append(i)
-        results = (
-            check_sentences(
-                self.vlm(rank),
-                jobs,
-                checker=self.checker,
-                generation=self.generation,
-                batch_size=self.batch_size,
-            )
-            if jobs
-            else []
-        )
+        results = self._check(jobs, rank)
         scores: list[list[float | None]] = [[] for _ in range(n)]
         golden: list[list[str]] = [[] for _ in range(n)]
         errors: list[list[str | None]] = [[] for _ in range(n)]
@@ -354,7 +363,7 @@ class AnswerStage(ModelStage):
 
 
 @dataclass(frozen=True)
-class DetailCheckStage(ModelStage):
+class DetailCheckStage(_CheckingStage):
     """Stage 6: ``final_details``: each answer's supported sentences (answers left empty dropped).
 
     Same checker as stage 3; for ``"contrastive"`` the context of a sentence is the question's
@@ -363,10 +372,6 @@ class DetailCheckStage(ModelStage):
 
     name = "dense_check_details"
     status_column = STATUS
-    image_column: str = "image"
-    image_policy: ImagePolicy = ImagePolicy()
-    checker: Checker = "yesno"
-    threshold: float = 0.0
 
     def features(self) -> Features:
         return Features({"final_details": STRINGS, STATUS: Value("string")})
@@ -389,17 +394,7 @@ class DetailCheckStage(ModelStage):
                 for prefix, sentence in _locate(answer, textproc.split_sentences(answer)):
                     jobs.append(CheckJob(image, prompt, prefix, sentence))
                     owners.append((i, k))
-        results = (
-            check_sentences(
-                self.vlm(rank),
-                jobs,
-                checker=self.checker,
-                generation=self.generation,
-                batch_size=self.batch_size,
-            )
-            if jobs
-            else []
-        )
+        results = self._check(jobs, rank)
         kept: dict[tuple[int, int], list[str]] = {}
         checked = [0] * n
         for (i, k), job, (score, _error) in zip(owners, jobs, results, strict=True):

@@ -25,7 +25,7 @@ from hfgcot import parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.runner import run_model_pipeline, status_summary
-from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
+from hfgcot.stages.base import OK, ModelStage, Stage, cell_text, validate_choices
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, model_spec
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ GROUNDING_FEATURE = List(
         "bbox_model": List(Value("float64")),
     }
 )
-
-
-def _text(value: Any) -> str:
-    """A question/answer cell as text: lists (e.g. TextVQA answers) give their first non-empty item."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return next((str(v).strip() for v in value if v is not None and str(v).strip()), "")
-    return str(value).strip()
 
 
 def _first_problem(*statuses: str) -> str:
@@ -82,8 +73,8 @@ class ReasoningStage(ModelStage):
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         for i in range(n):
-            question = _text(batch[self.question_column][i])
-            answer = _text(batch[self.answer_column][i])
+            question = cell_text(batch[self.question_column][i])
+            answer = cell_text(batch[self.answer_column][i])
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             status = _first_problem(status, self._text_status(question, answer))
             statuses[i] = status

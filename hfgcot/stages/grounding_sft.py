@@ -41,7 +41,7 @@ from hfgcot.geometry import (
 from hfgcot.images import ImagePolicy, image_size, load_image
 from hfgcot.provenance import record_provenance
 from hfgcot.runner import run_pipeline
-from hfgcot.stages.base import OK, ModelStage, Stage
+from hfgcot.stages.base import OK, ModelStage, Stage, cell_text
 from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, Request, model_spec
 
 logger = logging.getLogger(__name__)
@@ -90,15 +90,6 @@ FRAME_FEATURE = {
 }
 """Arrow type of ``sft_frame``: the original size, the resized size and the resize limits.
 :meth:`hfgcot.geometry.Frame.from_dict` reads it back (extra keys are ignored)."""
-
-
-def _text(value: Any) -> str:
-    """A question cell as text: lists give their first non-empty item."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return next((str(v).strip() for v in value if v is not None and str(v).strip()), "")
-    return str(value).strip()
 
 
 def _check_prompt(template: str) -> None:
@@ -279,7 +270,7 @@ class GroundingSFTStage(Stage):
             "factor": int(self.factor),  # type: ignore[arg-type]
         }
         out["sft_frame"] = frame_dict
-        question = _text(text)
+        question = cell_text(text)
         if not question:
             return {**out, STATUS: "empty_question"}
         box_status, box = self._pixel_box(bbox, width, height)
@@ -522,7 +513,7 @@ class GroundingPredictionStage(ModelStage):
             if text:
                 return text
         if self.text_column in batch:
-            question = _text(batch[self.text_column][i])
+            question = cell_text(batch[self.text_column][i])
             if question:
                 return prompts.grounding_sft_prompt(question, self.prompt)
         return ""
