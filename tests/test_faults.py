@@ -141,3 +141,29 @@ def test_summary_in_dataset_info(tiny_vlm):
     assert summary["status"] == {"ok": 2, "undecodable_image": 1}
     assert summary["keywords"] == 4 and summary["keywords_grounded"] == 2
     assert summary["keywords_grounded_pct"] == pytest.approx(50.0)
+
+
+def test_writes_stay_inside_the_checkpoint_dir(tiny_vlm, tmp_path, monkeypatch):
+    """Input paths that point anywhere never make the pipeline write anywhere but its dirs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    random_image(60, 60).save(tmp_path / "real.png")
+    paths = [
+        str(tmp_path / "real.png"),
+        "../../../../../../tmp/../etc/hfgcot-should-not-exist.png",
+        str(tmp_path / "sub" / ".." / "real.png"),
+        "file:///etc/passwd",
+    ]
+    ds = Dataset.from_dict({"image": paths, "question": ["q"] * 4, "answer": ["a"] * 4})
+    before = {p for p in tmp_path.rglob("*")}
+    out = add_gcot(
+        ds, ScriptedVLM(tiny_vlm, lambda r, t: ""), checkpoint_dir=tmp_path / "ckpt", shard_size=2
+    )
+    assert len(out) == 4
+    assert out["gcot_status"][1].startswith("file_not_found")
+    assert out["gcot_status"][3].split(":")[0] in {"undecodable_image", "unsupported_value"}
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(
+        (tmp_path / "ckpt") in p.parents or p == tmp_path / "ckpt" for p in created
+    )
