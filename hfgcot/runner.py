@@ -222,7 +222,7 @@ def run_model_pipeline(
     load_kwargs: dict[str, Any],
     run_kwargs: dict[str, Any],
     boxes: str | None = None,
-    summarize: Callable[[Dataset], None] | None = None,
+    summarize: Callable[[Dataset], dict[str, Any]] | None = None,
 ) -> Dataset:
     """What every model pipeline does around its stages.
 
@@ -245,12 +245,16 @@ def run_model_pipeline(
         num_proc=config.num_proc,
         **run_kwargs,
     )
-    if summarize is not None:
-        summarize(ds)
-    else:
-        log_summary(ds, status_column, name)
+    summary = summarize(ds) if summarize is not None else log_summary(ds, status_column, name)
     return record_provenance(
-        ds, name, config=config, spec=spec, stages=stages, status_column=status_column, boxes=boxes
+        ds,
+        name,
+        config=config,
+        spec=spec,
+        stages=stages,
+        status_column=status_column,
+        boxes=boxes,
+        extra={"summary": summary},
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import png_bytes, random_image
 from datasets import Dataset, Image
 
-from hfgcot import add_gcot
+from hfgcot import add_gcot, get_provenance
 from hfgcot.testing import ScriptedVLM
 
 pytestmark = pytest.mark.model
@@ -141,6 +141,7 @@ def test_summary_in_dataset_info(tiny_vlm):
     assert summary["status"] == {"ok": 2, "undecodable_image": 1}
     assert summary["keywords"] == 4 and summary["keywords_grounded"] == 2
     assert summary["keywords_grounded_pct"] == pytest.approx(50.0)
+    assert get_provenance(out)[-1]["summary"] == summary  # returned in the dataset's info
 
 
 def test_writes_stay_inside_the_checkpoint_dir(tiny_vlm, tmp_path, monkeypatch):

@@ -450,7 +450,7 @@ def add_gcot(
     )
 
 
-def _log_gcot_summary(ds: Dataset) -> None:
+def _log_gcot_summary(ds: Dataset) -> dict[str, Any]:
     summary = gcot_summary(ds)
     logger.info(
         "gcot: %d rows, %s; %d/%d keywords grounded (%.1f%%)",
@@ -460,6 +460,7 @@ def _log_gcot_summary(ds: Dataset) -> None:
         summary["keywords"],
         summary["keywords_grounded_pct"],
     )
+    return summary
 
 
 __all__ = [
