@@ -20,7 +20,7 @@ _EXPORTS = {
     "attach_provenance": "hfgcot.provenance",
     "get_provenance": "hfgcot.provenance",
     "to_grounding_sft": "hfgcot.stages.grounding_sft",
-    "add_grounding_predictions": "hfgcot.stages.grounding_sft",
+    "add_grounding_predictions": "hfgcot.stages.grounding_predictions",
     "GroundingCollator": "hfgcot.collator",
     "evaluate_grounding": "hfgcot.evaluation",
     "evaluate_gcot": "hfgcot.evaluation",
@@ -69,7 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfgcot.provenance import attach_provenance, get_provenance
     from hfgcot.stages.dense_captions import DenseCaptionConfig, add_dense_captions
     from hfgcot.stages.gcot import GCoTConfig, add_gcot
-    from hfgcot.stages.grounding_sft import add_grounding_predictions, to_grounding_sft
+    from hfgcot.stages.grounding_predictions import add_grounding_predictions
+    from hfgcot.stages.grounding_sft import to_grounding_sft
     from hfgcot.stages.region_captions import RegionCaptionConfig, add_region_captions
     from hfgcot.vlm import VLM, GenerationSettings, load_vlm
 

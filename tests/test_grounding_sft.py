@@ -21,12 +21,8 @@ from hfgcot import (
 )
 from hfgcot.geometry import FAMILIES, MAX_ASPECT_RATIO, Frame, patch_factor
 from hfgcot.parsing import parse_grounding
-from hfgcot.stages.grounding_sft import (
-    MESSAGES_FEATURE,
-    GroundingPredictionStage,
-    GroundingSFTStage,
-    user_text,
-)
+from hfgcot.stages.grounding_predictions import GroundingPredictionStage
+from hfgcot.stages.grounding_sft import MESSAGES_FEATURE, GroundingSFTStage, user_text
 from hfgcot.testing import ScriptedVLM
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -19,7 +19,7 @@ from datasets import (
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from hfgcot import add_gcot, cli, get_provenance, hub, prompts, publish
+from hfgcot import add_gcot, cli, get_provenance, prompts, publish, publish_local
 from hfgcot.hub import VersionExistsError, is_local_target, parse_version
 from hfgcot.provenance import attach_provenance, record_provenance
 from hfgcot.testing import ScriptedVLM
@@ -226,7 +226,7 @@ def test_failure_leaves_no_version(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(hub, "_write_split", boom)
+    monkeypatch.setattr(publish_local, "_write_split", boom)
     with pytest.raises(OSError, match="disk full"):
         publish(simple_ds(), tmp_path / "rel", version="1.0.0")
     assert os.listdir(tmp_path / "rel") == []
