@@ -12,6 +12,7 @@ from the processor's own ``image_grid_thw``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -139,9 +140,18 @@ def _local_digest(path: Path) -> str:
 
 
 def _resolve_revision(model: str, revision: str | None) -> str | None:
-    """The commit a Hub model resolves to (from the local cache when offline), else ``revision``."""
+    """The commit a Hub model resolves to (from the local cache when offline), else ``revision``.
+
+    A local folder gets a digest of its files instead (recomputed each time: it may be retrained).
+    """
     if os.path.isdir(model):
         return "local:" + _local_digest(Path(model))
+    return _resolve_hub_revision(model, revision)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_hub_revision(model: str, revision: str | None) -> str | None:
+    """One Hub look-up per process and (model, revision): every stage fingerprint asks for it."""
     try:
         from huggingface_hub import hf_hub_download
 
