@@ -65,7 +65,7 @@ def qwen25vl_3b_config(tokenizer):
     )
 
 
-def build_vlm(max_pixels: int):
+def build_vlm(max_pixels: int, device: str = "cuda"):
     import torch
     from transformers import (
         Qwen2_5_VLForConditionalGeneration,
@@ -79,9 +79,9 @@ def build_vlm(max_pixels: int):
 
     tokenizer = build_tiny_tokenizer()
     config = qwen25vl_3b_config(tokenizer)
-    config._attn_implementation = _default_attn("cuda")
+    config._attn_implementation = _default_attn(device)
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
     processor = Qwen2_5_VLProcessor(
@@ -90,8 +90,8 @@ def build_vlm(max_pixels: int):
         video_processor=Qwen2VLVideoProcessor(),
         chat_template=CHAT_TEMPLATE,
     )
-    spec = ModelSpec(model="random-weights:Qwen2.5-VL-3B-config", dtype="bfloat16", device="cuda")
-    vlm = VLM(model, processor, spec, "cuda")
+    spec = ModelSpec(model="random-weights:Qwen2.5-VL-3B-config", dtype="bfloat16", device=device)
+    vlm = VLM(model, processor, spec, device)
     register_vlm(vlm)
     return vlm, sum(p.numel() for p in model.parameters())
 
