@@ -208,12 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="run GCoT on the shipped example data with the embedded tiny model (offline)",
-        description="Builds (once) the embedded tiny model, runs GCoT on the example dataset and "
-        "writes the dataset and pictures of its boxes.",
+        help="run GCoT on the shipped example data with the shipped toy model (offline)",
+        description="Runs GCoT with the shipped toy model (hfgcot/data/tiny-shapes; a random tiny "
+        "model if it is missing) on the example dataset and writes the dataset and pictures of "
+        "its boxes.",
     )
     d.add_argument("--output", default="outputs/demo", help="output folder (default: %(default)s)")
-    d.add_argument("--model", default=None, help="another model to use instead of the tiny one")
+    d.add_argument("--model", default=None, help="another model to use instead of the toy one")
     d.add_argument("--max-new-tokens", type=int, default=64)
     return parser
 

@@ -1,9 +1,12 @@
 """``hfgcot demo``: GCoT on the shipped example dataset with the embedded default model, offline.
 
-The embedded default is a tiny Qwen2.5-VL built locally by :mod:`hfgcot.testing` (no download).
-Its weights are random, so its reasoning is noise and most rows end with a status such as
-``no_keywords``: the demo shows the plumbing (statuses, columns, pictures), not model quality.
-Pass ``model="Qwen/Qwen2.5-VL-3B-Instruct"`` on a GPU machine for real output.
+The embedded default is the toy Qwen2.5-VL shipped in ``hfgcot/data/tiny-shapes`` (about a million
+parameters, trained from scratch on synthetic scenes by ``examples/train_tiny_shapes.py``): it
+writes reasoning, keywords and boxes in the pipelines' formats, only about coloured circles,
+squares and triangles, and (undertrained) often about the wrong ones. When that
+checkpoint is missing, the demo falls back (with a warning) to a tiny random model built locally
+by :mod:`hfgcot.testing`, whose reasoning is noise. Pass ``model="Qwen/Qwen2.5-VL-3B-Instruct"``
+on a GPU machine for real output on real images.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from hfgcot.images import load_image
 from hfgcot.io import demo_dataset
 from hfgcot.runner import status_summary
+from hfgcot.shapes import tiny_shapes_path
 from hfgcot.stages.gcot import add_gcot
 from hfgcot.testing import get_tiny_vlm_path
 from hfgcot.viz import draw_groundings, grid, render_row, rows_html
@@ -34,6 +38,18 @@ class DemoResult:
     index_html: Path | None = None
 
 
+def default_demo_model() -> str:
+    """The shipped toy model, else (with a warning) the random tiny model built locally."""
+    path = tiny_shapes_path()
+    if path is not None:
+        return path
+    logger.warning(
+        "the toy model hfgcot/data/tiny-shapes is not installed; using a tiny model with random "
+        "weights instead (its reasoning is noise)"
+    )
+    return get_tiny_vlm_path()
+
+
 def run_demo(
     output: str | os.PathLike[str] = "outputs/demo",
     *,
@@ -48,7 +64,7 @@ def run_demo(
     with its text, phrases in the colour of their boxes) and ``index.html`` (the same, as HTML).
     """
     out = Path(output)
-    model = model or get_tiny_vlm_path()
+    model = model or default_demo_model()
     ds = add_gcot(
         demo_dataset(), model, batch_size=batch_size, max_new_tokens=max_new_tokens, **kwargs
     )

@@ -262,3 +262,6 @@ class ScriptedVLM:
             self.calls.append(text)
             out.append(Generation(text=self.script(request, text), frame=frame))
         return out
+
+
+from hfgcot import shapes  # noqa: E402,F401  (hfgcot.testing.shapes: synthetic scenes)
