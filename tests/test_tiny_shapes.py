@@ -26,9 +26,9 @@ TEST_SEED = 3  # held out: training uses seeds from 10**9 up, the benchmark seed
 
 needs_model = pytest.mark.skipif(tiny_shapes_path() is None, reason="toy model not shipped")
 
-# The shipped checkpoint is undertrained (about 35 CPU-minutes, 1.3M parameters): it writes every
+# The shipped checkpoint is undertrained (about 65 CPU-minutes, 1.3M parameters): it writes every
 # pipeline's format but has only begun to read the image. benchmarks/eval_tiny_shapes.py on 200
-# held-out scenes: Acc@0.5 0.000, answer accuracy 0.415. The accuracy targets of issue 8 (Acc@0.5
+# held-out scenes: Acc@0.5 0.004, answer accuracy 0.695. The accuracy targets of issue 8 (Acc@0.5
 # >= 0.6 on 30 scenes, on-topic captions) live in that benchmark until a checkpoint reaches them;
 # CI checks what the checkpoint does do: load through the public path and drive every GCoT stage.
 
