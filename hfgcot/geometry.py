@@ -140,15 +140,15 @@ def smart_resize(
     (1148, 840)
 
     Raises:
-        ValueError: for a side that is not a positive integer, a non-positive ``factor`` or
-            ``max_pixels``, or an aspect ratio above 200.
+        ValueError: for a side that is not a positive integer, a non-positive ``factor``, a
+            non-positive ``max_pixels`` that the image would have to shrink to (where transformers
+            fails too; a tiny image that rounds to area 0 is grown instead, as there), or an
+            aspect ratio above 200.
     """
     height, width, factor = (
         _positive_int(name, value)
         for name, value in (("height", height), ("width", width), ("factor", factor))
     )
-    if not max_pixels > 0:
-        raise ValueError(f"max_pixels must be positive, got {max_pixels!r}")
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise ValueError(
             f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
@@ -162,6 +162,8 @@ def smart_resize(
     new_h, new_w = nearest(height), nearest(width)
     area = height * width
     if new_h * new_w > max_pixels:
+        if not max_pixels > 0:  # transformers fails here too (division by zero / math domain)
+            raise ValueError(f"max_pixels must be positive, got {max_pixels!r}")
         shrink = math.sqrt(area / max_pixels)
         new_h = max(factor, math.floor(height / shrink / factor) * factor)
         new_w = max(factor, math.floor(width / shrink / factor) * factor)

@@ -423,3 +423,11 @@ def test_accepts_numpy_and_tensor_scalars():
         320.0,
         240.0,
     ]
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "max_pixels"), [(1, 1, 0), (10, 10, 0), (300, 200, 0), (300, 200, -5)]
+)
+def test_non_positive_max_pixels_agrees_with_transformers(height, width, max_pixels):
+    # 1x1 and 10x10 round to area 0 and are grown (transformers returns); 300x200 must shrink
+    _assert_agrees(height, width, 28, 3136, max_pixels)
