@@ -11,7 +11,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 from PIL import Image  # noqa: E402
+
+# CI: the same examples on every run (no flaky reds from a new random draw) and no per-example
+# deadline on a shared 2-core machine. Locally hypothesis keeps exploring new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
