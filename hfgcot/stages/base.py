@@ -17,6 +17,7 @@ from datasets import Features
 
 import hfgcot
 from hfgcot import prompts
+from hfgcot.images import ImagePolicy
 from hfgcot.vlm import VLM, GenerationSettings, ModelSpec, get_vlm, spec_fingerprint_data
 
 OK = "ok"
@@ -71,6 +72,33 @@ def stable_hash(data: Any) -> str:
     from datasets.fingerprint import Hasher
 
     return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
+
+
+class PipelineConfig:
+    """Methods shared by the pipeline configs (``GCoTConfig``, ``DenseCaptionConfig``...).
+
+    A subclass is a frozen dataclass with the fields ``max_new_tokens``, ``do_sample``,
+    ``temperature``, ``top_p``, ``seed``, ``min_image_side`` and ``max_aspect_ratio`` (and
+    optionally ``cache_implementation``).
+    """
+
+    def generation(self, max_new_tokens: int | None = None) -> GenerationSettings:
+        """The generation settings of the config (``max_new_tokens`` overrides its budget)."""
+        return GenerationSettings(
+            max_new_tokens=max_new_tokens or self.max_new_tokens,  # type: ignore[attr-defined]
+            do_sample=self.do_sample,  # type: ignore[attr-defined]
+            temperature=self.temperature,  # type: ignore[attr-defined]
+            top_p=self.top_p,  # type: ignore[attr-defined]
+            seed=self.seed,  # type: ignore[attr-defined]
+            cache_implementation=getattr(self, "cache_implementation", None),
+        )
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        return ImagePolicy(
+            min_side=self.min_image_side,  # type: ignore[attr-defined]
+            max_aspect_ratio=self.max_aspect_ratio,  # type: ignore[attr-defined]
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,7 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import parsing, prompts, textproc
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.runner import run_model_pipeline
-from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
+from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
 from hfgcot.vlm import DEFAULT_MODEL, VLM, GenerationSettings, ModelSpec, Request
 
 logger = logging.getLogger(__name__)
@@ -453,7 +453,7 @@ class FuseStage(ModelStage):
 
 
 @dataclass(frozen=True)
-class DenseCaptionConfig:
+class DenseCaptionConfig(PipelineConfig):
     """Every setting of the dense-caption pipeline (typed, validated; part of each fingerprint).
 
     Args:
@@ -497,21 +497,8 @@ class DenseCaptionConfig:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
 
-    def generation(self) -> GenerationSettings:
-        return GenerationSettings(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=self.do_sample,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-        )
-
     def check_generation(self) -> GenerationSettings:
         return GenerationSettings(max_new_tokens=self.check_max_new_tokens, seed=self.seed)
-
-    @property
-    def image_policy(self) -> ImagePolicy:
-        return ImagePolicy(min_side=self.min_image_side, max_aspect_ratio=self.max_aspect_ratio)
 
 
 def dense_caption_stages(config: DenseCaptionConfig, spec: ModelSpec) -> list[Stage]:

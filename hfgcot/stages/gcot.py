@@ -25,8 +25,8 @@ from hfgcot import parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.runner import run_model_pipeline, status_summary
-from hfgcot.stages.base import OK, ModelStage, Stage, cell_text, validate_choices
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request, model_spec
+from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
+from hfgcot.vlm import DEFAULT_MODEL, ModelSpec, Request, model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class InjectStage(Stage):
 
 
 @dataclass(frozen=True)
-class GCoTConfig:
+class GCoTConfig(PipelineConfig):
     """Every setting of the GCoT pipeline (typed, validated; part of each stage's fingerprint).
 
     Example:
@@ -283,20 +283,6 @@ class GCoTConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_proc is not None and self.num_proc < 1:
             raise ValueError(f"num_proc must be None or >= 1, got {self.num_proc}")
-
-    def generation(self, max_new_tokens: int | None = None) -> GenerationSettings:
-        return GenerationSettings(
-            max_new_tokens=max_new_tokens or self.max_new_tokens,
-            do_sample=self.do_sample,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-            cache_implementation=self.cache_implementation,
-        )
-
-    @property
-    def image_policy(self) -> ImagePolicy:
-        return ImagePolicy(min_side=self.min_image_side, max_aspect_ratio=self.max_aspect_ratio)
 
 
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:

@@ -30,9 +30,9 @@ from hfgcot import prompts
 from hfgcot.geometry import box_area, clip_box
 from hfgcot.images import ImagePolicy, encode_image, load_image
 from hfgcot.runner import run_model_pipeline
-from hfgcot.stages.base import OK, ModelStage, Stage, validate_choices
+from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
 from hfgcot.viz import draw_regions
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request
+from hfgcot.vlm import DEFAULT_MODEL, ModelSpec, Request
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class RegionCaptionStage(ModelStage):
 
 
 @dataclass(frozen=True)
-class RegionCaptionConfig:
+class RegionCaptionConfig(PipelineConfig):
     """Every setting of the region-caption pipeline (typed, validated; part of the fingerprints).
 
     Example:
@@ -329,19 +329,6 @@ class RegionCaptionConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_proc is not None and self.num_proc < 1:
             raise ValueError(f"num_proc must be None or >= 1, got {self.num_proc}")
-
-    def generation(self) -> GenerationSettings:
-        return GenerationSettings(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=self.do_sample,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-        )
-
-    @property
-    def image_policy(self) -> ImagePolicy:
-        return ImagePolicy(min_side=self.min_image_side, max_aspect_ratio=self.max_aspect_ratio)
 
 
 def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[Stage]:
