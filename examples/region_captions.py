@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, row in enumerate(out.select(range(min(2, len(out))))):
         print(f"--- row {i}: {row['region_caption_status']} ({row['valid_bboxes_num']} regions)")
         print(f"answer: {row['answer']!r}"[:300])
+        for k, caption in enumerate(row["region_captions"], 1):
+            print(f"  region {k}: {caption!r}"[:200])
     return 0
 
 

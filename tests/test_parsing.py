@@ -675,3 +675,62 @@ def test_match_label_ambiguous_is_none():
 def test_match_label_never_raises(label, phrases):
     result = parsing.match_label(label, phrases)
     assert result is None or result in phrases
+
+
+# --------------------------------------------------------------------------------------------
+# Marked-region answers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "expected"),
+    [
+        ("<region1>: a cat\n<region2>: a dog", 2, ["a cat", "a dog"]),
+        ("<region2>: a dog\n<region1>: a cat", 2, ["a cat", "a dog"]),  # any order
+        ("<region1>: a cat <region2>: a dog", 2, ["a cat", "a dog"]),  # one line
+        ("**<region1>**: a cat\n- <Region 2> - a dog.", 2, ["a cat", "a dog."]),
+        ("Region 1: a red car\nRegion 2: the road", 2, ["a red car", "the road"]),
+        ("1. <region1>: a cat", 1, ["a cat"]),
+        (
+            "<region1>: a cat next to region 2\nregion 2: a dog",
+            2,
+            ["a cat next to region 2", "a dog"],
+        ),
+        (
+            "<region1>: a cat\nwith a long tail\n<region2>: a dog",
+            2,
+            ["a cat\nwith a long tail", "a dog"],
+        ),
+        ("<region1>: a cat", 3, ["a cat", "", ""]),  # missing regions are empty
+        ("<region4>: out of range\n<region1>: a cat", 2, ["a cat", ""]),
+        ("<region1>:\n<region1>: second try", 1, ["second try"]),  # first non-empty wins
+        ("A cat sitting on a mat.", 1, ["A cat sitting on a mat."]),  # one region, no marker
+        ("A cat sitting on a mat.", 2, ["", ""]),
+        ("", 2, ["", ""]),
+        ("<region1>: a cat", 0, []),
+    ],
+)
+def test_parse_region_answer_examples(text, n, expected):
+    assert parsing.parse_region_answer(text, n) == expected
+
+
+_description = st.text(
+    alphabet=st.characters(blacklist_characters="<>\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+    min_size=1,
+    max_size=40,
+).filter(lambda s: s.strip() and "region" not in s.lower() and s.strip()[0] not in ":-*.)")
+
+
+@given(st.lists(_description, min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_parse_region_answer_round_trip(descriptions, rnd):
+    order = list(range(1, len(descriptions) + 1))
+    rnd.shuffle(order)
+    text = "\n".join(f"<region{k}>: {descriptions[k - 1]}" for k in order)
+    got = parsing.parse_region_answer(text, len(descriptions))
+    assert got == [d.strip() for d in descriptions]
+
+
+@given(st.text(max_size=200), st.integers(min_value=-2, max_value=12))
+def test_parse_region_answer_never_raises(text, n):
+    got = parsing.parse_region_answer(text, n)
+    assert len(got) == max(0, n) and all(isinstance(t, str) for t in got)

@@ -205,6 +205,8 @@ def test_marked_mode_end_to_end_with_script(tiny_vlm):
         assert got == pytest.approx(want)
     assert "<region1> to <region3>" in rows[1]["prompt"]
     assert rows[1]["answer"] == "<region1>: thing 1\n<region2>: thing 2\n<region3>: thing 3"
+    assert rows[1]["region_captions"] == ["thing 1", "thing 2", "thing 3"]
+    assert [r["region_captions"] for r in rows[2:4] + rows[5:]] == [[], [], []]
     for r in rows[2:4] + rows[5:]:
         assert r["answer"] == "" and r["image_with_bbox"] is None and r["prompt"] == ""
     # the marked image is stored (same size as the original) and is what the model was shown
@@ -217,6 +219,27 @@ def test_marked_mode_end_to_end_with_script(tiny_vlm):
     assert record["pipeline"] == "region_captions" and record["config"]["max_boxes"] == 3
 
 
+def test_marked_answers_that_skip_regions_are_flagged(tiny_vlm):
+    # the model describes region 2 only (bold markdown) for three-box rows, nothing usable else
+    def script(request, text):
+        n = int(re.search(r"to <region(\d+)>", text).group(1))
+        return "**Region 2**: the middle one" if n == 3 else "no markers here"
+
+    out = add_region_captions(region_dataset(), ScriptedVLM(tiny_vlm, script), max_boxes=3)
+    rows = list(out.remove_columns("image"))
+    assert rows[1]["region_captions"] == ["", "the middle one", ""]
+    assert rows[1]["region_caption_status"] == (
+        "regions_missing: 1, 3 of 3 (after boxes_skipped: skipped 2 of 5 boxes: "
+        "boxes 4-5 over max_boxes=3)"
+    )
+    assert rows[0]["region_captions"] == ["", ""]
+    assert rows[0]["region_caption_status"] == "regions_missing: 1, 2 of 2"
+    # a single region answered without a marker is that region's description
+    assert rows[4]["region_captions"] == ["no markers here"]
+    assert rows[4]["region_caption_status"].startswith("boxes_skipped")
+    assert len(out) == len(SIZES)
+
+
 def test_crop_mode_end_to_end_with_script(tiny_vlm):
     fake = ScriptedVLM(tiny_vlm, lambda request, text: "crop {}x{}".format(*request.image.size))
     ds = region_dataset()
@@ -226,6 +249,7 @@ def test_crop_mode_end_to_end_with_script(tiny_vlm):
     assert out[0]["answer"] == ["crop 50x40", "crop 40x60"]  # second box clipped at the border
     assert out[1]["answer"] == ["crop 20x20", "crop 5x5", "crop 10x10"]
     assert out[2]["answer"] == [] and out[5]["answer"] == []
+    assert out["region_captions"] == out["answer"]
     assert out[0]["prompt"] and out[0]["image_with_bbox"] is not None
     # processing rows sorted by image size gives the same rows back in the input order
     resorted = add_region_captions(ds, fake, mode="crop", max_boxes=3, sort_window=6)
@@ -257,12 +281,17 @@ def test_tiny_model_end_to_end(tiny_vlm, mode):
     assert len(out) == len(ds)
     assert out["bbox"] == ds["bbox"]  # input columns untouched, order kept
     statuses = out["region_caption_status"]
-    assert statuses[0] == "ok" and statuses[5] == "undecodable_image"
+    # a random model writes no <regionK> markers: marked rows are flagged, none is lost
+    assert (
+        statuses[0] in ("ok", "regions_missing: 1, 2 of 2") and statuses[5] == "undecodable_image"
+    )
     answers = out["answer"]
     if mode == "marked":
         assert isinstance(answers[0], str)
     else:
         assert [len(a) for a in answers] == out["valid_bboxes_num"]
+    captions = out["region_captions"]
+    assert [len(c) for c in captions] == out["valid_bboxes_num"]
     assert all(math.isfinite(v) for box in out["normalized_bbox"] for b in box for v in b)
 
 

@@ -5,13 +5,16 @@
    draws the valid ones numbered in distinct colours on a copy of the image (``image_with_bbox``,
    an ``Image()`` column), and writes ``normalized_bbox``, ``valid_bboxes_num`` and ``prompt``.
 2. :class:`RegionCaptionStage` - ``mode="marked"``: one request per row on the marked image,
-   "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text);
+   "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text,
+   split per region into ``region_captions`` by :func:`hfgcot.parsing.parse_region_answer`);
    ``mode="crop"``: one request per region on its crop, all batched (``answer``: list of texts).
 
     >>> from hfgcot import add_region_captions
     >>> ds = add_region_captions(ds, model="Qwen/Qwen2.5-VL-3B-Instruct", bbox_format="xywh")  # doctest: +SKIP
     >>> ds[0]["answer"]                                                                       # doctest: +SKIP
-    '<region1>: a red ball on the grass\\n<region2>: ...'
+    '<region1>: a red ball on the grass\\n<region2>: a wooden fence'
+    >>> ds[0]["region_captions"]                                                              # doctest: +SKIP
+    ['a red ball on the grass', 'a wooden fence']
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datasets import Dataset, Features, Image, List, Value
 from hfgcot import prompts
 from hfgcot.geometry import box_area, clip_box
 from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.parsing import parse_region_answer
 from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
 from hfgcot.viz import draw_regions
@@ -253,7 +257,9 @@ class RegionCaptionStage(ModelStage):
 
     def features(self) -> Features:
         answer = Value("string") if self.mode == "marked" else List(Value("string"))
-        return Features({"answer": answer, STATUS: Value("string")})
+        return Features(
+            {"answer": answer, "region_captions": List(Value("string")), STATUS: Value("string")}
+        )
 
     def _requests(self, batch: dict[str, list], i: int) -> list[Request]:
         prompt = batch["prompt"][i]
@@ -286,15 +292,24 @@ class RegionCaptionStage(ModelStage):
                 texts[i].append(out.text.strip())
                 if out.error:
                     errors[i].append(f"region {len(texts[i])}: {out.error[:150]}")
-        for i in range(n):
-            if errors[i]:
-                before = "" if statuses[i] == OK else f" (after {statuses[i]})"
-                statuses[i] = "generation_error: " + "; ".join(errors[i])[:300] + before
         if self.mode == "marked":
             answers: list[Any] = [t[0] if t else "" for t in texts]
+            captions = [
+                parse_region_answer(t[0], batch["valid_bboxes_num"][i]) if t else []
+                for i, t in enumerate(texts)
+            ]
         else:
-            answers = texts
-        return {"answer": answers, STATUS: statuses}
+            answers = captions = texts
+        for i in range(n):
+            before = "" if statuses[i] == OK else f" (after {statuses[i]})"
+            missing = [str(k) for k, text in enumerate(captions[i], 1) if not text]
+            if errors[i]:
+                statuses[i] = "generation_error: " + "; ".join(errors[i])[:300] + before
+            elif missing:
+                statuses[i] = (
+                    f"regions_missing: {', '.join(missing)} of {len(captions[i])}" + before
+                )
+        return {"answer": answers, "region_captions": captions, STATUS: statuses}
 
 
 @dataclass(frozen=True)
@@ -394,7 +409,9 @@ def add_region_captions(
     Args:
         mode: ``"marked"`` - one request on the marked image asking for ``<region1>`` to
             ``<regionN>`` (``answer`` is a string); ``"crop"`` - one request per region on its
-            crop, batched (``answer`` is a list, one text per valid box).
+            crop, batched (``answer`` is a list, one text per valid box). Either way
+            ``region_captions`` holds one description per valid box; a region the answer does
+            not describe is ``""`` and named in the status (``regions_missing: 2 of 3``).
         image_format: ``"PNG"`` or ``"JPEG"`` (smaller) for ``image_with_bbox``.
         num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
         checkpoint_dir: resume after a crash (shards of ``shard_size`` rows with markers).
@@ -404,8 +421,8 @@ def add_region_captions(
 
     Returns:
         The dataset with ``image_with_bbox``, ``normalized_bbox`` (valid boxes as
-        ``[x1/W, y1/H, x2/W, y2/H]``), ``valid_bboxes_num``, ``prompt``, ``answer`` and
-        ``region_caption_status``. Rows in == rows out, in order.
+        ``[x1/W, y1/H, x2/W, y2/H]``), ``valid_bboxes_num``, ``prompt``, ``answer``,
+        ``region_captions`` and ``region_caption_status``. Rows in == rows out, in order.
 
     Example:
         >>> ds = add_region_captions(ds, model="Qwen/Qwen2.5-VL-3B-Instruct", max_boxes=5)  # doctest: +SKIP
