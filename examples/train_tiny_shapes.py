@@ -114,11 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
         "the hidden state of every answer token (a throw-away linear probe; 0 disables)",
     )
     p.add_argument("--aux-box-layer", type=int, default=-2, help="hidden state the box probe reads")
-    p.add_argument(
-        "--center-vision",
-        action="store_true",
-        help="start the vision merger at zero-mean output over a batch of scenes",
-    )
     p.add_argument("--max-objects", type=int, default=4, help="shapes per training scene")
     p.add_argument(
         "--scene-kwargs",
@@ -458,27 +453,6 @@ def position_loss(hidden: Any, batch: dict[str, Any], probe: Any, config: Any) -
     return ((pred - target.to(pred.dtype)) ** 2).mean()
 
 
-def center_vision(model: Any, processor: Any, n: int = 32) -> None:
-    """Shift the merger's last bias so image features average zero over ``n`` scenes.
-
-    A fresh merger outputs one large shared vector plus a small per-token part; centring lets
-    the language model's attention tell image tokens apart from the first step.
-    """
-    import torch
-
-    from hfgcot.shapes import make_scene
-
-    images = [make_scene(TRAIN_SEED_BASE - 10_000 - k).image() for k in range(n)]
-    inputs = processor.image_processor(images=images, return_tensors="pt")
-    with torch.no_grad():
-        feats = model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
-        feats = getattr(feats, "pooler_output", feats)
-        feats = torch.cat(list(feats)) if isinstance(feats, (list, tuple)) else feats
-        last = model.model.visual.merger.mlp[-1]
-        last.bias -= feats.mean(dim=0)
-    logger.info("vision features centred (mean norm was %.2f)", float(feats.mean(0).norm()))
-
-
 def save(model: Any, processor: Any, path: Path, dtype: str) -> None:
     import torch
 
@@ -605,8 +579,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         processor = build_processor(tokenizer, args.min_pixels, args.max_pixels)
         model = build_model(tokenizer, args)
     processor.tokenizer.padding_side = "right"
-    if args.center_vision:
-        center_vision(model, processor)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model: %.2fM parameters", n_params / 1e6)
     model.train()
