@@ -116,3 +116,38 @@ def test_toy_drives_every_gcot_stage(toy):
         for g in row["groundings"]:
             x1, y1, x2, y2 = g["bbox"]
             assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
+
+
+# -- the training script -----------------------------------------------------------------------
+
+
+def test_training_script_runs_with_every_option(tmp_path):
+    """examples/train_tiny_shapes.py end to end on a minute-sized model: steps, probes, save."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_tiny_shapes.py"
+    out = tmp_path / "toy"
+    argv = [sys.executable, str(script), "--output-dir", str(out), "--max-steps", "3"]
+    argv += ["--batch-size", "4", "--hidden-size", "32", "--layers", "1", "--heads", "2"]
+    argv += ["--vision-hidden", "32", "--vision-depth", "1", "--vocab-size", "400"]
+    argv += ["--tokenizer-scenes", "40", "--rope-theta", "20", "--mrope-section", "2,3,3"]
+    argv += ["--aux-position", "1", "--aux-box", "1", "--easy-scenes", "--curriculum", "1"]
+    argv += ["--eval-every", "0", "--save-every", "2", "--final-eval-scenes", "2", "--threads", "1"]
+    argv += ["--log-every", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["steps"] == 3 and info["args"]["aux_box"] == 1.0
+    assert "acc50" in info["quick_eval"] and "step 3  loss" in done.stderr
+    assert 0 < info["final_aux_loss"] < 100  # both probes ran (cell and box targets are O(1))
+    config = AutoConfig.from_pretrained(out)
+    assert config.text_config.rope_parameters["mrope_section"] == [2, 3, 3]
+    assert config.text_config.rope_parameters["rope_theta"] == 20.0
+    assert (tmp_path / "toy-ckpt" / "model.safetensors").exists()
