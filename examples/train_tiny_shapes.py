@@ -9,9 +9,10 @@ frame the training processor really produces); all rows are batched by
 
 The model is a Qwen2.5-VL architecture (patch 14, merge 2) with about a million parameters, a
 byte-level BPE tokenizer trained on the target texts and small processor pixel limits (at most
-36 image tokens). The defaults are the recipe of the shipped checkpoint (crops and grounding
-first, then every task). Options for the grounding plateau, measured in 10-42 minute runs on one
-core (quick eval: 24 held-out scenes, the label given):
+36 image tokens). The defaults are the recipe the shipped checkpoint was trained with (crops and
+grounding first, then every task; its exact arguments are in its ``training_info.json``). Options
+for the grounding plateau, measured in 10-42 minute runs on one core (quick eval: 24 held-out
+scenes, the label given):
 
 - ``--rope-theta 20 --mrope-section 2,7,7``: Qwen2.5-VL gives height and width the lowest rotary
   frequencies; with theta 10000 the width ones turn less than 0.04 rad across a 12-token row, so
