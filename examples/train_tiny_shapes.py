@@ -319,30 +319,6 @@ def corpus(n_scenes: int = 2000, seed: int = 12345) -> list[str]:
     return lines
 
 
-def build_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    """A byte-level BPE ``Qwen2Tokenizer`` trained on ``texts``, with Qwen's special tokens."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
-
-    from hfgcot.testing import SPECIAL_TOKENS
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    state = json.loads(tok.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
-    tokenizer = Qwen2Tokenizer(vocab=state["vocab"], merges=merges)
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
-    tokenizer.eos_token = "<|im_end|>"
-    tokenizer.pad_token = "<|endoftext|>"
-    return tokenizer
-
-
 def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
     """A Qwen2.5-VL (patch 14, merge 2, temporal patch 2) with the sizes of ``args``."""
     from transformers import Qwen2_5_VLForConditionalGeneration
@@ -415,7 +391,7 @@ def _lr(step: int, progress: float, args: argparse.Namespace) -> float:
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cos)
 
 
-def image_cells(batch: dict[str, Any], image_token_id: int, merge: int = 2) -> Any:
+def image_cells(batch: dict[str, Any], merge: int = 2) -> Any:
     """(row, column) of every image token of ``batch`` in its image's merged grid, in order."""
     import torch
 
@@ -463,7 +439,7 @@ def position_loss(hidden: Any, batch: dict[str, Any], probe: Any, config: Any) -
     mask = batch["input_ids"] == config.image_token_id
     if not bool(mask.any()):
         return hidden.sum() * 0.0
-    target = image_cells(batch, config.image_token_id) / 6.0
+    target = image_cells(batch) / 6.0
     pred = probe(hidden[mask])
     return ((pred - target.to(pred.dtype)) ** 2).mean()
 
@@ -579,6 +555,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import hfgcot.stages.gcot
     import hfgcot.stages.grounding_sft
     import hfgcot.vlm  # noqa: F401
+    from hfgcot.testing import build_tiny_tokenizer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -589,7 +566,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = AutoModelForImageTextToText.from_pretrained(args.init, dtype=torch.float32)
     else:
         t0 = time.time()
-        tokenizer = build_tokenizer(corpus(args.tokenizer_scenes), args.vocab_size)
+        tokenizer = build_tiny_tokenizer(args.vocab_size, texts=corpus(args.tokenizer_scenes))
         logger.info("tokenizer: %d tokens (%.1fs)", len(tokenizer), time.time() - t0)
         processor = build_processor(tokenizer, args.min_pixels, args.max_pixels)
         model = build_model(tokenizer, args)

@@ -89,8 +89,12 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
-def build_tiny_tokenizer(vocab_size: int = 600) -> Any:
-    """A byte-level BPE ``Qwen2Tokenizer`` trained locally, with Qwen's special tokens."""
+def build_tiny_tokenizer(vocab_size: int = 600, texts: Sequence[str] | None = None) -> Any:
+    """A byte-level BPE ``Qwen2Tokenizer`` trained locally, with Qwen's special tokens.
+
+    ``texts`` is the training corpus (default: a small built-in one covering the library's
+    prompts and output formats).
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -101,7 +105,7 @@ def build_tiny_tokenizer(vocab_size: int = 600) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() if texts is None else texts, trainer=trainer)
     model_state = json.loads(tok.to_str())["model"]
     merges = [
         tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model_state["merges"]
