@@ -1,7 +1,7 @@
 """hfgcot: grounded multimodal training data from image datasets with Qwen-VL models.
 
 The public API is imported lazily so that the pure modules (``hfgcot.geometry``,
-``hfgcot.parsing``, ``hfgcot.prompts``) stay importable without torch::
+``hfgcot.parsing``, ``hfgcot.gcot_text``, ``hfgcot.prompts``) stay importable without torch::
 
     from hfgcot import add_gcot
     ds = add_gcot(ds, model="Qwen/Qwen2.5-VL-3B-Instruct")

@@ -18,7 +18,7 @@ Pure apart from PIL and numpy (no torch)::
     True
     >>> scene.image().size == (scene.width, scene.height)
     True
-    >>> from hfgcot.parsing import parse_gcot
+    >>> from hfgcot.gcot_text import parse_gcot
     >>> item = scene.vqa(random.Random(0))[0]
     >>> parse_gcot(item.gcot())[1] == list(item.keywords)
     True

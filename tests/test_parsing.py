@@ -1,4 +1,4 @@
-"""Tests for hfgcot.parsing: concrete model outputs plus never-raise / invariant properties."""
+"""Tests for hfgcot.parsing and hfgcot.gcot_text: concrete model outputs plus never-raise / invariant properties."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfgcot import parsing
-from hfgcot.parsing import (
-    ParsedBox,
-    answer_start,
-    inject_groundings,
-    merge_keywords,
-    parse_gcot,
-    parse_grounding,
-    parse_yes_no,
-)
+from hfgcot import gcot_text, parsing
+from hfgcot.gcot_text import answer_start, inject_groundings, merge_keywords, parse_gcot
+from hfgcot.parsing import ParsedBox, parse_grounding, parse_yes_no
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -633,14 +626,16 @@ def test_all_functions_survive_pathological_inputs() -> None:
         parse_yes_no(text)
 
 
-def test_doctests() -> None:
-    result = doctest.testmod(parsing)
+@pytest.mark.parametrize("module", [parsing, gcot_text])
+def test_doctests(module) -> None:
+    result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
 
 
-def test_module_is_pure() -> None:
+@pytest.mark.parametrize("name", ["hfgcot.parsing", "hfgcot.gcot_text"])
+def test_module_is_pure(name) -> None:
     code = (
-        "import sys, hfgcot.parsing; "
+        f"import sys, {name}; "
         "bad = {'torch', 'transformers', 'numpy', 'PIL', 'datasets'} & set(sys.modules); "
         "assert not bad, bad"
     )

@@ -12,7 +12,7 @@ import random
 import pytest
 from datasets import Dataset
 
-from hfgcot import parsing
+from hfgcot import gcot_text, parsing
 from hfgcot.shapes import (
     COLOURS,
     SHAPES,
@@ -77,10 +77,10 @@ def test_gcot_targets_parse_and_inject():
     rng = random.Random(0)
     for scene in make_scenes(20, seed=12):
         for item in scene.vqa(rng):
-            cot, keywords = parsing.parse_gcot(item.gcot())
-            assert parsing.merge_keywords(keywords, cot) == list(item.keywords)
+            cot, keywords = gcot_text.parse_gcot(item.gcot())
+            assert gcot_text.merge_keywords(keywords, cot) == list(item.keywords)
             assert all(scene.by_label(k) is not None for k in keywords)
-            injected = parsing.inject_groundings(cot, [(k, "[1, 2, 3, 4]") for k in keywords])
+            injected = gcot_text.inject_groundings(cot, [(k, "[1, 2, 3, 4]") for k in keywords])
             assert injected.count("[1, 2, 3, 4]") == len(keywords)
             assert cot.splitlines()[-1] == f"Answer: {item.answer}"
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from datasets import Dataset, Features, List, Value
 
-from hfgcot import parsing, prompts
+from hfgcot import gcot_text, parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.runner import run_model_pipeline, status_summary
@@ -111,8 +111,8 @@ class ParseStage(Stage):
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         cleaned, keywords, statuses = [], [], []
         for raw, status in zip(batch["raw_cot_output"], batch[STATUS], strict=True):
-            cot, kws = parsing.parse_gcot(raw or "")
-            kws = parsing.merge_keywords(kws, cot, max_join=self.merge_max) if kws else []
+            cot, kws = gcot_text.parse_gcot(raw or "")
+            kws = gcot_text.merge_keywords(kws, cot, max_join=self.merge_max) if kws else []
             cleaned.append(cot)
             keywords.append(kws)
             statuses.append(status if status != OK or kws else "no_keywords")
@@ -243,7 +243,7 @@ class InjectStage(Stage):
                 (phrase, strs[0] if len(strs) == 1 else "[" + ", ".join(strs) + "]")
                 for phrase, strs in boxes.items()
             ]
-            out.append(parsing.inject_groundings(cot or "", annotations))
+            out.append(gcot_text.inject_groundings(cot or "", annotations))
         return {"gcot": out}
 
 
