@@ -84,6 +84,8 @@ from typing import Any
 
 from torch.utils.data import IterableDataset
 
+from hfgcot.shapes import COLOURS, SHAPES
+
 logger = logging.getLogger("train_tiny_shapes")
 
 MIN_PIXELS = 28 * 28 * 4
@@ -468,8 +470,8 @@ def image_cells(batch: dict[str, Any], merge: int = 2) -> Any:
     return torch.cat(cells).float() if cells else torch.zeros(0, 2)
 
 
-DENSE_CLASSES = (1 + 6, 1 + 3)  # background + colours, background + shapes
-DENSE_BOX_SCALE = 168.0
+DENSE_CLASSES = (1 + len(COLOURS), 1 + len(SHAPES))  # background + colours, + shapes
+DENSE_BOX_SCALE = 168.0  # frame pixels -> probe targets (6 tokens of 28 px)
 
 
 def dense_targets(scene: Any, grid_h: int, grid_w: int, merge: int = 2) -> dict[str, list]:
@@ -480,8 +482,6 @@ def dense_targets(scene: Any, grid_h: int, grid_w: int, merge: int = 2) -> dict[
     whose frame box holds the token's centre, or whose centre lies in the token's cell (so a
     small object has at least one token); the larger overlap wins.
     """
-    from hfgcot.shapes import COLOURS, SHAPES
-
     colours, shapes = list(COLOURS), list(SHAPES)
     sx, sy = grid_w * 14 / scene.width, grid_h * 14 / scene.height
     frame_boxes = [
@@ -586,31 +586,37 @@ def answer_boxes(row: dict[str, Any]) -> list[list[float]]:
     return boxes
 
 
+def answer_turns(labels: Any) -> Any:
+    """For every position of ``labels``: which assistant turn it answers (0, 1, ...; -1 where
+    there is no label). The k-th run of labelled tokens of a row is its k-th turn."""
+    import torch
+
+    labelled = labels != -100
+    before = torch.nn.functional.pad(labelled[:, :-1], (1, 0), value=False)
+    turn = (labelled & ~before).long().cumsum(dim=1) - 1
+    return turn.masked_fill(~labelled, -1)
+
+
 def box_loss(hidden: Any, batch: dict[str, Any], boxes: Any, probe: Any) -> Any:
     """MSE of a linear probe reading each grounding answer's box from its answer tokens.
 
-    ``boxes`` is ``(rows, turns, 4)`` (``nan``: no box); the k-th run of labelled tokens of a
-    row is its k-th assistant turn. The box (frame pixels / 168) is what every answer token
-    needs to write its numbers; asking for it directly teaches the answer to look at the named
-    object and fetch the position the image tokens carry, which the digits alone teach slowly.
+    ``boxes`` is ``(rows, turns, 4)`` (``nan``: no box), one per assistant turn. The box (frame
+    pixels / 168) is what every answer token needs to write its numbers; asking for it directly
+    teaches the answer to look at the named object and fetch the position the image tokens
+    carry, which the digits alone teach slowly.
     """
     import torch
 
-    labelled = (batch["labels"] != -100).tolist()
-    target = torch.full((*batch["labels"].shape, 4), math.nan)
-    for r, flags in enumerate(labelled):
-        turn, previous = -1, False
-        for t, flag in enumerate(flags):
-            if flag and not previous:
-                turn += 1
-            if flag and turn < boxes.shape[1]:
-                target[r, t] = boxes[r, turn]
-            previous = flag
+    turn = answer_turns(batch["labels"])
+    valid = (turn >= 0) & (turn < boxes.shape[1])
+    rows = torch.arange(turn.shape[0])[:, None].expand_as(turn)
+    target = torch.full((*turn.shape, 4), math.nan)
+    target[valid] = boxes[rows[valid], turn[valid]]
     keep = ~target.isnan().any(dim=-1)
     if not bool(keep.any()):
         return hidden.sum() * 0.0
     pred = probe(hidden[keep])
-    return ((pred - target[keep].to(pred.dtype) / (28.0 * 6.0)) ** 2).mean()
+    return ((pred - target[keep].to(pred.dtype) / DENSE_BOX_SCALE) ** 2).mean()
 
 
 def position_loss(hidden: Any, batch: dict[str, Any], probe: Any, config: Any) -> Any:
@@ -669,33 +675,25 @@ def attention_loss(tap: AttentionTap, batch: dict[str, Any], dense: dict[str, An
     """
     import torch
 
-    labelled = (batch["labels"] != -100).tolist()
+    turn = answer_turns(batch["labels"])
     is_image = batch["input_ids"] == config.image_token_id
-    colours = torch.full(batch["input_ids"].shape, -100, dtype=torch.long)
+    colours = torch.full(turn.shape, -100, dtype=torch.long)
     colours[is_image] = dense["colour"]
-    queries, targets = [], []
-    for r, turn_colours in enumerate(dense["turns"]):
-        if not turn_colours:
-            continue
-        turn, previous = -1, False
-        for t, flag in enumerate(labelled[r]):
-            if flag and not previous:
-                turn += 1
-            previous = flag
-            # the token before a label predicts it: that is where the lookup happens
-            if flag and turn < len(turn_colours) and t > 0:
-                hit = colours[r] == turn_colours[turn]
-                if bool(hit.any()):
-                    queries.append((r, t - 1))
-                    targets.append(hit)
-    if not queries:
+    most = max((len(t) for t in dense["turns"]), default=0)
+    if most == 0:
         return batch["labels"].new_zeros((), dtype=torch.float32)
-    scores = tap.head_scores()
-    rows = torch.tensor([r for r, _ in queries])
-    cols = torch.tensor([t for _, t in queries])
-    logp = scores[rows, cols].float().log_softmax(-1)
-    hit = torch.stack(targets)
-    return -(logp.masked_fill(~hit, float("-inf")).logsumexp(-1)).mean()
+    asked = torch.tensor([t + [-1] * (most - len(t)) for t in dense["turns"]])
+    # the token before a label predicts it: that is where the lookup happens
+    valid = (turn >= 0) & (turn < most)
+    valid[:, 0] = False
+    rows, cols = valid.nonzero(as_tuple=True)
+    wanted = asked[rows, turn[rows, cols]]
+    hit = (colours[rows] == wanted[:, None]) & (wanted[:, None] >= 0)
+    found = hit.any(dim=1)
+    if not bool(found.any()):
+        return batch["labels"].new_zeros((), dtype=torch.float32)
+    logp = tap.head_scores()[rows[found], cols[found] - 1].float().log_softmax(-1)
+    return -(logp.masked_fill(~hit[found], float("-inf")).logsumexp(-1)).mean()
 
 
 def answer_loss(model: Any, batch: dict[str, Any], hidden_states: bool) -> tuple[Any, Any]:
@@ -779,7 +777,7 @@ class Batches(IterableDataset):
         import torch
 
         from hfgcot import GroundingCollator
-        from hfgcot.shapes import COLOURS, make_scene
+        from hfgcot.shapes import make_scene
 
         torch.set_num_threads(1)
         args = self.args
