@@ -89,11 +89,18 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
-def build_tiny_tokenizer(vocab_size: int = 600, texts: Sequence[str] | None = None) -> Any:
+def build_tiny_tokenizer(
+    vocab_size: int = 600, texts: Sequence[str] | None = None, *, number_tokens: int = 0
+) -> Any:
     """A byte-level BPE ``Qwen2Tokenizer`` trained locally, with Qwen's special tokens.
 
     ``texts`` is the training corpus (default: a small built-in one covering the library's
-    prompts and output formats).
+    prompts and output formats). Like Qwen's, the tokenizer writes numbers one digit per token;
+    ``number_tokens=N`` adds one token for each integer ``0 .. N-1`` instead (matched longest
+    first, so ``"191"`` is one token and ``"1234"`` is ``"123" + "4"``). A model trained from
+    scratch then writes a box coordinate as one choice among ordered values, not as a digit
+    string whose length depends on the value; the text, and so everything that parses it, is
+    unchanged.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -114,7 +121,21 @@ def build_tiny_tokenizer(vocab_size: int = 600, texts: Sequence[str] | None = No
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|endoftext|>"
+    if number_tokens:
+        tokenizer.add_tokens([str(n) for n in range(number_tokens)])
     return tokenizer
+
+
+def number_token_ids(tokenizer: Any, limit: int = 10_000) -> dict[int, int]:
+    """``{token id: value}`` for the tokens that are a whole number below ``limit`` (``"0"``,
+    ``"17"``, ...): the digits of any tokenizer, and every number of one built with
+    ``build_tiny_tokenizer(number_tokens=N)``."""
+    found = {}
+    for n in range(limit):
+        ids = tokenizer.encode(str(n), add_special_tokens=False)
+        if len(ids) == 1:
+            found[ids[0]] = n
+    return found
 
 
 def tiny_config(tokenizer: Any, *, hidden_size: int = 64, vision_hidden: int = 32) -> Any:
