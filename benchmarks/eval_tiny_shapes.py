@@ -5,6 +5,7 @@ question each go through the full GCoT pipeline (reasoning, parsing, grounding o
 injection). Every distinct keyword is matched to the scene object with that label and its first
 box is scored against the true box in original pixels (Acc@0.5). Also reported: answer accuracy
 (the ``Answer:`` line of the reasoning against the given answer), keywords that name no object,
+the keywords that miss by colour or by shape, Acc@0.5 among the keywords that do name an object,
 and the Acc@0.5 obtained when the model's numbers (``bbox_model``) are read as original-pixel
 coordinates - the common coordinate bug, which this measure must catch. Last line:
 ``acc50: <x>``.
@@ -67,6 +68,16 @@ def evaluate(
         len({k.lower() for k in kws} & labels) / len(labels)
         for kws, labels in zip(keywords, expected, strict=True)
     ) / len(world)
+    # why keywords miss: a colour that is not in the picture, or the wrong shape for its colour
+    # (colours are distinct within a scene)
+    wrong_colour = wrong_shape = 0
+    for scene, kws in zip(world, keywords, strict=True):
+        for kw in dict.fromkeys(" ".join(k.lower().split()) for k in kws):
+            colour, _, shape = kw.partition(" ")
+            same = [o for o in scene.objects if o.colour == colour]
+            wrong_colour += not same
+            wrong_shape += bool(same) and same[0].shape != shape
+    matched = right["keywords"] - right["unmatched"]
     statuses: dict[str, int] = {}
     for s in out["gcot_status"]:
         statuses[s] = statuses.get(s, 0) + 1
@@ -80,6 +91,9 @@ def evaluate(
         "buggy_pixels_acc50": buggy["acc50"],
         "keywords": right["keywords"],
         "unmatched_keywords": right["unmatched"],
+        "keywords_wrong_colour": wrong_colour,
+        "keywords_wrong_shape": wrong_shape,
+        "acc50_of_matched_keywords": right["acc50"] * right["keywords"] / max(1, matched),
         "ungrounded_keywords": right["ungrounded"],
         "object_recall": recall,
         "status": statuses,
