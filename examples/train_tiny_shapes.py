@@ -8,19 +8,25 @@ frame the training processor really produces); all rows are batched by
 :class:`hfgcot.GroundingCollator` (loss on the assistant turn only).
 
 The model is a Qwen2.5-VL architecture (patch 14, merge 2) with about a million parameters, a
-byte-level BPE tokenizer trained on the target texts and small processor pixel limits (at most
-36 image tokens). The defaults are the recipe of the shipped checkpoint (its exact arguments are
-in its ``training_info.json``): 42 minutes from scratch with one training thread (the data
-worker on the other core), 5,883 steps of 8 rows - crops and grounding first, then every task -
-with the M-RoPE fix, the dense, box and attention auxiliaries, three grounding turns and one task
-per batch. End to end (``benchmarks/eval_tiny_shapes.py``, 200 held-out scenes): keyword
-Acc@0.5 0.090 (0.017 if its numbers are misread as original pixels), answer accuracy 0.755,
-GCoT keywords name 0.43 of the objects in the picture, crop region captions name 26 of 26 regions
-right (dense captions are on topic for only 2 of 12 scenes). Far from the 0.7 target, but the first checkpoint whose answers read the boxes at all
-(teacher-forced, the first digit of x1 is right 41% of the time; its prior is 28%). Earlier:
-the previous checkpoint (65 CPU-minutes, none of these options) 0.004 / 0.695 / 0.08 / 4 of 26;
-the same recipe without the attention loss, sharing the cores with a second run (3,879 steps),
-0.004 / 0.765 / 0.27 / 25 of 26 (dense captions 6 of 12), its first digit at the prior.
+byte-level BPE tokenizer trained on the target texts plus one token per integer below 400, and
+small processor pixel limits (at most 36 image tokens). The defaults are the recipe of the
+shipped checkpoint (its exact arguments are in its ``training_info.json``): 42 minutes from
+scratch with two training threads (the data worker shares the cores), 5,771 steps of 8 rows -
+crops and grounding first, then every task - with the M-RoPE fix, number tokens with coarse-to-
+fine smoothing, the dense, box and attention auxiliaries reading box coordinates as smooth codes,
+three grounding turns and one task per batch. End to end (``benchmarks/eval_tiny_shapes.py``,
+200 held-out scenes): keyword Acc@0.5 0.162 (0.034 if its numbers are misread as original
+pixels; 0.32 among the keywords that name an object of the picture - 127 of 265 keywords name
+the right colour with the wrong shape), answer accuracy 0.685, GCoT keywords name 0.35 of the
+objects in the picture, crop region captions name 25 of 25 regions right, dense captions are on
+topic for 6 of 12 scenes. Teacher-forced on 128 held-out grounding rows, the mean error of x1
+is 25 px (its prior: 34), of y1 11 px (prior 41), of x2 and y2 given the rest 4-6 px. Far from
+the 0.7 target. Earlier checkpoints, Acc@0.5 / answer accuracy / keyword object recall:
+digit tokens with the dense, box and attention auxiliaries (5,883 steps) 0.090 / 0.755 / 0.43;
+the same options with number tokens and box codes but one attention head and the box probe on
+all four coordinates, sharing the cores with a second run (4,157 steps) 0.073 / 0.57 / 0.25
+(0.19 among keywords that name an object); 65 CPU-minutes with none of these options
+0.004 / 0.695 / 0.08.
 
 Options and what they measured (10-43 minute runs on one core; quick eval: 24 held-out scenes,
 the label given):
@@ -58,6 +64,29 @@ the label given):
   (the image and the prompt prefix are paid once); ``--one-task-batches`` (default): one task
   per batch, so rows are not padded to the longest task (GCoT prompts are twice a grounding
   row's length). The output head runs on answer tokens only (a step is about 12% faster).
+- ``--number-tokens 400``: the tokenizer gets one token per integer below 400
+  (``hfgcot.testing.build_tiny_tokenizer(number_tokens=...)``; frame coordinates stay below 340),
+  their tied embeddings start as a smooth code of the value (:func:`number_features`), so a box
+  coordinate is one choice among ordered values, not a digit string whose first digit depends on
+  how many digits follow. The text, and everything that parses it, is unchanged.
+  Alone it is a modest gain: quick-eval mean IoU at 1,500 steps 0.08 vs 0.03 with digits, and
+  x1 stays at its prior; the codes below make the difference.
+- ``--number-smoothing 8 --number-smoothing-end 1``: the target of a box coordinate (a number
+  token inside ``[...]``) is a Gaussian over neighbouring values, 8 wide at first and 1 at the
+  end: coarse to fine, and a near miss costs less than a far one. (Smoothing every number token
+  taught the model to write ``bbox_1d`` and ``Step 3`` for ``Step 2``.)
+- ``--box-code``: the dense and box probes read each coordinate as that code (16 sines and
+  cosines, periods 1,600 to 16 px) instead of the value: a linear read-out of a value cannot
+  make the output head peak at it, a read-out of its code can. Two runs side by side (same
+  options otherwise, about 2,000 steps): teacher-forced x1 error 25 px with it, 35 px without
+  (prior 34).
+- ``--box-code-next`` and ``--aux-attention-heads 2``: the box probe reads, from the token before
+  each coordinate, the code of that coordinate only (what the output head needs there), and two
+  heads are taught to look at the object (one head's 32 numbers cannot carry the codes of four
+  coordinates). x1 error 22.6 px at 2,200 steps vs 27 px at 3,000 steps without. Looking from
+  the token before x1 is the weak spot: head 0 put 0.52 of its attention on the asked object
+  there and 0.76-0.80 before the other coordinates. ``--aux-attention-on coordinates`` (teach
+  the look only there) was not better after 1,000 steps.
 
 The learning-rate schedule and the curriculum follow the elapsed share of a time budget, so a
 busy machine trains fewer steps but still finishes its schedule::
@@ -133,6 +162,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vision-depth", type=int, default=2)
     p.add_argument("--vocab-size", type=int, default=1200)
     p.add_argument("--tokenizer-scenes", type=int, default=2000, help="scenes the BPE learns from")
+    p.add_argument(
+        "--number-tokens",
+        type=int,
+        default=400,
+        help="one token per integer below this (frame coordinates are < 340); 0: digit by "
+        "digit, as Qwen's tokenizer writes numbers",
+    )
+    p.add_argument(
+        "--number-smoothing",
+        type=float,
+        default=8.0,
+        help="with --number-tokens: the target of a number token is a Gaussian of this width "
+        "(in values) around the true value, so a near miss costs less than a far one (0: off)",
+    )
+    p.add_argument(
+        "--number-smoothing-end",
+        type=float,
+        default=1.0,
+        help="the width at the end of training (geometric from --number-smoothing; coarse to "
+        "fine); none: constant",
+    )
+    p.add_argument(
+        "--box-code-next",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --box-code: the box probe reads, from each answer token, only the code of the "
+        "coordinate the next token writes (what the output head needs there)",
+    )
+    p.add_argument(
+        "--box-code",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the box and dense probes read each box coordinate as the smooth code of its value "
+        "(number_features, as in the number-token embeddings) instead of the value itself",
+    )
     p.add_argument("--rope-theta", type=float, default=20.0)
     p.add_argument(
         "--mrope-section",
@@ -162,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         "grounding answer token, to the image tokens of the object asked for (needs --aux-dense)",
     )
     p.add_argument("--aux-attention-layer", type=int, default=2, help="language-model layer")
+    p.add_argument(
+        "--aux-attention-on",
+        choices=["answer", "coordinates"],
+        default="answer",
+        help="teach the look from every answer token, or only from those before a box "
+        "coordinate (with --number-tokens)",
+    )
+    p.add_argument(
+        "--aux-attention-heads",
+        type=int,
+        default=2,
+        help="how many heads of that layer (0, 1, ...) are taught to look at the object",
+    )
     p.add_argument(
         "--ground-turns",
         type=int,
@@ -198,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=300)
     p.add_argument("--final-eval-scenes", type=int, default=48)
     p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="continue from this checkpoint folder")
     p.add_argument("--dtype", default="float32", help="dtype of the saved weights")
@@ -418,10 +495,55 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
     vision.num_heads = max(2, args.vision_hidden // 32)
     vision.fullatt_block_indexes = list(range(args.vision_depth))  # no window loops: faster
     model = Qwen2_5_VLForConditionalGeneration(config)
+    if args.number_tokens:
+        init_number_embeddings(model, tokenizer, args.number_tokens)
     model.generation_config.eos_token_id = [text.eos_token_id]
     model.generation_config.pad_token_id = text.pad_token_id
     model.generation_config.do_sample = False
     return model
+
+
+BOX_CODE = 16  # features of a value: in the number-token embeddings and with --box-code
+
+
+def number_features(values: Any, dim: int) -> Any:
+    """Smooth features of integer ``values``: sines and cosines of periods from 4x the largest
+    frame coordinate down to 16 (``dim`` must be even). Close values get close features."""
+    import torch
+
+    periods = torch.logspace(math.log10(1600), math.log10(16), dim // 2)
+    angle = 2 * math.pi * values.float()[:, None] / periods
+    return torch.cat([angle.cos(), angle.sin()], dim=-1) / math.sqrt(dim // 2)
+
+
+def box_code(boxes: Any) -> Any:
+    """``(n, 4)`` frame-pixel boxes -> ``(n, 4 * BOX_CODE)`` codes in [-1, 1] (``number_features``
+    of each coordinate): what an answer token needs to pick the number token, in a form the output
+    head reads linearly."""
+    flat = number_features(boxes.reshape(-1), BOX_CODE) * math.sqrt(BOX_CODE // 2)
+    return flat.reshape(boxes.shape[0], 4 * BOX_CODE)
+
+
+def init_number_embeddings(model: Any, tokenizer: Any, limit: int) -> None:
+    """Give the (tied) embedding of each number token a smooth code of its value plus noise.
+
+    A random init knows nothing of the order of 0..399; this one makes the output logits of
+    neighbouring values close from the start, so a near miss is learned as nearly right.
+    """
+    import torch
+
+    from hfgcot.testing import number_token_ids
+
+    numbers = number_token_ids(tokenizer, limit)
+    ids = torch.tensor(list(numbers))
+    values = torch.tensor(list(numbers.values()))
+    weight = model.get_input_embeddings().weight
+    generator = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(weight.shape[1], BOX_CODE, generator=generator))[0]
+    with torch.no_grad():
+        code = number_features(values, BOX_CODE) @ basis.T
+        scale = weight[ids].norm(dim=-1).mean()
+        weight[ids] = 0.5 * weight[ids] + scale * code / code.norm(dim=-1, keepdim=True)
 
 
 def build_processor(tokenizer: Any, min_pixels: int, max_pixels: int) -> Any:
@@ -449,6 +571,13 @@ def _mix(progress: float, args: argparse.Namespace) -> dict[str, float]:
         keep = set(args.tasks.split(","))
         mix = {k: v for k, v in {**MIX_EARLY, **MIX_LATE}.items() if k in keep}
     return mix
+
+
+def _smoothing(progress: float, args: argparse.Namespace) -> float:
+    start, end = args.number_smoothing, args.number_smoothing_end
+    if end is None or start <= 0 or end <= 0:
+        return start
+    return start * (end / start) ** min(1.0, progress)
 
 
 def _lr(step: int, progress: float, args: argparse.Namespace) -> float:
@@ -546,7 +675,14 @@ def dense_batch(rows: list[dict[str, Any]], scenes: list[Any], grids: Any) -> di
     }
 
 
-def dense_loss(hidden: Any, batch: dict[str, Any], dense: dict[str, Any], probe: Any, config: Any):
+def dense_loss(
+    hidden: Any,
+    batch: dict[str, Any],
+    dense: dict[str, Any],
+    probe: Any,
+    config: Any,
+    code: bool = False,
+):
     """Cross-entropy (colour, shape) plus MSE (object box, grid cell) of a linear probe that reads
     every image token's targets (:func:`dense_batch`) from ``hidden``.
 
@@ -568,9 +704,11 @@ def dense_loss(hidden: Any, batch: dict[str, Any], dense: dict[str, Any], probe:
     box = dense["box"]
     has = ~box.isnan().any(dim=1)
     if bool(has.any()):
-        loss = (
-            loss + 4 * ((pred[has, n_col + n_shape : n_col + n_shape + 4] - box[has]) ** 2).mean()
-        )
+        target = box[has]
+        if code:
+            target = box_code(target * DENSE_BOX_SCALE)
+        read = pred[has, n_col + n_shape : n_col + n_shape + target.shape[1]]
+        loss = loss + 4 * ((read - target) ** 2).mean()
     return loss
 
 
@@ -589,15 +727,53 @@ def answer_boxes(row: dict[str, Any]) -> list[list[float]]:
 def answer_turns(labels: Any) -> Any:
     """For every position of ``labels``: which assistant turn it answers (0, 1, ...; -1 where
     there is no label). The k-th run of labelled tokens of a row is its k-th turn."""
-    import torch
 
     labelled = labels != -100
-    before = torch.nn.functional.pad(labelled[:, :-1], (1, 0), value=False)
-    turn = (labelled & ~before).long().cumsum(dim=1) - 1
+    turn = (labelled & ~shifted_right(labelled)).long().cumsum(dim=1) - 1
     return turn.masked_fill(~labelled, -1)
 
 
-def box_loss(hidden: Any, batch: dict[str, Any], boxes: Any, probe: Any) -> Any:
+def next_coordinate(labels: Any, numbers: dict[str, Any]) -> Any:
+    """For every position of ``labels``: which coordinate (0-3) of its turn's box the token is
+    (the k-th number inside ``[...]`` of the turn), -1 for every other token."""
+    ids = labels.clamp(min=0)
+    labelled = labels != -100
+    depth = numbers["bracket"][ids].masked_fill(~labelled, 0).cumsum(dim=1)
+    coord = (numbers["value"][ids] >= 0) & (depth > 0) & labelled
+    count = coord.long().cumsum(dim=1)
+    starts = labelled & ~shifted_right(labelled)
+    base = ((count - coord.long()) * starts).cummax(dim=1).values
+    return (count - base - 1).masked_fill(~coord, -1)
+
+
+def shifted_right(mask: Any) -> Any:
+    """``mask`` shifted right by one position (False enters on the left)."""
+    import torch
+
+    return torch.nn.functional.pad(mask[:, :-1], (1, 0), value=False)
+
+
+def next_box_loss(
+    hidden: Any, batch: dict[str, Any], boxes: Any, probe: Any, numbers: dict[str, Any]
+) -> Any:
+    """MSE of a linear probe reading, from the token before each box coordinate, the code
+    (:func:`box_code`) of that coordinate: the one number the output head must pick there."""
+    labels = batch["labels"]
+    turn = answer_turns(labels)
+    k = next_coordinate(labels, numbers)
+    valid = (k >= 0) & (k < 4) & (turn >= 0) & (turn < boxes.shape[1])
+    valid[:, 0] = False
+    rows, cols = valid.nonzero(as_tuple=True)
+    values = boxes[rows, turn[rows, cols], k[rows, cols]]
+    keep = ~values.isnan()
+    if not bool(keep.any()):
+        return hidden.sum() * 0.0
+    target = number_features(values[keep], BOX_CODE) * math.sqrt(BOX_CODE // 2)
+    pred = probe(hidden[rows[keep], cols[keep] - 1])[:, :BOX_CODE]
+    return ((pred - target.to(pred.dtype)) ** 2).mean()
+
+
+def box_loss(hidden: Any, batch: dict[str, Any], boxes: Any, probe: Any, code: bool = False) -> Any:
     """MSE of a linear probe reading each grounding answer's box from its answer tokens.
 
     ``boxes`` is ``(rows, turns, 4)`` (``nan``: no box), one per assistant turn. The box (frame
@@ -616,7 +792,8 @@ def box_loss(hidden: Any, batch: dict[str, Any], boxes: Any, probe: Any) -> Any:
     if not bool(keep.any()):
         return hidden.sum() * 0.0
     pred = probe(hidden[keep])
-    return ((pred - target[keep].to(pred.dtype) / DENSE_BOX_SCALE) ** 2).mean()
+    target = box_code(target[keep]) if code else target[keep] / DENSE_BOX_SCALE
+    return ((pred - target.to(pred.dtype)) ** 2).mean()
 
 
 def position_loss(hidden: Any, batch: dict[str, Any], probe: Any, config: Any) -> Any:
@@ -666,12 +843,20 @@ class AttentionTap:
         return scores.masked_fill(~causal, float("-inf"))
 
 
-def attention_loss(tap: AttentionTap, batch: dict[str, Any], dense: dict[str, Any], config: Any):
+def attention_loss(
+    tap: AttentionTap,
+    batch: dict[str, Any],
+    dense: dict[str, Any],
+    config: Any,
+    heads: int = 1,
+    numbers: dict[str, Any] | None = None,
+):
     """Teach one attention head where to look: from every token of a grounding answer, the
     attention mass on the image tokens that show the object the turn asks for.
 
     ``dense["turns"]`` holds, per row, the colour class of each grounding turn's object (colours
-    are distinct within a scene); the k-th run of labelled tokens is the k-th turn.
+    are distinct within a scene); the k-th run of labelled tokens is the k-th turn. With
+    ``numbers`` (:func:`number_table`), only the tokens before box coordinates are taught.
     """
     import torch
 
@@ -685,6 +870,8 @@ def attention_loss(tap: AttentionTap, batch: dict[str, Any], dense: dict[str, An
     asked = torch.tensor([t + [-1] * (most - len(t)) for t in dense["turns"]])
     # the token before a label predicts it: that is where the lookup happens
     valid = (turn >= 0) & (turn < most)
+    if numbers is not None:  # only where a box coordinate is written
+        valid &= next_coordinate(batch["labels"], numbers) >= 0
     valid[:, 0] = False
     rows, cols = valid.nonzero(as_tuple=True)
     wanted = asked[rows, turn[rows, cols]]
@@ -692,24 +879,67 @@ def attention_loss(tap: AttentionTap, batch: dict[str, Any], dense: dict[str, An
     found = hit.any(dim=1)
     if not bool(found.any()):
         return batch["labels"].new_zeros((), dtype=torch.float32)
-    logp = tap.head_scores()[rows[found], cols[found] - 1].float().log_softmax(-1)
-    return -(logp.masked_fill(~hit[found], float("-inf")).logsumexp(-1)).mean()
+    total = 0.0
+    for head in range(heads):  # each head copies head_dim numbers of the object's tokens
+        logp = tap.head_scores(head)[rows[found], cols[found] - 1].float().log_softmax(-1)
+        total = total - (logp.masked_fill(~hit[found], float("-inf")).logsumexp(-1)).mean()
+    return total / heads
 
 
-def answer_loss(model: Any, batch: dict[str, Any], hidden_states: bool) -> tuple[Any, Any]:
+def answer_loss(
+    model: Any,
+    batch: dict[str, Any],
+    hidden_states: bool,
+    numbers: Any = None,
+    sigma: float = 0.0,
+) -> tuple[Any, Any]:
     """The language-model loss of ``batch``, with the output head applied to answer tokens only.
 
     Same value as ``model(**batch).loss`` (mean over the tokens that have a label), but the
-    vocabulary projection of the prompt tokens - a fifth of a step - is skipped.
+    vocabulary projection of the prompt tokens - a fifth of a step - is skipped. With
+    ``numbers`` (:func:`number_table`) and ``sigma > 0``, the target of a number token inside
+    ``[...]`` (a box coordinate; not the 2 of ``bbox_2d`` nor ``Step 1``) is a Gaussian of width
+    ``sigma`` over the number tokens around its value.
     """
+    import torch
     import torch.nn.functional as F
 
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     result = model.model(**inputs, output_hidden_states=bool(hidden_states))
-    target = batch["labels"][:, 1:]
-    keep = target != -100
+    labels = batch["labels"]
+    keep = labels[:, 1:] != -100
     logits = model.lm_head(result.last_hidden_state[:, :-1][keep]).float()
-    return result, F.cross_entropy(logits, target[keep])
+    target = labels[:, 1:][keep]
+    if numbers is None or sigma <= 0:
+        return result, F.cross_entropy(logits, target)
+    value = numbers["value"]
+    coordinate = (next_coordinate(labels, numbers) >= 0)[:, 1:][keep]
+    soft = torch.zeros_like(logits)
+    soft[~coordinate, target[~coordinate]] = 1.0
+    if bool(coordinate.any()):
+        column = value >= 0
+        near = -((value[column][None, :] - value[target[coordinate]][:, None]).float() ** 2)
+        soft[coordinate.nonzero()[:, :1], column.nonzero()[:, 0][None, :]] = (
+            near / (2 * sigma**2)
+        ).softmax(-1)
+    return result, -(soft * logits.log_softmax(-1)).sum(-1).mean()
+
+
+def number_table(tokenizer: Any, size: int) -> dict[str, Any]:
+    """For each of ``size`` token ids: ``value`` (the whole number it is, -1 if none) and
+    ``bracket`` (+1 if the token opens a ``[``, -1 if it closes one, else 0)."""
+    import torch
+
+    from hfgcot.testing import number_token_ids
+
+    value = torch.full((size,), -1, dtype=torch.long)
+    for token_id, number in number_token_ids(tokenizer, 1000).items():
+        value[token_id] = number
+    bracket = torch.zeros(size, dtype=torch.long)
+    for token, token_id in tokenizer.get_vocab().items():
+        if token_id < size:
+            bracket[token_id] = ("[" in token) - ("]" in token)
+    return {"value": value, "bracket": bracket}
 
 
 def save(model: Any, processor: Any, path: Path, dtype: str) -> None:
@@ -848,7 +1078,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = AutoModelForImageTextToText.from_pretrained(args.init, dtype=torch.float32)
     else:
         t0 = time.time()
-        tokenizer = build_tiny_tokenizer(args.vocab_size, texts=corpus(args.tokenizer_scenes))
+        tokenizer = build_tiny_tokenizer(
+            args.vocab_size, texts=corpus(args.tokenizer_scenes), number_tokens=args.number_tokens
+        )
         logger.info("tokenizer: %d tokens (%.1fs)", len(tokenizer), time.time() - t0)
         processor = build_processor(tokenizer, args.min_pixels, args.max_pixels)
         model = build_model(tokenizer, args)
@@ -864,8 +1096,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         decay = param.dim() >= 2 and "embed" not in name
         groups.setdefault((vision, decay), []).append(param)
     probe = torch.nn.Linear(model.config.text_config.hidden_size, 2)
-    box_probe = torch.nn.Linear(model.config.text_config.hidden_size, 4)
-    dense_probe = torch.nn.Linear(model.config.text_config.hidden_size, sum(DENSE_CLASSES) + 6)
+    coords = 4 * BOX_CODE if args.box_code else 4
+    box_probe = torch.nn.Linear(model.config.text_config.hidden_size, coords)
+    dense_probe = torch.nn.Linear(
+        model.config.text_config.hidden_size, sum(DENSE_CLASSES) + coords + 2
+    )
     probes = [*probe.parameters(), *box_probe.parameters(), *dense_probe.parameters()]
     groups[(False, False)] = groups.get((False, False), []) + probes
     optim = torch.optim.AdamW(
@@ -896,6 +1131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     aux_losses: list[float] = [0.0]
     attention_losses: list[float] = [0.0]
     tap = AttentionTap(model, args.aux_attention_layer) if args.aux_attention else None
+    numbers = number_table(processor.tokenizer, model.config.text_config.vocab_size)
     history: list[dict[str, Any]] = []
     for _made_at, batch in loader:
         progress = max(step / args.max_steps, (time.time() - start) / budget)
@@ -907,10 +1143,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         boxes = batch.pop("aux_boxes")
         dense = batch.pop("aux_dense", None)
         result, loss = answer_loss(
-            model, batch, args.aux_position or args.aux_box or args.aux_dense
+            model,
+            batch,
+            args.aux_position or args.aux_box or args.aux_dense,
+            numbers,
+            _smoothing(progress, args),
         )
         if tap is not None and dense is not None:
-            aux_attention = args.aux_attention * attention_loss(tap, batch, dense, model.config)
+            aux_attention = args.aux_attention * attention_loss(
+                tap,
+                batch,
+                dense,
+                model.config,
+                args.aux_attention_heads,
+                numbers if args.aux_attention_on == "coordinates" else None,
+            )
             loss = loss + aux_attention
             attention_losses.append(float(aux_attention.detach()))
         if result.hidden_states is not None:
@@ -918,10 +1165,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             aux = args.aux_position * position_loss(
                 hidden[args.aux_layer], batch, probe, model.config
             )
-            aux = aux + args.aux_box * box_loss(hidden[args.aux_box_layer], batch, boxes, box_probe)
+            if args.box_code_next:
+                aux = aux + args.aux_box * next_box_loss(
+                    hidden[args.aux_box_layer], batch, boxes, box_probe, numbers
+                )
+            else:
+                aux = aux + args.aux_box * box_loss(
+                    hidden[args.aux_box_layer], batch, boxes, box_probe, args.box_code
+                )
             if dense is not None:
                 aux = aux + args.aux_dense * dense_loss(
-                    hidden[args.aux_dense_layer], batch, dense, dense_probe, model.config
+                    hidden[args.aux_dense_layer],
+                    batch,
+                    dense,
+                    dense_probe,
+                    model.config,
+                    args.box_code,
                 )
             loss = loss + aux
             aux_losses.append(float(aux.detach()))
