@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfgcot import answers, gcot_text, parsing
+from hfgcot import answers, gcot_text, parsing, regions
 from hfgcot.gcot_text import answer_start, inject_groundings, merge_keywords, parse_gcot
 from hfgcot.parsing import ParsedBox, parse_grounding, parse_yes_no
 
@@ -626,13 +626,15 @@ def test_all_functions_survive_pathological_inputs() -> None:
         parse_yes_no(text)
 
 
-@pytest.mark.parametrize("module", [parsing, gcot_text, answers])
+@pytest.mark.parametrize("module", [parsing, gcot_text, answers, regions])
 def test_doctests(module) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
 
 
-@pytest.mark.parametrize("name", ["hfgcot.parsing", "hfgcot.gcot_text", "hfgcot.answers"])
+@pytest.mark.parametrize(
+    "name", ["hfgcot.parsing", "hfgcot.gcot_text", "hfgcot.answers", "hfgcot.regions"]
+)
 def test_module_is_pure(name) -> None:
     code = (
         f"import sys, {name}; "
