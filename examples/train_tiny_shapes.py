@@ -222,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--aux-attention",
         type=float,
         default=1.0,
-        help="weight of the loss that makes head 0 of --aux-attention-layer attend, from each "
-        "grounding answer token, to the image tokens of the object asked for (needs --aux-dense)",
+        help="weight of the loss that makes the first --aux-attention-heads heads of "
+        "--aux-attention-layer attend, from each grounding answer token, to the image tokens of "
+        "the object asked for (needs --aux-dense)",
     )
     p.add_argument("--aux-attention-layer", type=int, default=2, help="language-model layer")
     p.add_argument(
@@ -516,12 +517,17 @@ def number_features(values: Any, dim: int) -> Any:
     return torch.cat([angle.cos(), angle.sin()], dim=-1) / math.sqrt(dim // 2)
 
 
+def value_code(values: Any) -> Any:
+    """``(n,)`` frame-pixel values -> ``(n, BOX_CODE)`` codes in [-1, 1] (unit-scaled
+    :func:`number_features`): what an answer token needs to pick the number token, in a form
+    the output head reads linearly."""
+    return number_features(values, BOX_CODE) * math.sqrt(BOX_CODE // 2)
+
+
 def box_code(boxes: Any) -> Any:
-    """``(n, 4)`` frame-pixel boxes -> ``(n, 4 * BOX_CODE)`` codes in [-1, 1] (``number_features``
-    of each coordinate): what an answer token needs to pick the number token, in a form the output
-    head reads linearly."""
-    flat = number_features(boxes.reshape(-1), BOX_CODE) * math.sqrt(BOX_CODE // 2)
-    return flat.reshape(boxes.shape[0], 4 * BOX_CODE)
+    """``(n, 4)`` frame-pixel boxes -> ``(n, 4 * BOX_CODE)``: the :func:`value_code` of each
+    coordinate, side by side."""
+    return value_code(boxes.reshape(-1)).reshape(boxes.shape[0], 4 * BOX_CODE)
 
 
 def init_number_embeddings(model: Any, tokenizer: Any, limit: int) -> None:
@@ -768,7 +774,7 @@ def next_box_loss(
     keep = ~values.isnan()
     if not bool(keep.any()):
         return hidden.sum() * 0.0
-    target = number_features(values[keep], BOX_CODE) * math.sqrt(BOX_CODE // 2)
+    target = value_code(values[keep])
     pred = probe(hidden[rows[keep], cols[keep] - 1])[:, :BOX_CODE]
     return ((pred - target.to(pred.dtype)) ** 2).mean()
 
@@ -851,8 +857,8 @@ def attention_loss(
     heads: int = 1,
     numbers: dict[str, Any] | None = None,
 ):
-    """Teach one attention head where to look: from every token of a grounding answer, the
-    attention mass on the image tokens that show the object the turn asks for.
+    """Teach the first ``heads`` attention heads where to look: from every token of a grounding
+    answer, the attention mass on the image tokens that show the object the turn asks for.
 
     ``dense["turns"]`` holds, per row, the colour class of each grounding turn's object (colours
     are distinct within a scene); the k-th run of labelled tokens is the k-th turn. With
