@@ -1061,7 +1061,14 @@ class Batches(IterableDataset):
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.number_tokens and (args.box_code_next or args.aux_attention_on == "coordinates"):
+        # with digit tokens a coordinate is several tokens: next_coordinate() would miscount
+        parser.error(
+            "--box-code-next and --aux-attention-on coordinates need --number-tokens "
+            "(with --number-tokens 0 pass --no-box-code-next)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -1137,7 +1144,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     aux_losses: list[float] = [0.0]
     attention_losses: list[float] = [0.0]
     tap = AttentionTap(model, args.aux_attention_layer) if args.aux_attention else None
-    numbers = number_table(processor.tokenizer, model.config.text_config.vocab_size)
+    # number tokens: coordinate targets are smoothed and located (digits: plain cross-entropy)
+    numbers = (
+        number_table(processor.tokenizer, model.config.text_config.vocab_size)
+        if args.number_tokens
+        else None
+    )
     history: list[dict[str, Any]] = []
     for _made_at, batch in loader:
         progress = max(step / args.max_steps, (time.time() - start) / budget)

@@ -434,3 +434,13 @@ def test_next_coordinate_numbers_each_box_coordinate_of_every_turn():
         assert k[0, at].tolist() == [0, 1, 2, 3]  # the 2 of bbox_2d is not a coordinate
         written = [int(tokenizer.decode([int(i)])) for i in batch["labels"][0, at]]
         assert written == [int(v) for v in box]
+
+
+def test_training_script_refuses_coordinate_options_without_number_tokens():
+    train = _training_script()
+    with pytest.raises(SystemExit):
+        train.main(["--number-tokens", "0", "--box-code-next"])
+    with pytest.raises(SystemExit):
+        train.main(
+            ["--number-tokens", "0", "--no-box-code-next", "--aux-attention-on", "coordinates"]
+        )
