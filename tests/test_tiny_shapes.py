@@ -223,6 +223,14 @@ def test_training_script_runs_with_every_option(tmp_path):
     argv += ["--number-smoothing", "8", "--number-smoothing-end", "1"]
     argv += ["--eval-every", "0", "--save-every", "2", "--final-eval-scenes", "2", "--threads", "1"]
     argv += ["--log-every", "1"]
+    argv += [
+        "--vision-pretrain",
+        "0.5",
+        "--vision-pretrain-steps",
+        "2",
+        "--vision-pretrain-batch",
+        "2",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -231,6 +239,8 @@ def test_training_script_runs_with_every_option(tmp_path):
     assert "acc50" in info["quick_eval"] and "step 3  loss" in done.stderr
     assert 0 < info["final_aux_loss"] < 100  # the probes ran (cell and box targets are O(1))
     assert info["final_attention_loss"] > 0  # grounding rows taught the attention head
+    assert info["vision_pretrain"]["steps"] == 2 and "vision step 2  loss" in done.stderr
+    assert 0 <= info["vision_pretrain"]["final_shape_accuracy"] <= 1
     config = AutoConfig.from_pretrained(out)
     assert config.text_config.rope_parameters["mrope_section"] == [2, 3, 3]
     assert config.text_config.rope_parameters["rope_theta"] == 20.0
@@ -270,6 +280,33 @@ def test_dense_targets_mark_the_tokens_an_object_covers():
     assert found["colour"][4 * 6 + 4] == 1 + list(COLOURS).index("blue")
     assert sum(c != 0 for c in found["colour"]) == 5
     assert found["cell"][4 * 6 + 5] == pytest.approx([4 / 6, 5 / 6])
+
+
+def test_dense_terms_reward_the_right_colour_shape_box_and_cell():
+    import torch
+
+    script = _training_script()
+    scene = make_scene(7)
+    dense = script.dense_batch([{"image": 1}], [scene], torch.tensor([[1, 8, 12]]))
+    n_col, n_shape = script.DENSE_CLASSES
+    n = dense["colour"].shape[0]
+    right = torch.full((n, n_col + n_shape + 4 + 2), -20.0)
+    right[torch.arange(n), dense["colour"]] = 20.0
+    right[torch.arange(n), n_col + dense["shape"]] = 20.0
+    right[:, n_col + n_shape : -2] = dense["box"].nan_to_num(0.0)
+    right[:, -2:] = dense["cell"]
+    assert float(script.dense_terms(right, dense)) < 1e-6
+    wrong_shape = right.clone()
+    objects = dense["shape"] > 0
+    wrong_shape[objects, n_col + n_shape - 3 : n_col + n_shape] = right[
+        objects, n_col + n_shape - 3 : n_col + n_shape
+    ].roll(1, dims=1)
+    assert float(script.dense_terms(wrong_shape, dense)) > 1.0
+    far_box = right.clone()
+    far_box[:, n_col + n_shape : -2] += 0.5
+    assert float(script.dense_terms(far_box, dense)) > 0.5
+    with pytest.raises(RuntimeError):  # box codes need 4 * BOX_CODE outputs
+        script.dense_terms(right, dense, code=True)
 
 
 def test_dense_batch_lines_up_with_the_image_tokens_of_mixed_rows():
