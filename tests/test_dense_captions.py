@@ -10,8 +10,9 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image, List, Value
 
 from hfgcot import DenseCaptionConfig, add_dense_captions, get_provenance, prompts
+from hfgcot.checks import is_supported
 from hfgcot.images import load_image
-from hfgcot.stages.dense_captions import dense_caption_stages, is_supported
+from hfgcot.stages.dense_captions import dense_caption_stages
 from hfgcot.testing import ScriptedVLM
 from hfgcot.vlm import ModelSpec, Request
 

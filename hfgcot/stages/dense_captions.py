@@ -27,19 +27,19 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
-from hfgcot import parsing, prompts, textproc
+from hfgcot import prompts, textproc
+from hfgcot.checks import Checker, CheckJob, check_sentences, is_supported, locate_sentences
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
-from hfgcot.vlm import DEFAULT_MODEL, VLM, GenerationSettings, ModelSpec, Request
+from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request
 
 logger = logging.getLogger(__name__)
 
-Checker = Literal["yesno", "contrastive"]
 STATUS = "dense_caption_status"
 NO_GOLDEN = "no_golden_sentences"
 
@@ -54,84 +54,6 @@ def _active(status: str) -> bool:
 def _note(status: str, note: str) -> str:
     """Add a soft note to an ``ok`` status (the first note wins); other statuses are kept."""
     return f"{OK}: {note}" if status == OK else status
-
-
-def _locate(text: str, sentences: Sequence[str]) -> list[tuple[str, str]]:
-    """``(prefix, sentence)`` for each sentence: the text before it in ``text`` (teacher forcing).
-
-    Sentences come from :func:`hfgcot.textproc.split_sentences` of ``text``, so each is found in
-    order; should one not be, the text up to the previous sentence is its prefix.
-    """
-    out, pos = [], 0
-    for s in sentences:
-        at = text.find(s, pos)
-        if at < 0:  # pragma: no cover - sentences always come from ``text``
-            out.append((text[:pos], s))
-            continue
-        out.append((text[:at], s))
-        pos = at + len(s)
-    return out
-
-
-@dataclass(frozen=True)
-class CheckJob:
-    """One sentence to check: its image, the prompt and assistant text it was written after."""
-
-    image: Any
-    prompt: str
-    prefix: str
-    sentence: str
-
-
-def check_sentences(
-    vlm: VLM,
-    jobs: Sequence[CheckJob],
-    *,
-    checker: Checker,
-    generation: GenerationSettings,
-    batch_size: int,
-) -> list[tuple[float | None, str | None]]:
-    """Score each sentence against its image: ``(score, error)`` per job, in order.
-
-    - ``"yesno"``: the VLM answers whether the sentence is directly supported by the image
-      (one batched generate); score ``1.0`` (yes), ``0.0`` (no) or ``None`` (undecidable).
-    - ``"contrastive"``: mean over the sentence's tokens of ``log p(token | image, text so far)
-      - log p(token | no image, text so far)``, from forward passes only (one batched call for
-      both contexts); ``None`` when scoring failed.
-    """
-    if not jobs:
-        return []
-    if checker == "yesno":
-        requests = [Request(j.image, prompts.sentence_check_prompt(j.sentence)) for j in jobs]
-        outs = vlm.generate(requests, generation, batch_size=batch_size)
-        results: list[tuple[float | None, str | None]] = []
-        for out in outs:
-            verdict = parsing.parse_yes_no(out.text) if not out.error else None
-            results.append((None if verdict is None else float(verdict), out.error))
-        return results
-    requests, continuations, prefixes = [], [], []
-    for j in jobs:
-        for image in (j.image, None):
-            requests.append(Request(image, j.prompt))
-            continuations.append(j.sentence)
-            prefixes.append(j.prefix)
-    scores = vlm.continuation_logprobs(requests, continuations, prefixes, batch_size=batch_size)
-    results = []
-    for with_image, without in zip(scores[0::2], scores[1::2], strict=True):
-        error = with_image.error or without.error
-        if error or not with_image.logprobs or len(with_image.logprobs) != len(without.logprobs):
-            results.append((None, error or "no tokens to score"))
-            continue
-        diffs = [a - b for a, b in zip(with_image.logprobs, without.logprobs, strict=True)]
-        results.append((sum(diffs) / len(diffs), None))
-    return results
-
-
-def is_supported(score: float | None, checker: Checker, threshold: float) -> bool:
-    """Whether a sentence with ``score`` is kept: ``yes`` for yes/no, ``> threshold`` otherwise."""
-    if score is None or math.isnan(score):
-        return False
-    return score == 1.0 if checker == "yesno" else score > threshold
 
 
 def _first_error(errors: Sequence[str | None]) -> str | None:
@@ -246,7 +168,7 @@ class SentenceCheckStage(_CheckingStage):
                 statuses[i] = status
                 continue
             caption = batch["init_caption"][i]
-            for prefix, sentence in _locate(caption, batch["sentences"][i]):
+            for prefix, sentence in locate_sentences(caption, batch["sentences"][i]):
                 jobs.append(CheckJob(image, prompts.dense_caption_prompt(), prefix, sentence))
                 owners.append(i)
         results = self._check(jobs, rank)
@@ -391,7 +313,7 @@ class DetailCheckStage(_CheckingStage):
             pairs = zip(batch["q_list"][i], batch["raw_answers"][i], strict=True)
             for k, (question, answer) in enumerate(pairs):
                 prompt = prompts.detail_answer_prompt(question)
-                for prefix, sentence in _locate(answer, textproc.split_sentences(answer)):
+                for prefix, sentence in locate_sentences(answer, textproc.split_sentences(answer)):
                     jobs.append(CheckJob(image, prompt, prefix, sentence))
                     owners.append((i, k))
         results = self._check(jobs, rank)
