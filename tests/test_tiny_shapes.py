@@ -27,10 +27,10 @@ TEST_SEED = 3  # held out: training uses seeds from 10**9 up, the benchmark seed
 needs_model = pytest.mark.skipif(tiny_shapes_path() is None, reason="toy model not shipped")
 
 # The shipped checkpoint is undertrained (42 CPU-minutes, 1.3M parameters): it writes every
-# pipeline's format and reads colour well and shape poorly; half of its keyword boxes land.
-# benchmarks/eval_tiny_shapes.py on 200 held-out scenes: Acc@0.5 0.162 (0.034 if its numbers
-# are misread as original pixels; 0.32 among keywords that name an object of the picture),
-# answer accuracy 0.685. Issue 8's CI gate is Acc@0.5 >= 0.6; until a checkpoint reaches it the
+# pipeline's format and reads colour well and shape poorly; a third of its keyword boxes land.
+# benchmarks/eval_tiny_shapes.py on 200 held-out scenes: Acc@0.5 0.186 (0.046 if its numbers
+# are misread as original pixels; 0.35 among keywords that name an object of the picture),
+# answer accuracy 0.69. Issue 8's CI gate is Acc@0.5 >= 0.6; until a checkpoint reaches it the
 # gate below sits under what this one scores (0.154 on these 30 scenes) and far above what the
 # coordinate bug scores (0.026), so a wrong conversion still fails it.
 ACC50_FLOOR = 0.08
@@ -143,7 +143,8 @@ def test_toy_keyword_boxes_land_on_the_objects_in_original_pixels(toy):
 @needs_model
 def test_toy_dense_captions_name_an_object_of_the_picture(toy):
     """The whole ScaleCap chain (caption, self-check, questions, answers, fusion): the final
-    caption names a true colour+shape for 6 of these 12 scenes (a random model: none)."""
+    caption names a true colour+shape for 9 of these 12 scenes (a random model: none); the
+    issue asks for most scenes."""
     from hfgcot import add_dense_captions
 
     scenes = make_scenes(12, seed=4)
@@ -154,7 +155,7 @@ def test_toy_dense_captions_name_an_object_of_the_picture(toy):
         bool(_labels_in(caption) & set(scene.labels))
         for caption, scene in zip(out["final_caption"], scenes, strict=True)
     ]
-    assert sum(on_topic) >= 4, out["final_caption"]
+    assert sum(on_topic) >= 7, out["final_caption"]
 
 
 @needs_model
