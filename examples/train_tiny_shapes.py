@@ -551,6 +551,11 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
 BOX_CODE = 16  # features of a value: in the number-token embeddings and with --box-code
 
 
+def box_width(args: argparse.Namespace) -> int:
+    """Outputs a probe spends on one box: four codes with ``--box-code``, else four values."""
+    return 4 * BOX_CODE if args.box_code else 4
+
+
 def number_features(values: Any, dim: int) -> Any:
     """Smooth features of integer ``values``: sines and cosines of periods from 4x the largest
     frame coordinate down to 16 (``dim`` must be even). Close values get close features."""
@@ -635,6 +640,27 @@ def _lr(step: int, progress: float, args: argparse.Namespace) -> float:
         return args.lr * (step + 1) / args.warmup_steps
     cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cos)
+
+
+def _tail_mean(values: list[float], n: int) -> float:
+    """Mean of the last ``n`` values (0 when there are none)."""
+    tail = values[-n:]
+    return sum(tail) / max(1, len(tail))
+
+
+def _scene_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``make_scene`` arguments of training scenes (a new dict each call)."""
+    return {"max_objects": args.max_objects, **json.loads(args.scene_kwargs)}
+
+
+def _worker_loader(batches: IterableDataset) -> Any:
+    """A ``DataLoader`` over an endless batch iterable: rows are rendered and collated by one
+    worker process on the other core."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        batches, batch_size=None, num_workers=1, prefetch_factor=4, multiprocessing_context="spawn"
+    )
 
 
 def image_cells(batch: dict[str, Any], merge: int = 2) -> Any:
@@ -743,6 +769,13 @@ def dense_loss(
     if not bool(mask.any()):
         return hidden.sum() * 0.0
     return dense_terms(probe(hidden[mask]).float(), dense, code)
+
+
+def dense_head(hidden_size: int, args: argparse.Namespace) -> Any:
+    """A throw-away linear probe with the output layout :func:`dense_terms` reads."""
+    import torch
+
+    return torch.nn.Linear(hidden_size, sum(DENSE_CLASSES) + box_width(args) + 2)
 
 
 def dense_terms(pred: Any, dense: dict[str, Any], code: bool = False) -> Any:
@@ -1083,7 +1116,7 @@ class Batches(IterableDataset):
             turn_objects = []
             for i, task in enumerate(tasks):
                 if i % 2 == 0:
-                    kwargs = {"max_objects": args.max_objects, **json.loads(args.scene_kwargs)}
+                    kwargs = _scene_kwargs(args)
                     if args.easy_scenes and progress < args.curriculum:
                         kwargs.update(EASY_SCENES)
                     scene = make_scene(
@@ -1125,7 +1158,7 @@ class VisionBatches(IterableDataset):
 
         torch.set_num_threads(1)
         args = self.args
-        kwargs = {"max_objects": args.max_objects, **json.loads(args.scene_kwargs)}
+        kwargs = _scene_kwargs(args)
         # seeds apart from the main phase's scenes (TRAIN_SEED_BASE + seed * 10**7 + k)
         first = TRAIN_SEED_BASE + args.seed * 10_000_000 + 5_000_000
         for k in itertools.count(0, args.vision_pretrain_batch):
@@ -1152,17 +1185,11 @@ def pretrain_vision(model: Any, processor: Any, args: argparse.Namespace) -> dic
     import torch
 
     visual = model.model.visual
-    coords = 4 * BOX_CODE if args.box_code else 4
-    head = torch.nn.Linear(model.config.text_config.hidden_size, sum(DENSE_CLASSES) + coords + 2)
+    head = dense_head(model.config.text_config.hidden_size, args)
     params = [*visual.parameters(), *head.parameters()]
     optim = torch.optim.AdamW(params, lr=args.vision_pretrain_lr, weight_decay=args.weight_decay)
-    loader = torch.utils.data.DataLoader(
-        VisionBatches(processor, args),
-        batch_size=None,
-        num_workers=1,
-        prefetch_factor=4,
-        multiprocessing_context="spawn",
-    )
+    loader = _worker_loader(VisionBatches(processor, args))
+    n_col, n_shape = DENSE_CLASSES
     budget = args.vision_pretrain * 60
     start = time.time()
     step, losses, right = 0, [], []
@@ -1183,23 +1210,22 @@ def pretrain_vision(model: Any, processor: Any, args: argparse.Namespace) -> dic
         step += 1
         losses.append(float(loss.detach()))
         objects = dense["shape"] > 0
-        n_col, n_shape = DENSE_CLASSES
         guess = pred[objects, n_col + 1 : n_col + n_shape].argmax(dim=1) + 1
         right.append(float((guess == dense["shape"][objects]).float().mean()))
         if step % args.log_every == 0:
             logger.info(
                 "vision step %d  loss %.4f  shape accuracy of object tokens %.3f  lr %.2e",
                 step,
-                sum(losses[-args.log_every :]) / args.log_every,
-                sum(right[-args.log_every :]) / args.log_every,
+                _tail_mean(losses, args.log_every),
+                _tail_mean(right, args.log_every),
                 lr,
             )
     logger.info("vision tower: %d steps in %.1f min", step, (time.time() - start) / 60)
     return {
         "steps": step,
         "minutes": (time.time() - start) / 60,
-        "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
-        "final_shape_accuracy": sum(right[-50:]) / max(1, len(right[-50:])),
+        "final_loss": _tail_mean(losses, 50),
+        "final_shape_accuracy": _tail_mean(right, 50),
     }
 
 
@@ -1254,11 +1280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         decay = param.dim() >= 2 and "embed" not in name
         groups.setdefault((vision, decay), []).append(param)
     probe = torch.nn.Linear(model.config.text_config.hidden_size, 2)
-    coords = 4 * BOX_CODE if args.box_code else 4
-    box_probe = torch.nn.Linear(model.config.text_config.hidden_size, coords)
-    dense_probe = torch.nn.Linear(
-        model.config.text_config.hidden_size, sum(DENSE_CLASSES) + coords + 2
-    )
+    box_probe = torch.nn.Linear(model.config.text_config.hidden_size, box_width(args))
+    dense_probe = dense_head(model.config.text_config.hidden_size, args)
     probes = [*probe.parameters(), *box_probe.parameters(), *dense_probe.parameters()]
     groups[(False, False)] = groups.get((False, False), []) + probes
     optim = torch.optim.AdamW(
@@ -1276,15 +1299,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     vision_info = pretrain_vision(model, processor, args) if args.vision_pretrain > 0 else None
     budget = (args.minutes - args.vision_pretrain) * 60
     start = time.time()
-    batches = Batches(processor, args, start, budget)
-    loader = torch.utils.data.DataLoader(
-        batches,
-        batch_size=None,
-        num_workers=1,  # rows are rendered and collated on the other core
-        prefetch_factor=4,
-        multiprocessing_context="spawn",
-        persistent_workers=False,
-    )
+    loader = _worker_loader(Batches(processor, args, start, budget))
     step = 0
     losses: list[float] = []
     aux_losses: list[float] = [0.0]
@@ -1355,13 +1370,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         losses.append(float(loss.detach()))
         step += 1
         if step % args.log_every == 0:
-            recent = sum(losses[-args.log_every :]) / args.log_every
             logger.info(
                 "step %d  loss %.4f  aux %.4f  attention %.4f  lr %.2e  progress %.2f  %.2fs/step",
                 step,
-                recent,
-                sum(aux_losses[-args.log_every :]) / len(aux_losses[-args.log_every :]),
-                sum(attention_losses[-args.log_every :]) / len(attention_losses[-args.log_every :]),
+                _tail_mean(losses, args.log_every),
+                _tail_mean(aux_losses, args.log_every),
+                _tail_mean(attention_losses, args.log_every),
                 lr,
                 progress,
                 (time.time() - start) / step,
@@ -1391,9 +1405,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "steps": step,
         "minutes": (time.time() - start) / 60,
         "parameters": n_params,
-        "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
-        "final_aux_loss": sum(aux_losses[-50:]) / len(aux_losses[-50:]),
-        "final_attention_loss": sum(attention_losses[-50:]) / len(attention_losses[-50:]),
+        "final_loss": _tail_mean(losses, 50),
+        "final_aux_loss": _tail_mean(aux_losses, 50),
+        "final_attention_loss": _tail_mean(attention_losses, 50),
         "quick_eval": metrics,
         "vision_pretrain": vision_info,
         "history": history,

@@ -363,8 +363,8 @@ def publish(
 
     Example:
         >>> r = publish(ds, "me/my-gcot", version="1.0.0", card={"license": "apache-2.0"})  # doctest: +SKIP
-        >>> print(r.load_code)                                                           # doctest: +SKIP
-        ds = load_dataset('me/my-gcot', revision='v1.0.0', split='train')
+        >>> r.load_code                                                                  # doctest: +SKIP
+        "ds = load_dataset('me/my-gcot', revision='v1.0.0', split='train')"
     """
     clean = parse_version(version)
     _check_names(split, config_name)
