@@ -38,7 +38,8 @@ def evaluate(
 
     from hfgcot import add_gcot, load_vlm
     from hfgcot.evaluation import extract_answer, normalize_answer
-    from hfgcot.shapes import make_scenes, score_gcot, tiny_shapes_path, vqa_rows
+    from hfgcot.shapes import make_scenes
+    from hfgcot.toy import score_gcot, tiny_shapes_path, vqa_rows
 
     path = model or tiny_shapes_path()
     if path is None:

@@ -20,9 +20,9 @@ from typing import Any
 from hfgcot.images import load_image
 from hfgcot.io import demo_dataset
 from hfgcot.runner import status_summary
-from hfgcot.shapes import tiny_shapes_path
 from hfgcot.stages.gcot import add_gcot
 from hfgcot.testing import get_tiny_vlm_path
+from hfgcot.toy import tiny_shapes_path
 from hfgcot.viz import draw_groundings, grid, render_row, rows_html
 
 logger = logging.getLogger(__name__)

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hfgcot import prompts
@@ -46,12 +44,7 @@ __all__ = [
     "Scene",
     "ShapeObject",
     "make_scene",
-    "TINY_SHAPES_DIR",
     "make_scenes",
-    "score_gcot",
-    "tiny_shapes_path",
-    "vqa_rows",
-    "write_demo",
 ]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -546,142 +539,3 @@ def make_scenes(n: int, seed: int = 0) -> list[Scene]:
     3
     """
     return [make_scene(seed * 1_000_003 + i) for i in range(n)]
-
-
-# --------------------------------------------------------------------------------------------
-# The shipped toy model, and end-to-end scoring of GCoT outputs against the true boxes
-# --------------------------------------------------------------------------------------------
-
-TINY_SHAPES_DIR = Path(__file__).parent / "data" / "tiny-shapes"
-"""Where the toy Qwen2.5-VL trained on these scenes ships (``examples/train_tiny_shapes.py``)."""
-
-
-def tiny_shapes_path() -> str | None:
-    """The folder of the shipped toy model, or ``None`` when it is not installed.
-
-    >>> tiny_shapes_path() is None or tiny_shapes_path().endswith("tiny-shapes")
-    True
-    """
-    ok = (TINY_SHAPES_DIR / "config.json").exists() and (
-        TINY_SHAPES_DIR / "model.safetensors"
-    ).exists()
-    return str(TINY_SHAPES_DIR) if ok else None
-
-
-def vqa_rows(scenes: Sequence[Scene], seed: int = 0) -> dict[str, list]:
-    """Columns for ``add_gcot``: ``image`` (PIL), ``question``, ``answer``, ``scene`` (index).
-
-    One question per scene; the question kind is drawn uniformly among those the scene supports.
-    """
-    rng = random.Random(seed)
-    rows: dict[str, list] = {"image": [], "question": [], "answer": [], "scene": []}
-    for i, scene in enumerate(scenes):
-        items = scene.vqa(rng)
-        kind = rng.choice(sorted({it.kind for it in items}))
-        item = rng.choice([it for it in items if it.kind == kind])
-        rows["image"].append(scene.image())
-        rows["question"].append(item.question)
-        rows["answer"].append(item.answer)
-        rows["scene"].append(i)
-    return rows
-
-
-def score_gcot(
-    scenes: Sequence[Scene],
-    keywords: Sequence[Sequence[str]],
-    groundings: Sequence[Sequence[dict[str, Any]]],
-    *,
-    box_key: str = "bbox",
-    iou_threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Keyword grounding Acc@0.5 of GCoT outputs against the scenes' true boxes.
-
-    Every distinct keyword of a row counts once: it is correct when the scene has an object with
-    that label (case-insensitive) and the first box grounded for the keyword has an IoU above
-    ``iou_threshold`` with the object's box. Keywords that name no object of the scene
-    (``unmatched``) or got no box (``ungrounded``) count as wrong. ``box_key="bbox_model"`` scores
-    the model's numbers as if they were original pixels (the classic coordinate bug).
-
-    >>> s = make_scene(0)
-    >>> o = s.objects[0]
-    >>> score_gcot([s], [[o.label]], [[{"phrase": o.label, "bbox": list(o.bbox)}]])["acc50"]
-    1.0
-    """
-    from hfgcot.geometry import iou
-
-    total = correct = unmatched = ungrounded = 0
-    ious: list[float] = []
-    for scene, kws, grounds in zip(scenes, keywords, groundings, strict=True):
-        seen: set[str] = set()
-        for kw in kws:
-            key = " ".join(kw.lower().split())
-            if key in seen:
-                continue
-            seen.add(key)
-            total += 1
-            obj = scene.by_label(key)
-            boxes = [g[box_key] for g in grounds if " ".join(g["phrase"].lower().split()) == key]
-            if obj is None:
-                unmatched += 1
-                ious.append(0.0)
-                continue
-            if not boxes:
-                ungrounded += 1
-                ious.append(0.0)
-                continue
-            value = iou(list(boxes[0]), list(obj.bbox))
-            ious.append(value)
-            correct += value > iou_threshold
-    return {
-        "acc50": correct / total if total else None,
-        "mean_iou": sum(ious) / len(ious) if ious else None,
-        "keywords": total,
-        "unmatched": unmatched,
-        "ungrounded": ungrounded,
-    }
-
-
-def write_demo(
-    folder: str | os.PathLike[str],
-    n: int = 6,
-    seed: int = 4,
-    min_side: int = 256,
-    max_side: int = 640,
-) -> list[dict[str, Any]]:
-    """Write ``n`` scenes as a demo dataset: ``images/shapes_<i>.png`` and ``metadata.jsonl``.
-
-    Rows are ``{"image", "question", "answer", "objects": [{"label", "bbox"}]}`` (``bbox`` in
-    original pixels ``[x1, y1, x2, y2]``); question kinds rotate so the demo shows each once.
-    Scenes are drawn from ``seed`` and kept when their longer side lies in ``[min_side, max_side]``.
-    """
-    root = Path(folder)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    kinds = ["colour", "leftright", "above", "count", "shape", "exists", "where"]
-    rows: list[dict[str, Any]] = []
-    k = 0
-    while len(rows) < n:
-        scene = make_scene(seed * 1_000_003 + k)
-        k += 1
-        if not min_side <= max(scene.width, scene.height) <= max_side:
-            continue
-        items = scene.vqa(rng)
-        wanted = kinds[len(rows) % len(kinds)]
-        matching = [it for it in items if it.kind == wanted]
-        if not matching:
-            continue
-        item = matching[0]
-        name = f"images/shapes_{len(rows) + 1}.png"
-        scene.image().save(root / name, optimize=True)
-        rows.append(
-            {
-                "image": name,
-                "question": item.question,
-                "answer": item.answer,
-                "objects": [{"label": o.label, "bbox": list(o.bbox)} for o in scene.objects],
-            }
-        )
-    with open(root / "metadata.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return rows

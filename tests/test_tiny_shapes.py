@@ -13,14 +13,8 @@ import pytest
 from datasets import Dataset
 
 from hfgcot import gcot_text, parsing
-from hfgcot.shapes import (
-    COLOURS,
-    SHAPES,
-    make_scene,
-    make_scenes,
-    tiny_shapes_path,
-    vqa_rows,
-)
+from hfgcot.shapes import COLOURS, SHAPES, make_scene, make_scenes
+from hfgcot.toy import tiny_shapes_path, vqa_rows
 
 TEST_SEED = 3  # held out: training uses seeds from 10**9 up, the benchmark seed 2
 
@@ -128,7 +122,7 @@ def test_toy_keyword_boxes_land_on_the_objects_in_original_pixels(toy):
     """GCoT end to end on 30 held-out scenes: keyword Acc@0.5 against the true boxes, and the
     same outputs read as original pixels (the classic coordinate bug) must score far lower."""
     from hfgcot import add_gcot
-    from hfgcot.shapes import score_gcot
+    from hfgcot.toy import score_gcot
 
     scenes = make_scenes(30, seed=TEST_SEED)
     ds = Dataset.from_dict(vqa_rows(scenes, seed=TEST_SEED))
