@@ -89,8 +89,40 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
+def prompt_phrases(min_chars: int = 20) -> list[str]:
+    """The fixed text of the library's prompts, one piece per stretch between placeholders.
+
+    Every prompt template (:func:`hfgcot.prompts.prompt_fingerprint_data`) is cut at its
+    ``{placeholders}``; pieces of at least ``min_chars`` characters (outer whitespace stripped)
+    are kept, longest first, plus the default system turn of :data:`CHAT_TEMPLATE`. Given to
+    :func:`build_tiny_tokenizer` as ``phrases``, each becomes one token, so a model trained from
+    scratch does not spend most of its compute reading the same instructions again.
+
+    >>> 'Locate every "' in prompt_phrases(10)
+    True
+    >>> all(len(p) >= 20 for p in prompt_phrases())
+    True
+    """
+    import string
+
+    cut = "\x00"
+    pieces = {"You are a helpful assistant."}
+    for name, template in prompts.prompt_fingerprint_data().items():
+        if name == "version":
+            continue
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        for piece in template.format(**dict.fromkeys(fields, cut)).split(cut):
+            if len(piece.strip()) >= min_chars:
+                pieces.add(piece.strip())
+    return sorted(pieces, key=lambda p: (-len(p), p))
+
+
 def build_tiny_tokenizer(
-    vocab_size: int = 600, texts: Sequence[str] | None = None, *, number_tokens: int = 0
+    vocab_size: int = 600,
+    texts: Sequence[str] | None = None,
+    *,
+    number_tokens: int = 0,
+    phrases: Sequence[str] = (),
 ) -> Any:
     """A byte-level BPE ``Qwen2Tokenizer`` trained locally, with Qwen's special tokens.
 
@@ -100,7 +132,8 @@ def build_tiny_tokenizer(
     first, so ``"191"`` is one token and ``"1234"`` is ``"123" + "4"``). A model trained from
     scratch then writes a box coordinate as one choice among ordered values, not as a digit
     string whose length depends on the value; the text, and so everything that parses it, is
-    unchanged.
+    unchanged. ``phrases`` (e.g. :func:`prompt_phrases`) become one token each, wherever they
+    occur (leftmost, longest first); the text is unchanged too.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -123,6 +156,8 @@ def build_tiny_tokenizer(
     tokenizer.pad_token = "<|endoftext|>"
     if number_tokens:
         tokenizer.add_tokens([str(n) for n in range(number_tokens)])
+    if phrases:
+        tokenizer.add_tokens(list(dict.fromkeys(phrases)))
     return tokenizer
 
 

@@ -213,8 +213,9 @@ def test_training_script_runs_with_every_option(tmp_path):
     argv += ["--aux-dense", "1", "--aux-dense-layer", "1", "--ground-turns", "3"]
     argv += ["--aux-attention", "1", "--aux-attention-layer", "0", "--aux-attention-heads", "2"]
     argv += ["--aux-attention-on", "coordinates"]
-    argv += ["--tasks", "ground,crop"]
+    argv += ["--aux-attention-shapes", "1", "--tasks", "ground,crop,gcot"]
     argv += ["--one-task-batches", "--number-tokens", "400", "--box-code", "--box-code-next"]
+    argv += ["--phrase-tokens"]
     argv += ["--number-smoothing", "8", "--number-smoothing-end", "1"]
     argv += ["--eval-every", "0", "--save-every", "2", "--final-eval-scenes", "2", "--threads", "1"]
     argv += ["--log-every", "1"]
@@ -244,6 +245,7 @@ def test_training_script_runs_with_every_option(tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.tokenize("[191, 7]") == ["[", "191", ",", "Ġ", "7", "]"]
+    assert tokenizer.tokenize("You are a helpful assistant.") == ["You are a helpful assistant."]
 
 
 def _training_script():
@@ -363,6 +365,53 @@ def test_number_tokens_keep_the_text_and_make_each_coordinate_one_token():
     assert "400" not in pieces and {"0", "7"} <= set(numbers.tokenize("007"))
 
 
+def test_phrase_tokens_keep_every_prompt_and_make_each_fixed_piece_one_token(tmp_path):
+    from transformers import AutoTokenizer
+
+    from hfgcot import prompts
+    from hfgcot.shapes import make_scene
+    from hfgcot.testing import build_tiny_tokenizer, prompt_phrases
+
+    phrases = prompt_phrases()
+    # every fixed piece of every template, none with a placeholder left in it
+    assert "You are a helpful assistant." in phrases and len(phrases) >= 15
+    assert not any("{" in p and "bbox_2d" not in p for p in phrases)
+    assert phrases == sorted(phrases, key=len, reverse=True)
+    plain = build_tiny_tokenizer(number_tokens=400)
+    short = build_tiny_tokenizer(number_tokens=400, phrases=phrases)
+    short.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    scene = make_scene(5)
+    labels = scene.labels
+    texts = [
+        prompts.gcot_prompt("What shape is red?", "circle"),
+        prompts.grounding_prompt(labels[0]),
+        prompts.joint_grounding_prompt(labels),
+        prompts.grounding_sft_prompt("the red circle"),
+        prompts.dense_caption_prompt(),
+        prompts.sentence_check_prompt(scene.caption_sentences()[0]),
+        prompts.object_questions_prompt(scene.caption_sentences(), 5),
+        prompts.detail_answer_prompt(prompts.detail_question(labels[0])),
+        prompts.detail_answer_prompt(prompts.position_question(labels[0])),
+        prompts.fuse_caption_prompt(scene.caption_sentences(), ["It is small."]),
+        prompts.region_marked_prompt(2),
+        prompts.region_crop_prompt(),
+        "\n".join(prompts.detail_question(label) for label in labels),
+        '{"bbox_2d": [7, 40, 191, 399]}',
+    ]
+    for text in texts:
+        ids = short.encode(text, add_special_tokens=False)
+        assert short.decode(ids) == text
+        assert loaded.encode(text, add_special_tokens=False) == ids
+        assert len(ids) <= len(plain.encode(text, add_special_tokens=False))
+    for phrase in phrases:
+        assert short.tokenize(phrase) == [phrase]
+    gcot = texts[0]
+    assert 4 * len(short.encode(gcot)) < len(plain.encode(gcot))
+    # numbers inside the answers are still one token each
+    assert short.tokenize("[191, 7]") == plain.tokenize("[191, 7]")
+
+
 def test_number_features_are_close_for_close_values():
     import torch
 
@@ -438,6 +487,30 @@ def test_number_table_marks_numbers_and_brackets():
     assert 191 in values and 7 in values and 2 in values
     assert int(table["bracket"][ids].cumsum(0)[-1]) == 0
     assert int(table["bracket"][ids[0]]) == 1
+
+
+def test_shape_word_queries_find_colour_words_the_answer_follows_with_a_shape():
+    import torch
+
+    from hfgcot.testing import build_tiny_tokenizer
+
+    train = _training_script()
+    tokenizer = build_tiny_tokenizer(1200, texts=train.corpus(40), number_tokens=400)
+    words = train.word_table(tokenizer, len(tokenizer))
+    assert int((words["colour"] > 0).sum()) == 6 and int(words["shape"].sum()) == 3
+    prompt = tokenizer.encode("Where is the red circle? Answer:", add_special_tokens=False)
+    answer = tokenizer.encode(
+        " The yellow object is a red square, not the blue triangle. Keywords: blue triangle",
+        add_special_tokens=False,
+    )
+    ids = torch.tensor([prompt + answer])
+    labels = torch.tensor([[-100] * len(prompt) + answer])
+    rows, cols, colours = train.shape_word_queries({"input_ids": ids, "labels": labels}, words)
+    tokens = [tokenizer.decode(ids[0, c]) for c in cols.tolist()]
+    # "red" of the prompt is not taught (no label), "yellow object" names no shape
+    assert tokens == [" red", " blue", " blue"] and rows.tolist() == [0, 0, 0]
+    assert colours.tolist() == [1 + list(train.COLOURS).index(t.strip()) for t in tokens]
+    assert all(tokenizer.decode(ids[0, c + 1]).strip() in train.SHAPES for c in cols.tolist())
 
 
 def test_next_coordinate_numbers_each_box_coordinate_of_every_turn():
