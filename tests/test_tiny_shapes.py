@@ -21,13 +21,12 @@ TEST_SEED = 3  # held out: training uses seeds from 10**9 up, the benchmark seed
 needs_model = pytest.mark.skipif(tiny_shapes_path() is None, reason="toy model not shipped")
 
 # The shipped checkpoint is undertrained (42 CPU-minutes, 1.3M parameters): it writes every
-# pipeline's format and reads colour well and shape poorly; a third of its keyword boxes land.
-# benchmarks/eval_tiny_shapes.py on 200 held-out scenes: Acc@0.5 0.186 (0.046 if its numbers
-# are misread as original pixels; 0.35 among keywords that name an object of the picture),
-# answer accuracy 0.69. Issue 8's CI gate is Acc@0.5 >= 0.6; until a checkpoint reaches it the
-# gate below sits under what this one scores (0.154 on these 30 scenes) and far above what the
-# coordinate bug scores (0.026), so a wrong conversion still fails it.
-ACC50_FLOOR = 0.08
+# pipeline's format, reads colour well and shape less well.
+# benchmarks/eval_tiny_shapes.py on 200 held-out scenes: Acc@0.5 0.670 (0.148 if its numbers
+# are misread as original pixels; 0.88 among keywords that name an object of the picture),
+# answer accuracy 0.86. On the 30 scenes below it scores 0.694 (misread: 0.056); the gate is
+# issue 8's, and far above what the coordinate bug scores, so a wrong conversion fails it.
+ACC50_FLOOR = 0.6
 
 
 def _labels_in(text: str) -> set[str]:
@@ -105,9 +104,10 @@ def test_toy_drives_every_gcot_stage(toy):
     ds = Dataset.from_dict(vqa_rows(scenes, seed=TEST_SEED))
     out = add_gcot(ds, toy, batch_size=8, max_new_tokens=80, grounding_max_new_tokens=28)
     ok = [row for row in out if row["gcot_status"] == "ok"]
-    # the toy writes a zero-width box for some keywords: those rows say "no_groundings"
+    # a toy may write a zero-width box ("no_groundings") or an empty Keywords line
+    # ("no_keywords"): those rows say so and stay in the output
     assert len(ok) >= 4, out["gcot_status"]
-    assert set(out["gcot_status"]) <= {"ok", "no_groundings"}
+    assert set(out["gcot_status"]) <= {"ok", "no_groundings", "no_keywords"}
     assert all(row["extracted_keywords"] and row["groundings"] for row in ok)
     # boxes are injected where a keyword is written in the steps (the toy does not always do so)
     assert sum(row["gcot"] != row["cleaned_cot"] for row in ok) >= len(ok) // 2
@@ -137,13 +137,16 @@ def test_toy_keyword_boxes_land_on_the_objects_in_original_pixels(toy):
 @needs_model
 def test_toy_dense_captions_name_an_object_of_the_picture(toy):
     """The whole ScaleCap chain (caption, self-check, questions, answers, fusion): the final
-    caption names a true colour+shape for 9 of these 12 scenes (a random model: none); the
-    issue asks for most scenes."""
+    caption names a true colour+shape for 11 of these 12 scenes (a random model: none); the
+    issue asks for most scenes. The toy's yes/no self-check rejects nearly every sentence that
+    names an object (2 of 12 with it), so it runs with the contrastive checker."""
     from hfgcot import add_dense_captions
 
     scenes = make_scenes(12, seed=4)
     ds = Dataset.from_dict({"image": [s.image() for s in scenes]})
-    out = add_dense_captions(ds, toy, max_questions=2, batch_size=12, max_new_tokens=64)
+    out = add_dense_captions(
+        ds, toy, max_questions=2, batch_size=12, max_new_tokens=64, checker="contrastive"
+    )
     assert len(out) == 12
     on_topic = [
         bool(_labels_in(caption) & set(scene.labels))
@@ -489,7 +492,7 @@ def test_number_table_marks_numbers_and_brackets():
     assert int(table["bracket"][ids[0]]) == 1
 
 
-def test_shape_word_queries_find_colour_words_the_answer_follows_with_a_shape():
+def test_shape_word_queries_find_colour_words_followed_by_a_shape():
     import torch
 
     from hfgcot.testing import build_tiny_tokenizer
@@ -507,8 +510,8 @@ def test_shape_word_queries_find_colour_words_the_answer_follows_with_a_shape():
     labels = torch.tensor([[-100] * len(prompt) + answer])
     rows, cols, colours = train.shape_word_queries({"input_ids": ids, "labels": labels}, words)
     tokens = [tokenizer.decode(ids[0, c]) for c in cols.tolist()]
-    # "red" of the prompt is not taught (no label), "yellow object" names no shape
-    assert tokens == [" red", " blue", " blue"] and rows.tolist() == [0, 0, 0]
+    # prompt and answer alike; "yellow object" names no shape
+    assert tokens == [" red", " red", " blue", " blue"] and rows.tolist() == [0, 0, 0, 0]
     assert colours.tolist() == [1 + list(train.COLOURS).index(t.strip()) for t in tokens]
     assert all(tokenizer.decode(ids[0, c + 1]).strip() in train.SHAPES for c in cols.tolist())
 
