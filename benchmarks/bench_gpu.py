@@ -74,8 +74,9 @@ def build_vlm(max_pixels: int, device: str = "cuda"):
         Qwen2VLVideoProcessor,
     )
 
+    from hfgcot.models import ModelSpec, _default_attn, register_vlm
     from hfgcot.testing import CHAT_TEMPLATE, build_tiny_tokenizer
-    from hfgcot.vlm import VLM, ModelSpec, _default_attn, register_vlm
+    from hfgcot.vlm import VLM
 
     tokenizer = build_tiny_tokenizer()
     config = qwen25vl_3b_config(tokenizer)

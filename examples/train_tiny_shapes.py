@@ -1036,16 +1036,21 @@ def word_table(tokenizer: Any, size: int) -> dict[str, Any]:
     colour word, else 0) and ``shape`` (True if it is a shape word), as written after a space."""
     import torch
 
+    def word_ids(names: Any) -> list[tuple[int, int]]:
+        """(index, token id) of each name that is one token below ``size`` after a space."""
+        found = []
+        for k, name in enumerate(names):
+            ids = tokenizer.encode(" " + name, add_special_tokens=False)
+            if len(ids) == 1 and ids[0] < size:
+                found.append((k, ids[0]))
+        return found
+
     colour = torch.zeros(size, dtype=torch.long)
     shape = torch.zeros(size, dtype=torch.bool)
-    for k, name in enumerate(COLOURS):
-        ids = tokenizer.encode(" " + name, add_special_tokens=False)
-        if len(ids) == 1 and ids[0] < size:
-            colour[ids[0]] = k + 1
-    for name in SHAPES:
-        ids = tokenizer.encode(" " + name, add_special_tokens=False)
-        if len(ids) == 1 and ids[0] < size:
-            shape[ids[0]] = True
+    for k, token in word_ids(COLOURS):
+        colour[token] = k + 1
+    for _, token in word_ids(SHAPES):
+        shape[token] = True
     return {"colour": colour, "shape": shape}
 
 
@@ -1163,9 +1168,10 @@ def quick_eval(model: Any, processor: Any, n: int = 24, seed: int = 99) -> dict[
 
     from hfgcot import prompts
     from hfgcot.geometry import iou
+    from hfgcot.models import ModelSpec
     from hfgcot.shapes import make_scenes
     from hfgcot.stages.gcot import ground_boxes
-    from hfgcot.vlm import VLM, GenerationSettings, ModelSpec, Request
+    from hfgcot.vlm import VLM, GenerationSettings, Request
 
     model.eval()
     vlm = VLM(model, processor, ModelSpec(model="in-training"), "cpu")
@@ -1363,6 +1369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # Import everything up front: a long run must not depend on the source tree staying
     # importable while it trains.
+    import hfgcot.models  # noqa: F401
     import hfgcot.stages.gcot
     import hfgcot.stages.grounding_sft
     import hfgcot.vlm  # noqa: F401
@@ -1424,7 +1431,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     attention_losses: list[float] = [0.0]
     looks = args.aux_attention or args.aux_attention_shapes
     tap = AttentionTap(model, args.aux_attention_layer) if looks else None
-    words = word_table(processor.tokenizer, model.config.text_config.vocab_size)
+    words = (
+        word_table(processor.tokenizer, model.config.text_config.vocab_size)
+        if args.aux_attention_shapes
+        else None
+    )
     # number tokens: coordinate targets are smoothed and located (digits: plain cross-entropy)
     numbers = (
         number_table(processor.tokenizer, model.config.text_config.vocab_size)

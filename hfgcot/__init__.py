@@ -30,7 +30,7 @@ _EXPORTS = {
     "RegionCaptionConfig": "hfgcot.stages.region_captions",
     "add_gcot": "hfgcot.stages.gcot",
     "GCoTConfig": "hfgcot.stages.gcot",
-    "load_vlm": "hfgcot.vlm",
+    "load_vlm": "hfgcot.models",
     "VLM": "hfgcot.vlm",
     "GenerationSettings": "hfgcot.vlm",
     "Frame": "hfgcot.geometry",
@@ -66,13 +66,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfgcot.evaluation import evaluate_gcot, evaluate_grounding
     from hfgcot.geometry import Frame, smart_resize
     from hfgcot.hub import PublishResult, publish
+    from hfgcot.models import load_vlm
     from hfgcot.provenance import attach_provenance, get_provenance
     from hfgcot.stages.dense_captions import DenseCaptionConfig, add_dense_captions
     from hfgcot.stages.gcot import GCoTConfig, add_gcot
     from hfgcot.stages.grounding_predictions import add_grounding_predictions
     from hfgcot.stages.grounding_sft import to_grounding_sft
     from hfgcot.stages.region_captions import RegionCaptionConfig, add_region_captions
-    from hfgcot.vlm import VLM, GenerationSettings, load_vlm
+    from hfgcot.vlm import VLM, GenerationSettings
 
 
 def __getattr__(name: str) -> Any:

@@ -157,7 +157,7 @@ def _add_caption_parsers(sub: Any, default_model: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from hfgcot import __version__
-    from hfgcot.vlm import DEFAULT_MODEL
+    from hfgcot.models import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
         prog="hfgcot",

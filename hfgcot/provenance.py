@@ -139,9 +139,9 @@ def _processor_limits(model: str, revision: str | None) -> tuple[int | None, int
 
 def _loaded_vlm(spec: Any) -> Any:
     """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
-    from hfgcot import vlm as vlm_module
+    from hfgcot.models import _CACHE
 
-    for loaded in list(getattr(vlm_module, "_CACHE", {}).values()):
+    for loaded in list(_CACHE.values()):
         if getattr(loaded, "spec", None) == spec:
             return loaded
     return None
@@ -150,12 +150,12 @@ def _loaded_vlm(spec: Any) -> Any:
 def model_provenance(model: Any) -> dict[str, Any]:
     """Identity of a model for a card: id, resolved revision, family, dtype and resize limits.
 
-    ``model`` is a loaded VLM, or a :class:`~hfgcot.vlm.ModelSpec`. A spec whose model this process
+    ``model`` is a loaded VLM, or a :class:`~hfgcot.models.ModelSpec`. A spec whose model this process
     already loaded reports the loaded model's :meth:`~hfgcot.vlm.VLM.identity`; otherwise the facts
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
-    from hfgcot.vlm import ModelSpec, spec_fingerprint_data
+    from hfgcot.models import ModelSpec, spec_fingerprint_data
 
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
@@ -206,7 +206,7 @@ def pipeline_provenance(
     Args:
         name: the pipeline (``"gcot"``, ``"captions"``, ``"sft"``...).
         config: the pipeline's config dataclass.
-        spec: the :class:`~hfgcot.vlm.ModelSpec` (or loaded VLM) the pipeline used, if any.
+        spec: the :class:`~hfgcot.models.ModelSpec` (or loaded VLM) the pipeline used, if any.
         stages: the stages run (their names and full configs are recorded).
         status_column: the pipeline's status column, summarised by reason.
         boxes: the box convention of the pipeline's output columns, in one or two sentences.

@@ -2,7 +2,7 @@
 
 The same stage objects as the local path (:func:`hfgcot.add_gcot`), no fork of the logic: each Ray
 actor of a fixed-size pool holds the (small, picklable) stages, loads the model once from the
-stages' :class:`~hfgcot.vlm.ModelSpec`, and runs ``stage(batch, rank=None)`` on each Arrow batch.
+stages' :class:`~hfgcot.models.ModelSpec`, and runs ``stage(batch, rank=None)`` on each Arrow batch.
 The GPU a Ray actor gets is its ``cuda:0``.
 
     >>> import ray
@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, Features, load_dataset
 
+from hfgcot.models import DEFAULT_MODEL, ModelSpec
 from hfgcot.provenance import record_provenance
 from hfgcot.runner import log_summary, restore_feature, undecoded
 from hfgcot.stages.base import ModelStage, Stage
-from hfgcot.vlm import DEFAULT_MODEL, VLM, ModelSpec
+from hfgcot.vlm import VLM
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -109,8 +110,8 @@ class StageActor:
     """A Ray Data actor: stages built once, the model loaded once, then one call per batch.
 
     Constructed with a :class:`~hfgcot.stages.base.Stage` or a sequence of them (frozen dataclasses
-    that hold only a :class:`~hfgcot.vlm.ModelSpec`, so they pickle small); the model comes from
-    the per-process cache (:func:`hfgcot.vlm.get_vlm`) and is loaded in the constructor, so a
+    that hold only a :class:`~hfgcot.models.ModelSpec`, so they pickle small); the model comes from
+    the per-process cache (:func:`hfgcot.models.get_vlm`) and is loaded in the constructor, so a
     broken model fails at actor start, not on the first batch. Use with
     ``map_batches(StageActor, batch_format="pyarrow", fn_constructor_kwargs={"stages": ...})``.
     """

@@ -231,8 +231,8 @@ def run_model_pipeline(
     config's image column, batch size and ``num_proc``, plus ``run_kwargs``: checkpointing and
     sorting), log the status summary and return the result with its provenance record.
     """
+    from hfgcot.models import model_spec
     from hfgcot.provenance import record_provenance
-    from hfgcot.vlm import model_spec
 
     spec = model_spec(model, **load_kwargs)
     stages = build_stages(config, spec)

@@ -12,9 +12,10 @@ from datasets import Dataset, Image, List, Value
 from hfgcot import DenseCaptionConfig, add_dense_captions, get_provenance, prompts
 from hfgcot.checks import is_supported
 from hfgcot.images import load_image
+from hfgcot.models import ModelSpec
 from hfgcot.stages.dense_captions import dense_caption_stages
 from hfgcot.testing import ScriptedVLM
-from hfgcot.vlm import ModelSpec, Request
+from hfgcot.vlm import Request
 
 pytestmark = pytest.mark.model
 

@@ -8,7 +8,8 @@ from transformers import AutoProcessor, Qwen2_5_VLProcessor
 
 from hfgcot import load_vlm
 from hfgcot.geometry import Frame
-from hfgcot.vlm import GenerationSettings, ModelSpec, Request, get_vlm
+from hfgcot.models import ModelSpec, get_vlm
+from hfgcot.vlm import GenerationSettings, Request
 
 pytestmark = pytest.mark.model
 

@@ -34,9 +34,10 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts, textproc
 from hfgcot.checks import Checker, CheckJob, check_sentences, is_supported, locate_sentences
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.models import DEFAULT_MODEL, ModelSpec
 from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, ModelSpec, Request
+from hfgcot.vlm import GenerationSettings, Request
 
 logger = logging.getLogger(__name__)
 

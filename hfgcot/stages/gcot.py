@@ -24,9 +24,10 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import gcot_text, parsing, prompts
 from hfgcot.geometry import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.models import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.runner import run_model_pipeline, status_summary
 from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
-from hfgcot.vlm import DEFAULT_MODEL, ModelSpec, Request, model_spec
+from hfgcot.vlm import Request
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts
 from hfgcot.geometry import Frame
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.models import DEFAULT_MODEL, model_spec
 from hfgcot.provenance import record_provenance
 from hfgcot.runner import run_pipeline
 from hfgcot.stages.base import OK, ModelStage, cell_text
 from hfgcot.stages.gcot import ground_boxes
 from hfgcot.stages.grounding_sft import STATUS, _apply_per_split, _check_prompt, user_text
-from hfgcot.vlm import DEFAULT_MODEL, GenerationSettings, Request, model_spec
+from hfgcot.vlm import GenerationSettings, Request
 
 logger = logging.getLogger(__name__)
 

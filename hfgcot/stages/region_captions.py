@@ -28,6 +28,7 @@ from datasets import Dataset, Features, Image, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.models import DEFAULT_MODEL, ModelSpec
 from hfgcot.parsing import parse_region_answer
 from hfgcot.regions import (
     BBoxFormat,
@@ -40,7 +41,7 @@ from hfgcot.regions import (
 from hfgcot.runner import run_model_pipeline
 from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
 from hfgcot.viz import draw_regions
-from hfgcot.vlm import DEFAULT_MODEL, ModelSpec, Request
+from hfgcot.vlm import Request
 
 logger = logging.getLogger(__name__)
 

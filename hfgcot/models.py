@@ -1,0 +1,209 @@
+"""Which model, and one loaded copy of it per process.
+
+:class:`ModelSpec` says how to load a model (everything that changes its outputs, nothing heavy,
+so stages pickle small); :func:`load_vlm` / :func:`get_vlm` load it once per process and device
+and cache it; :func:`spec_fingerprint_data` is what a spec contributes to stage fingerprints,
+with the revision resolved to a commit (or, for a local folder, a digest of its files).
+
+    >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct", max_pixels=1003520)  # doctest: +SKIP
+    >>> get_vlm(vlm.spec) is vlm                                             # doctest: +SKIP
+    True
+
+Loading rules (see DESIGN.md): ``dtype="auto"``, ``sdpa`` unless flash-attn is importable on
+CUDA, no ``trust_remote_code`` unless asked, the processor's pixel limits from the spec.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hfgcot.vlm import VLM
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model: everything that changes its outputs, and nothing heavy (picklable)."""
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    attn_implementation: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    trust_remote_code: bool = False
+
+
+def _default_attn(device: str) -> str:
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def _default_device(rank: int | None) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{(rank or 0) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def _local_digest(path: Path) -> str:
+    """A cheap digest of a local model folder: names, sizes and mtimes of its files."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _resolve_revision(model: str, revision: str | None) -> str | None:
+    """The commit a Hub model resolves to (from the local cache when offline), else ``revision``.
+
+    A local folder gets a digest of its files instead (recomputed each time: it may be retrained).
+    """
+    if os.path.isdir(model):
+        return "local:" + _local_digest(Path(model))
+    return _resolve_hub_revision(model, revision)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_hub_revision(model: str, revision: str | None) -> str | None:
+    """One Hub look-up per process and (model, revision): every stage fingerprint asks for it."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg = hf_hub_download(model, "config.json", revision=revision)
+        parts = Path(cfg).parts
+        if "snapshots" in parts:
+            return parts[parts.index("snapshots") + 1]
+    except Exception:  # noqa: BLE001 - provenance only; never fail a run for it
+        logger.debug("could not resolve the revision of %s", model, exc_info=True)
+    return revision
+
+
+_CACHE: dict[tuple[ModelSpec, str], VLM] = {}
+
+
+def _key(spec: ModelSpec, device: str) -> tuple[ModelSpec, str]:
+    return (spec, device)
+
+
+def register_vlm(vlm: Any) -> ModelSpec:
+    """Make an already loaded VLM (or a stand-in with ``spec``) the one stages of this process use."""
+    _CACHE[_key(vlm.spec, vlm.spec.device or "auto")] = vlm
+    return vlm.spec
+
+
+def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
+    """The per-process cached model for ``spec`` (loaded on first use; device from ``rank``)."""
+    for device in (spec.device or "auto", _default_device(rank) if spec.device is None else None):
+        if device is not None and _key(spec, device) in _CACHE:
+            return _CACHE[_key(spec, device)]
+    device = spec.device or _default_device(rank)
+    vlm = _load(spec, device)
+    _CACHE[_key(spec, device)] = vlm
+    return vlm
+
+
+def _load(spec: ModelSpec, device: str) -> VLM:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from hfgcot.vlm import VLM
+
+    attn = spec.attn_implementation or _default_attn(device)
+    logger.info("loading %s (revision=%s) on %s with %s", spec.model, spec.revision, device, attn)
+    proc_kwargs: dict[str, Any] = {}
+    if spec.min_pixels is not None:
+        proc_kwargs["min_pixels"] = spec.min_pixels
+    if spec.max_pixels is not None:
+        proc_kwargs["max_pixels"] = spec.max_pixels
+    processor = AutoProcessor.from_pretrained(
+        spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **proc_kwargs
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        spec.model,
+        revision=spec.revision,
+        dtype=spec.dtype,
+        attn_implementation=attn,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    model.to(device).eval()
+    return VLM(model, processor, spec, device)
+
+
+def load_vlm(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    trust_remote_code: bool = False,
+) -> VLM:
+    """Load (once per process) a Qwen-VL model and its processor.
+
+    Args:
+        model: Hub id or local folder.
+        revision: branch, tag or commit on the Hub; recorded with the data.
+        dtype: ``"auto"`` (the checkpoint's dtype), or e.g. ``"bfloat16"``.
+        device: ``"cuda:0"``, ``"cpu"``...; default: the first GPU, else the CPU.
+        attn_implementation: default ``flash_attention_2`` when flash-attn imports on CUDA, else ``sdpa``.
+        min_pixels, max_pixels: the processor's resize limits (boxes depend on them).
+
+    Example:
+        >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct", max_pixels=1003520)  # doctest: +SKIP
+    """
+    spec = ModelSpec(
+        model=os.fspath(model),
+        revision=revision,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        trust_remote_code=trust_remote_code,
+    )
+    return get_vlm(spec)
+
+
+def model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
+    """A :class:`ModelSpec` for a name/path, or the spec of an already loaded VLM (registered)."""
+    if isinstance(model, str | os.PathLike):
+        return ModelSpec(model=os.fspath(model), **load_kwargs)
+    if hasattr(model, "spec") and hasattr(model, "generate"):
+        return register_vlm(model)
+    raise TypeError(f"model must be a Hub id, a path or a loaded VLM, got {type(model).__name__}")
+
+
+def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
+    """The parts of a spec that change outputs (not the device), with the resolved revision."""
+    data = asdict(spec)
+    data.pop("device")
+    data["resolved_revision"] = _resolve_revision(spec.model, spec.revision)
+    return data
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelSpec",
+    "get_vlm",
+    "load_vlm",
+    "model_spec",
+    "register_vlm",
+    "spec_fingerprint_data",
+]
