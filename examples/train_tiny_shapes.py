@@ -277,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (default, what) in probes.items():
         help_text = f"weight of the auxiliary loss of a throw-away linear probe that reads {what}"
         p.add_argument(flag, type=float, default=default, help=help_text + " (0 disables)")
+    p.add_argument(
+        "--dense-shape-balance",
+        type=float,
+        default=0.0,
+        help="weight of a shape term of the dense probe (and of the vision phase) in which every "
+        "object counts once, however few tokens show it (0 disables)",
+    )
     p.add_argument("--aux-layer", type=int, default=1, help="hidden state the cell probe reads")
     p.add_argument("--aux-box-layer", type=int, default=-2, help="hidden state the box probe reads")
     p.add_argument("--aux-dense-layer", type=int, default=2, help="hidden state it reads")
@@ -726,7 +733,8 @@ def dense_targets(scene: Any, grid_h: int, grid_w: int, merge: int = 2) -> dict[
     """Per merged image token of ``scene`` (raster order): what the token shows.
 
     ``colour`` and ``shape`` are class ids (0: background), ``box`` the frame box of the object
-    (``nan`` on background) and ``cell`` the token's (row, column). A token shows the object
+    (``nan`` on background), ``cell`` the token's (row, column) and ``tokens`` how many tokens
+    show the token's object (0 on background). A token shows the object
     whose frame box holds the token's centre, or whose centre lies in the token's cell (so a
     small object has at least one token); the larger overlap wins.
     """
@@ -737,12 +745,15 @@ def dense_targets(scene: Any, grid_h: int, grid_w: int, merge: int = 2) -> dict[
     ]
     side = 14 * merge
     out: dict[str, list] = {"colour": [], "shape": [], "box": [], "cell": []}
+    shown: list[int] = []  # index of the object each token shows, -1 on background
     for r in range(grid_h // merge):
         for c in range(grid_w // merge):
             cx1, cy1 = c * side, r * side
             cx, cy = cx1 + side / 2, cy1 + side / 2
             best, best_area = None, 0.0
-            for obj, (x1, y1, x2, y2) in zip(scene.objects, frame_boxes, strict=True):
+            for k, (obj, (x1, y1, x2, y2)) in enumerate(
+                zip(scene.objects, frame_boxes, strict=True)
+            ):
                 ox, oy = (x1 + x2) / 2, (y1 + y2) / 2
                 holds = x1 <= cx < x2 and y1 <= cy < y2
                 inside = cx1 <= ox < cx1 + side and cy1 <= oy < cy1 + side
@@ -750,17 +761,19 @@ def dense_targets(scene: Any, grid_h: int, grid_w: int, merge: int = 2) -> dict[
                     0.0, min(y2, cy1 + side) - max(y1, cy1)
                 )
                 if (holds or inside) and area > best_area:
-                    best, best_area = (obj, (x1, y1, x2, y2)), area
+                    best, best_area = (k, obj, (x1, y1, x2, y2)), area
+            shown.append(-1 if best is None else best[0])
             if best is None:
                 out["colour"].append(0)
                 out["shape"].append(0)
                 out["box"].append([math.nan] * 4)
             else:
-                obj, box = best
+                _, obj, box = best
                 out["colour"].append(1 + colours.index(obj.colour))
                 out["shape"].append(1 + shapes.index(obj.shape))
                 out["box"].append([v / DENSE_BOX_SCALE for v in box])
             out["cell"].append([r / 6.0, c / 6.0])
+    out["tokens"] = [0 if k < 0 else shown.count(k) for k in shown]
     return out
 
 
@@ -772,7 +785,7 @@ def dense_batch(rows: list[dict[str, Any]], scenes: list[Any], grids: Any) -> di
     """
     import torch
 
-    cols: dict[str, list] = {"colour": [], "shape": [], "box": [], "cell": []}
+    cols: dict[str, list] = {"colour": [], "shape": [], "box": [], "cell": [], "tokens": []}
     grid_rows = iter(grids.tolist())
     for row, scene in zip(rows, scenes, strict=True):
         if "image" not in row:
@@ -783,6 +796,7 @@ def dense_batch(rows: list[dict[str, Any]], scenes: list[Any], grids: Any) -> di
         else:
             n = (h // 2) * (w // 2)
             found = {"colour": [-100] * n, "shape": [-100] * n, "box": [[math.nan] * 4] * n}
+            found["tokens"] = [0] * n
             found["cell"] = [[k // (w // 2) / 6.0, k % (w // 2) / 6.0] for k in range(n)]
         for key in cols:
             cols[key] += found[key]
@@ -791,6 +805,7 @@ def dense_batch(rows: list[dict[str, Any]], scenes: list[Any], grids: Any) -> di
         "shape": torch.tensor(cols["shape"], dtype=torch.long),
         "box": torch.tensor(cols["box"], dtype=torch.float32).reshape(-1, 4),
         "cell": torch.tensor(cols["cell"], dtype=torch.float32).reshape(-1, 2),
+        "tokens": torch.tensor(cols["tokens"], dtype=torch.float32),
     }
 
 
@@ -801,9 +816,11 @@ def dense_loss(
     probe: Any,
     config: Any,
     code: bool = False,
+    balance: float = 0.0,
 ):
     """Cross-entropy (colour, shape) plus MSE (object box, grid cell) of a linear probe that reads
-    every image token's targets (:func:`dense_batch`) from ``hidden``.
+    every image token's targets (:func:`dense_batch`) from ``hidden`` (``balance``: see
+    :func:`dense_terms`).
 
     One grounding row teaches one box; this teaches every token of every picture what it shows
     and where its object is, so grounding only has to find the named object's tokens and copy.
@@ -811,7 +828,7 @@ def dense_loss(
     mask = batch["input_ids"] == config.image_token_id
     if not bool(mask.any()):
         return hidden.sum() * 0.0
-    return dense_terms(probe(hidden[mask]).float(), dense, code)
+    return dense_terms(probe(hidden[mask]).float(), dense, code, balance)
 
 
 def dense_head(hidden_size: int, args: argparse.Namespace) -> Any:
@@ -821,9 +838,14 @@ def dense_head(hidden_size: int, args: argparse.Namespace) -> Any:
     return torch.nn.Linear(hidden_size, sum(DENSE_CLASSES) + box_width(args) + 2)
 
 
-def dense_terms(pred: Any, dense: dict[str, Any], code: bool = False) -> Any:
+def dense_terms(pred: Any, dense: dict[str, Any], code: bool = False, balance: float = 0.0) -> Any:
     """The loss of :func:`dense_loss` for probe outputs ``pred`` (one row per image token):
-    colour and shape classes, then the object box (or its code), then the grid cell."""
+    colour and shape classes, then the object box (or its code), then the grid cell.
+
+    Token by token, a large object outweighs a small one many times over in the shape term,
+    though small objects are the ones whose shape goes unread; ``balance`` adds, with that
+    weight, the shape cross-entropy of object tokens with every object counting once (each
+    token weighted by one over its object's token count)."""
     import torch.nn.functional as F
 
     n_col, n_shape = DENSE_CLASSES
@@ -832,6 +854,13 @@ def dense_terms(pred: Any, dense: dict[str, Any], code: bool = False) -> Any:
     if bool(shown.any()):
         loss = loss + F.cross_entropy(pred[shown, :n_col], dense["colour"][shown])
         loss = loss + F.cross_entropy(pred[shown, n_col : n_col + n_shape], dense["shape"][shown])
+    objects = dense["tokens"] > 0
+    if balance and bool(objects.any()):
+        weight = 1.0 / dense["tokens"][objects]
+        each = F.cross_entropy(
+            pred[objects, n_col : n_col + n_shape], dense["shape"][objects], reduction="none"
+        )
+        loss = loss + balance * (weight * each).sum() / weight.sum()
     box = dense["box"]
     has = ~box.isnan().any(dim=1)
     if bool(has.any()):
@@ -1321,7 +1350,7 @@ def pretrain_vision(model: Any, processor: Any, args: argparse.Namespace) -> dic
         for group in optim.param_groups:
             group["lr"] = lr
         pred = head(visual(pixel_values, grid_thw=grids).pooler_output).float()
-        loss = dense_terms(pred, dense, args.box_code)
+        loss = dense_terms(pred, dense, args.box_code, args.dense_shape_balance)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -1495,6 +1524,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     dense_probe,
                     model.config,
                     args.box_code,
+                    args.dense_shape_balance,
                 )
             loss = loss + aux
             aux_losses.append(float(aux.detach()))

@@ -280,6 +280,43 @@ def test_dense_targets_mark_the_tokens_an_object_covers():
     assert found["colour"][4 * 6 + 4] == 1 + list(COLOURS).index("blue")
     assert sum(c != 0 for c in found["colour"]) == 5
     assert found["cell"][4 * 6 + 5] == pytest.approx([4 / 6, 5 / 6])
+    assert found["tokens"][1 * 6 + 1] == 4 and found["tokens"][4 * 6 + 4] == 1
+    assert found["tokens"][0] == 0  # background
+
+
+def test_balanced_shape_term_counts_a_one_token_object_like_a_large_one():
+    from dataclasses import replace
+
+    import torch
+
+    from hfgcot.shapes import ShapeObject
+
+    script = _training_script()
+    big = ShapeObject("circle", "red", (56.0, 56.0, 168.0, 168.0))  # 4 tokens
+    tiny = ShapeObject("triangle", "blue", (240.0, 240.0, 250.0, 250.0))  # 1 token
+    scene = replace(make_scene(0), width=336, height=336, objects=(big, tiny))
+    dense = script.dense_batch([{"image": 1}], [scene], torch.tensor([[1, 12, 12]]))
+    n_col, n_shape = script.DENSE_CLASSES
+    n = dense["colour"].shape[0]
+    right = torch.full((n, n_col + n_shape + 4 + 2), -20.0)
+    right[torch.arange(n), dense["colour"]] = 20.0
+    right[torch.arange(n), n_col + dense["shape"]] = 20.0
+    right[:, n_col + n_shape : -2] = dense["box"].nan_to_num(0.0)
+    right[:, -2:] = dense["cell"]
+
+    def misread(pred, tokens):  # every token of the object: a uniform shape guess
+        pred = pred.clone()
+        pred[tokens, n_col + 1 : n_col + n_shape] = 0.0
+        return pred
+
+    small_wrong = misread(right, dense["tokens"] == 1)
+    big_wrong = misread(right, dense["tokens"] == 4)
+    plain = [float(script.dense_terms(p, dense)) for p in (small_wrong, big_wrong)]
+    balanced = [float(script.dense_terms(p, dense, balance=1.0)) for p in (small_wrong, big_wrong)]
+    assert plain[1] == pytest.approx(4 * plain[0], rel=1e-4)  # token by token: 4 to 1
+    extra = [b - p for b, p in zip(balanced, plain)]
+    assert extra[0] == pytest.approx(extra[1], rel=1e-4) and extra[0] > 0.1  # one object each
+    assert float(script.dense_terms(right, dense, balance=1.0)) < 1e-6
 
 
 def test_dense_terms_reward_the_right_colour_shape_box_and_cell():
@@ -321,6 +358,7 @@ def test_dense_batch_lines_up_with_the_image_tokens_of_mixed_rows():
     assert dense["colour"].shape == (4 * 6 + 2 * 2,) and dense["box"].shape == (28, 4)
     assert dense["colour"][:24].tolist() == script.dense_targets(scene, 8, 12)["colour"]
     assert (dense["colour"][24:] == -100).all() and dense["box"][24:].isnan().all()
+    assert (dense["tokens"][24:] == 0).all()
     empty = script.dense_batch([text_only], [None], torch.zeros(0, 3, dtype=torch.long))
     assert empty["colour"].shape == (0,) and empty["box"].shape == (0, 4)
 
