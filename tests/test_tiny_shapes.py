@@ -218,7 +218,7 @@ def test_training_script_runs_with_every_option(tmp_path):
     argv += ["--aux-attention-on", "coordinates"]
     argv += ["--aux-attention-shapes", "1", "--tasks", "ground,crop,gcot"]
     argv += ["--one-task-batches", "--number-tokens", "400", "--box-code", "--box-code-next"]
-    argv += ["--phrase-tokens"]
+    argv += ["--phrase-tokens", "--dense-shape-balance", "1", "--aux-dense-shape-balance", "0.5"]
     argv += ["--number-smoothing", "8", "--number-smoothing-end", "1"]
     argv += ["--eval-every", "0", "--save-every", "2", "--final-eval-scenes", "2", "--threads", "1"]
     argv += ["--log-every", "1"]
@@ -235,6 +235,7 @@ def test_training_script_runs_with_every_option(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((out / "training_info.json").read_text())
     assert info["steps"] == 3 and info["args"]["aux_box"] == 1.0
+    assert info["args"]["aux_dense_shape_balance"] == 0.5
     assert "acc50" in info["quick_eval"] and "step 3  loss" in done.stderr
     assert 0 < info["final_aux_loss"] < 100  # the probes ran (cell and box targets are O(1))
     assert info["final_attention_loss"] > 0  # grounding rows taught the attention head
@@ -314,7 +315,7 @@ def test_balanced_shape_term_counts_a_one_token_object_like_a_large_one():
     plain = [float(script.dense_terms(p, dense)) for p in (small_wrong, big_wrong)]
     balanced = [float(script.dense_terms(p, dense, balance=1.0)) for p in (small_wrong, big_wrong)]
     assert plain[1] == pytest.approx(4 * plain[0], rel=1e-4)  # token by token: 4 to 1
-    extra = [b - p for b, p in zip(balanced, plain)]
+    extra = [b - p for b, p in zip(balanced, plain, strict=True)]
     assert extra[0] == pytest.approx(extra[1], rel=1e-4) and extra[0] > 0.1  # one object each
     assert float(script.dense_terms(right, dense, balance=1.0)) < 1e-6
 
