@@ -22,9 +22,10 @@ held-out scenes): keyword Acc@0.5 0.670 (0.148 if its numbers are misread as ori
 colour with the wrong shape), answer accuracy 0.86, GCoT keywords name 0.49 of the objects in
 the picture; on the CI test's 30 scenes Acc@0.5 0.694. Crop region captions name 25 of 25
 regions right, marked-region captions 12 of 25. Dense captions: the first caption names a true
-object for 11 of 12 scenes, but the yes/no self-check rejects nearly every sentence that names
-an object, so with ``checker="yesno"`` (the default) the final caption is on topic for 2 of 12;
-with ``checker="contrastive"`` 11 of 12. Close to, not at, the 0.7 target. Earlier checkpoints,
+object for 11 of 12 scenes, but the yes/no self-check rejects the object sentences of 10 of them
+(rightly for 13 of the 15 it rejects: wrong place or size) and accepts every opening "The image
+shows ..." sentence (11 of 12 are wrong), so with ``checker="yesno"`` (the default) the final
+caption is on topic for 2 of 12; with ``checker="contrastive"`` 11 of 12. Close to, not at, the 0.7 target. Earlier checkpoints,
 Acc@0.5 / answer accuracy / keyword object recall: the same recipe without the look before
 shape words (7,653 steps) 0.565 / 0.895 / 0.47 (0.88 among keywords naming an object, 97 of 276
 with the wrong shape; dense captions 3 of 12 with yes/no); the previous recipe (two threads, no
