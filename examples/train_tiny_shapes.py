@@ -25,9 +25,9 @@ regions right, marked-region captions 12 of 25. Dense captions: the first captio
 object for 11 of 12 scenes, but the yes/no self-check rejects the object sentences of 10 of them
 (rightly for 13 of the 15 it rejects: wrong place or size) and accepts every opening "The image
 shows ..." sentence (11 of 12 are wrong), so with ``checker="yesno"`` (the default) the final
-caption is on topic for 2 of 12; with ``checker="contrastive"`` 11 of 12. Close to, not at, the 0.7 target. Earlier checkpoints,
-Acc@0.5 / answer accuracy / keyword object recall: the same recipe without the look before
-shape words (7,653 steps) 0.565 / 0.895 / 0.47 (0.88 among keywords naming an object, 97 of 276
+caption is on topic for 2 of 12; with ``checker="contrastive"`` 11 of 12. Close to, not at,
+the 0.7 target. Earlier checkpoints, Acc@0.5 / answer accuracy / keyword object recall: the
+same recipe without the look before shape words (7,653 steps) 0.565 / 0.895 / 0.47 (0.88 among keywords naming an object, 97 of 276
 with the wrong shape; dense captions 3 of 12 with yes/no); the previous recipe (two threads, no
 phrase tokens: 727 + 5,198 steps) 0.186 / 0.69 / 0.39, dense captions 9 of 12 with yes/no;
 without its vision phase (5,771 steps) 0.162 / 0.685 / 0.35; digit tokens with the dense, box
