@@ -27,9 +27,10 @@ object for 11 of 12 scenes, but the yes/no self-check rejects the object sentenc
 shows ..." sentence (11 of 12 are wrong), so with ``checker="yesno"`` (the default) the final
 caption is on topic for 2 of 12; with ``checker="contrastive"`` 11 of 12. Close to, not at,
 the 0.7 target. Earlier checkpoints, Acc@0.5 / answer accuracy / keyword object recall: the
-same recipe without the look before shape words (7,653 steps) 0.565 / 0.895 / 0.47 (0.88 among keywords naming an object, 97 of 276
-with the wrong shape; dense captions 3 of 12 with yes/no); the previous recipe (two threads, no
-phrase tokens: 727 + 5,198 steps) 0.186 / 0.69 / 0.39, dense captions 9 of 12 with yes/no;
+same recipe without the look before shape words (7,653 steps) 0.565 / 0.895 / 0.47 (0.88 among
+keywords naming an object, 97 of 276 with the wrong shape; dense captions 3 of 12 with yes/no);
+the previous recipe (two threads, no phrase tokens: 727 + 5,198 steps) 0.186 / 0.69 / 0.39,
+dense captions 9 of 12 with yes/no;
 without its vision phase (5,771 steps) 0.162 / 0.685 / 0.35; digit tokens with the dense, box
 and attention auxiliaries (5,883 steps) 0.090 / 0.755 / 0.43; 65 CPU-minutes with none of these
 options 0.004 / 0.695 / 0.08.
