@@ -260,15 +260,35 @@ def _training_script():
     return module
 
 
-def test_dense_targets_mark_the_tokens_an_object_covers():
+def _big_and_tiny_scene():
+    """336x336 px (frame 168x168 on a 12x12 patch grid): a red circle whose frame box is
+    (28, 28, 84, 84) and a tiny blue triangle whose centre lies in token cell (4, 4)."""
     from dataclasses import replace
 
     from hfgcot.shapes import ShapeObject
 
+    big = ShapeObject("circle", "red", (56.0, 56.0, 168.0, 168.0))
+    tiny = ShapeObject("triangle", "blue", (240.0, 240.0, 250.0, 250.0))
+    return replace(make_scene(0), width=336, height=336, objects=(big, tiny))
+
+
+def _right_dense_prediction(script, dense):
+    """Probe outputs that :func:`dense_terms` scores as exactly right for ``dense``."""
+    import torch
+
+    n_col, n_shape = script.DENSE_CLASSES
+    n = dense["colour"].shape[0]
+    right = torch.full((n, n_col + n_shape + 4 + 2), -20.0)
+    right[torch.arange(n), dense["colour"]] = 20.0
+    right[torch.arange(n), n_col + dense["shape"]] = 20.0
+    right[:, n_col + n_shape : -2] = dense["box"].nan_to_num(0.0)
+    right[:, -2:] = dense["cell"]
+    return right
+
+
+def test_dense_targets_mark_the_tokens_an_object_covers():
     script = _training_script()
-    big = ShapeObject("circle", "red", (56.0, 56.0, 168.0, 168.0))  # frame (28, 28, 84, 84)
-    tiny = ShapeObject("triangle", "blue", (240.0, 240.0, 250.0, 250.0))  # centre in cell (4, 4)
-    scene = replace(make_scene(0), width=336, height=336, objects=(big, tiny))
+    scene = _big_and_tiny_scene()
     found = script.dense_targets(scene, 12, 12)  # 12x12 patches: 6x6 tokens, frame 168x168
     red, circle = 1 + list(COLOURS).index("red"), 1 + SHAPES.index("circle")
     cells = {(k // 6, k % 6) for k, c in enumerate(found["colour"]) if c == red}
@@ -283,24 +303,13 @@ def test_dense_targets_mark_the_tokens_an_object_covers():
 
 
 def test_balanced_shape_term_counts_a_one_token_object_like_a_large_one():
-    from dataclasses import replace
-
     import torch
 
-    from hfgcot.shapes import ShapeObject
-
     script = _training_script()
-    big = ShapeObject("circle", "red", (56.0, 56.0, 168.0, 168.0))  # 4 tokens
-    tiny = ShapeObject("triangle", "blue", (240.0, 240.0, 250.0, 250.0))  # 1 token
-    scene = replace(make_scene(0), width=336, height=336, objects=(big, tiny))
+    scene = _big_and_tiny_scene()  # a circle on 4 tokens, a triangle on 1
     dense = script.dense_batch([{"image": 1}], [scene], torch.tensor([[1, 12, 12]]))
     n_col, n_shape = script.DENSE_CLASSES
-    n = dense["colour"].shape[0]
-    right = torch.full((n, n_col + n_shape + 4 + 2), -20.0)
-    right[torch.arange(n), dense["colour"]] = 20.0
-    right[torch.arange(n), n_col + dense["shape"]] = 20.0
-    right[:, n_col + n_shape : -2] = dense["box"].nan_to_num(0.0)
-    right[:, -2:] = dense["cell"]
+    right = _right_dense_prediction(script, dense)
 
     def misread(pred, tokens):  # every token of the object: a uniform shape guess
         pred = pred.clone()
@@ -324,12 +333,7 @@ def test_dense_terms_reward_the_right_colour_shape_box_and_cell():
     scene = make_scene(7)
     dense = script.dense_batch([{"image": 1}], [scene], torch.tensor([[1, 8, 12]]))
     n_col, n_shape = script.DENSE_CLASSES
-    n = dense["colour"].shape[0]
-    right = torch.full((n, n_col + n_shape + 4 + 2), -20.0)
-    right[torch.arange(n), dense["colour"]] = 20.0
-    right[torch.arange(n), n_col + dense["shape"]] = 20.0
-    right[:, n_col + n_shape : -2] = dense["box"].nan_to_num(0.0)
-    right[:, -2:] = dense["cell"]
+    right = _right_dense_prediction(script, dense)
     assert float(script.dense_terms(right, dense)) < 1e-6
     wrong_shape = right.clone()
     objects = dense["shape"] > 0
