@@ -19,11 +19,11 @@ import torch
 from _common import qa_rows, random_images
 
 from hfgcot import prompts
-from hfgcot.models import get_vlm
-from hfgcot.runner import apply_stage, undecoded
-from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec
-from hfgcot.testing import build_tiny_vlm
-from hfgcot.vlm import Request
+from hfgcot.model.spec import get_vlm
+from hfgcot.model.vlm import Request
+from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages, model_spec
+from hfgcot.run.local import apply_stage, undecoded
+from hfgcot.testing.tiny import build_tiny_vlm
 
 SIZES = [(160, 60 + 20 * i) for i in range(9)]
 

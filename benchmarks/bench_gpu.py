@@ -27,7 +27,7 @@ HBM = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12, "L40S": 0.864e12}
 def qwen25vl_3b_config(tokenizer):
     from transformers import Qwen2_5_VLConfig
 
-    from hfgcot.testing import SPECIAL_TOKENS
+    from hfgcot.testing.tiny import SPECIAL_TOKENS
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     return Qwen2_5_VLConfig(
@@ -74,9 +74,9 @@ def build_vlm(max_pixels: int, device: str = "cuda"):
         Qwen2VLVideoProcessor,
     )
 
-    from hfgcot.models import ModelSpec, _default_attn, register_vlm
-    from hfgcot.testing import CHAT_TEMPLATE, build_tiny_tokenizer
-    from hfgcot.vlm import VLM
+    from hfgcot.model.spec import ModelSpec, _default_attn, register_vlm
+    from hfgcot.model.vlm import VLM
+    from hfgcot.testing.tiny import CHAT_TEMPLATE, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     config = qwen25vl_3b_config(tokenizer)
@@ -100,7 +100,7 @@ def build_vlm(max_pixels: int, device: str = "cuda"):
 def run_stage(vlm, stage, ds, batch_size: int) -> tuple[float, int]:
     import torch
 
-    from hfgcot.runner import apply_stage
+    from hfgcot.run.local import apply_stage
 
     vlm.generated_tokens = 0
     torch.cuda.synchronize()
@@ -126,9 +126,9 @@ def main() -> None:
         print("bench_gpu needs a CUDA GPU; none found here, nothing measured.")
         sys.exit(0)
 
-    from hfgcot.runner import undecoded
-    from hfgcot.stages.gcot import GCoTConfig, gcot_stages
-    from hfgcot.vlm import GenerationSettings
+    from hfgcot.model.vlm import GenerationSettings
+    from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages
+    from hfgcot.run.local import undecoded
 
     vlm, params = build_vlm(args.max_pixels)
     cache = "static" if args.static_cache else None

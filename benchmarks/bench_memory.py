@@ -56,7 +56,7 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
 
-    from hfgcot.testing import build_tiny_vlm
+    from hfgcot.testing.tiny import build_tiny_vlm
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_vlm(f"{tmp}/tiny")

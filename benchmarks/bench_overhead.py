@@ -16,10 +16,10 @@ import time
 
 from _common import qa_rows, random_images
 
-from hfgcot.models import get_vlm
-from hfgcot.runner import apply_stage, undecoded
-from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec
-from hfgcot.testing import build_tiny_vlm
+from hfgcot.model.spec import get_vlm
+from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages, model_spec
+from hfgcot.run.local import apply_stage, undecoded
+from hfgcot.testing.tiny import build_tiny_vlm
 
 
 def main() -> None:

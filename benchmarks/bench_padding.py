@@ -17,11 +17,11 @@ from functools import partialmethod
 
 from _common import qa_rows, random_images
 
-from hfgcot.models import get_vlm
-from hfgcot.runner import apply_stage, undecoded
-from hfgcot.stages.gcot import GCoTConfig, gcot_stages, model_spec
-from hfgcot.testing import build_tiny_vlm
-from hfgcot.vlm import VLM
+from hfgcot.model.spec import get_vlm
+from hfgcot.model.vlm import VLM
+from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages, model_spec
+from hfgcot.run.local import apply_stage, undecoded
+from hfgcot.testing.tiny import build_tiny_vlm
 
 SIZES = [(64, 64), (448, 448), (120, 300), (300, 80), (224, 224), (56, 400), (400, 400), (90, 90)]
 

@@ -1,6 +1,6 @@
 """End-to-end accuracy of the shipped toy model on held-out shape scenes, through ``add_gcot``.
 
-Held-out scenes (``hfgcot.shapes.make_scenes(n, seed)``; training uses other seeds) with one
+Held-out scenes (``hfgcot.testing.shapes.make_scenes(n, seed)``; training uses other seeds) with one
 question each go through the full GCoT pipeline (reasoning, parsing, grounding of every keyword,
 injection). Every distinct keyword is matched to the scene object with that label and its first
 box is scored against the true box in original pixels (Acc@0.5). Also reported: answer accuracy
@@ -38,8 +38,8 @@ def evaluate(
 
     from hfgcot import add_gcot, load_vlm
     from hfgcot.evaluation import extract_answer, normalize_answer
-    from hfgcot.shapes import make_scenes
-    from hfgcot.toy import score_gcot, tiny_shapes_path, vqa_rows
+    from hfgcot.testing.shapes import make_scenes
+    from hfgcot.testing.toy import score_gcot, tiny_shapes_path, vqa_rows
 
     path = model or tiny_shapes_path()
     if path is None:

@@ -23,11 +23,11 @@ import logging
 from pathlib import Path
 
 from hfgcot import add_gcot, publish
-from hfgcot.hub import check_target
 from hfgcot.io import DEMO_DATA, load_input
-from hfgcot.runner import status_summary
-from hfgcot.testing import get_tiny_vlm_path
-from hfgcot.viz import grid, render_row, rows_html
+from hfgcot.publishing.hub import check_target
+from hfgcot.run.local import status_summary
+from hfgcot.testing.tiny import get_tiny_vlm_path
+from hfgcot.viz.draw import grid, render_row, rows_html
 
 EXAMPLE = """example:
   python examples/gcot.py \\

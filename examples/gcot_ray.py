@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from hfgcot.io import demo_dataset, load_input
-    from hfgcot.ray import add_gcot_ray
-    from hfgcot.runner import status_summary
+    from hfgcot.run.local import status_summary
+    from hfgcot.run.ray import add_gcot_ray
 
     ray.init(address=args.address)
     if args.input is None:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model
     max_new_tokens = args.max_new_tokens
     if args.tiny:
-        from hfgcot.testing import get_tiny_vlm_path
+        from hfgcot.testing.tiny import get_tiny_vlm_path
 
         model, max_new_tokens = get_tiny_vlm_path(), min(max_new_tokens, 32)
 

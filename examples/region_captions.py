@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from hfgcot import add_region_captions
     from hfgcot.io import demo_dataset, load_input
-    from hfgcot.runner import status_summary
-    from hfgcot.testing import get_tiny_vlm_path
+    from hfgcot.run.local import status_summary
+    from hfgcot.testing.tiny import get_tiny_vlm_path
 
     model = args.model or get_tiny_vlm_path()
     max_new_tokens = args.max_new_tokens or (512 if args.model else 32)

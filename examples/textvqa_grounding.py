@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> Any:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
+    from hfgcot.run.local import status_summary
 
     processor = None
     if args.processor:

@@ -186,10 +186,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
     from hfgcot import GroundingCollator, to_grounding_sft
-    from hfgcot.geometry import family_for_model_type
+    from hfgcot.geometry.frames import family_for_model_type
     from hfgcot.io import load_input
-    from hfgcot.runner import status_summary
-    from hfgcot.testing import get_tiny_vlm_path
+    from hfgcot.run.local import status_summary
+    from hfgcot.testing.tiny import get_tiny_vlm_path
 
     set_seed(args.seed)
     if args.threads:

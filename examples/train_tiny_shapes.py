@@ -1,9 +1,9 @@
 """Train the toy Qwen2.5-VL that knows shapes: from scratch, on CPU, on synthetic scenes.
 
-Every target comes from :mod:`hfgcot.shapes` and every prompt is the library's own
+Every target comes from :mod:`hfgcot.testing.shapes` and every prompt is the library's own
 (:mod:`hfgcot.prompts`), so the pipelines (``add_gcot``, ``add_dense_captions``,
 ``add_region_captions``, ``add_grounding_predictions``) ask exactly what the model was trained on.
-Grounding rows are built by :class:`hfgcot.stages.grounding_sft.GroundingSFTStage` (boxes in the
+Grounding rows are built by :class:`hfgcot.pipelines.grounding_sft.GroundingSFTStage` (boxes in the
 frame the training processor really produces); all rows are batched by
 :class:`hfgcot.GroundingCollator` (loss on the assistant turn only).
 
@@ -76,14 +76,14 @@ the label given):
   per batch, so rows are not padded to the longest task (GCoT prompts are twice a grounding
   row's length). The output head runs on answer tokens only (a step is about 12% faster).
 - ``--number-tokens 400``: the tokenizer gets one token per integer below 400
-  (``hfgcot.testing.build_tiny_tokenizer(number_tokens=...)``; frame coordinates stay below 340),
+  (``hfgcot.testing.tiny.build_tiny_tokenizer(number_tokens=...)``; frame coordinates stay below 340),
   their tied embeddings start as a smooth code of the value (:func:`number_features`), so a box
   coordinate is one choice among ordered values, not a digit string whose first digit depends on
   how many digits follow. The text, and everything that parses it, is unchanged.
   Alone it is a modest gain: quick-eval mean IoU at 1,500 steps 0.08 vs 0.03 with digits, and
   x1 stays at its prior; the codes below make the difference.
 - ``--phrase-tokens`` (default) and ``--threads 1``: the tokenizer gets one token for each fixed
-  piece of the library's prompts (:func:`hfgcot.testing.prompt_phrases`: the GCoT instruction,
+  piece of the library's prompts (:func:`hfgcot.testing.tiny.prompt_phrases`: the GCoT instruction,
   the grounding prompt's text around the phrase, the system turn, ...), so a GCoT row has 25
   prompt tokens instead of 150 and a grounding turn 17 instead of 60; the text is unchanged.
   A step on the same batch takes half the time (grounding rows 0.33 -> 0.17 s, GCoT rows
@@ -195,7 +195,7 @@ from typing import Any
 
 from torch.utils.data import IterableDataset
 
-from hfgcot.shapes import COLOURS, SHAPES
+from hfgcot.testing.shapes import COLOURS, SHAPES
 
 logger = logging.getLogger("train_tiny_shapes")
 
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="one token for each fixed piece of the library's prompts "
-        "(hfgcot.testing.prompt_phrases): rows get 2-6 times shorter, so a step costs less",
+        "(hfgcot.testing.tiny.prompt_phrases): rows get 2-6 times shorter, so a step costs less",
     )
     p.add_argument(
         "--number-smoothing",
@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _chat(user: str, answer: str, image: Any = None) -> dict[str, Any]:
-    from hfgcot.stages.grounding_sft import sft_messages
+    from hfgcot.pipelines.grounding_sft import sft_messages
 
     if image is None:
         messages = [
@@ -432,7 +432,7 @@ class RowMaker:
 
     def __init__(self, min_pixels: int, max_pixels: int, ground_turns: int = 1) -> None:
         from hfgcot import prompts
-        from hfgcot.stages.grounding_sft import GroundingSFTStage
+        from hfgcot.pipelines.grounding_sft import GroundingSFTStage
 
         template = prompts.GROUNDING_PROMPT.replace("{phrase}", "{question}")
         common = {"bbox_format": "xyxy", "min_pixels": min_pixels, "max_pixels": max_pixels}
@@ -525,7 +525,7 @@ class RowMaker:
 
     def region(self, scene: Any, image: Any, rng: random.Random) -> dict[str, Any]:
         from hfgcot import prompts
-        from hfgcot.viz import draw_regions
+        from hfgcot.viz.draw import draw_regions
 
         objs = list(scene.objects)
         rng.shuffle(objs)
@@ -566,7 +566,7 @@ class RowMaker:
 def corpus(n_scenes: int = 2000, seed: int = 12345) -> list[str]:
     """Texts the tokenizer is trained on: every prompt and target of ``n_scenes`` scenes."""
     from hfgcot import prompts
-    from hfgcot.shapes import make_scene
+    from hfgcot.testing.shapes import make_scene
 
     rng = random.Random(seed)
     maker = RowMaker(MIN_PIXELS, MAX_PIXELS)
@@ -595,7 +595,7 @@ def build_model(tokenizer: Any, args: argparse.Namespace) -> Any:
     """A Qwen2.5-VL (patch 14, merge 2, temporal patch 2) with the sizes of ``args``."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from hfgcot.testing import tiny_config
+    from hfgcot.testing.tiny import tiny_config
 
     config = tiny_config(tokenizer, hidden_size=args.hidden_size, vision_hidden=args.vision_hidden)
     text = config.text_config
@@ -670,7 +670,7 @@ def init_number_embeddings(model: Any, tokenizer: Any, limit: int) -> None:
     """
     import torch
 
-    from hfgcot.testing import number_token_ids
+    from hfgcot.testing.tiny import number_token_ids
 
     numbers = number_token_ids(tokenizer, limit)
     ids = torch.tensor(list(numbers))
@@ -687,7 +687,7 @@ def init_number_embeddings(model: Any, tokenizer: Any, limit: int) -> None:
 def build_processor(tokenizer: Any, min_pixels: int, max_pixels: int) -> Any:
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    from hfgcot.testing import CHAT_TEMPLATE
+    from hfgcot.testing.tiny import CHAT_TEMPLATE
 
     return Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
@@ -907,7 +907,7 @@ def dense_terms(pred: Any, dense: dict[str, Any], code: bool = False, balance: f
 
 def answer_boxes(row: dict[str, Any]) -> list[list[float]]:
     """The box of each assistant turn of a grounding row, in the model's frame."""
-    from hfgcot.parsing import parse_grounding
+    from hfgcot.parsing.grounding import parse_grounding
 
     boxes = []
     for message in row["messages"]:
@@ -1198,7 +1198,7 @@ def number_table(tokenizer: Any, size: int) -> dict[str, Any]:
     ``bracket`` (+1 if the token opens a ``[``, -1 if it closes one, else 0)."""
     import torch
 
-    from hfgcot.testing import number_token_ids
+    from hfgcot.testing.tiny import number_token_ids
 
     value = torch.full((size,), -1, dtype=torch.long)
     for token_id, number in number_token_ids(tokenizer, 1000).items():
@@ -1229,11 +1229,11 @@ def quick_eval(model: Any, processor: Any, n: int = 24, seed: int = 99) -> dict[
     import torch
 
     from hfgcot import prompts
-    from hfgcot.geometry import iou
-    from hfgcot.models import ModelSpec
-    from hfgcot.shapes import make_scenes
-    from hfgcot.stages.gcot import ground_boxes
-    from hfgcot.vlm import VLM, GenerationSettings, Request
+    from hfgcot.geometry.frames import iou
+    from hfgcot.model.spec import ModelSpec
+    from hfgcot.model.vlm import VLM, GenerationSettings, Request
+    from hfgcot.pipelines.gcot import ground_boxes
+    from hfgcot.testing.shapes import make_scenes
 
     model.eval()
     vlm = VLM(model, processor, ModelSpec(model="in-training"), "cpu")
@@ -1276,7 +1276,7 @@ class Batches(IterableDataset):
         import torch
 
         from hfgcot import GroundingCollator
-        from hfgcot.shapes import make_scene
+        from hfgcot.testing.shapes import make_scene
 
         torch.set_num_threads(1)
         args = self.args
@@ -1335,7 +1335,7 @@ class VisionBatches(IterableDataset):
     def __iter__(self) -> Any:
         import torch
 
-        from hfgcot.shapes import make_scene
+        from hfgcot.testing.shapes import make_scene
 
         torch.set_num_threads(1)
         args = self.args
@@ -1431,11 +1431,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # Import everything up front: a long run must not depend on the source tree staying
     # importable while it trains.
-    import hfgcot.models  # noqa: F401
-    import hfgcot.stages.gcot
-    import hfgcot.stages.grounding_sft
-    import hfgcot.vlm  # noqa: F401
-    from hfgcot.testing import build_tiny_tokenizer, prompt_phrases
+    import hfgcot.model.spec  # noqa: F401
+    import hfgcot.model.vlm  # noqa: F401
+    from hfgcot.testing.tiny import build_tiny_tokenizer, prompt_phrases
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -1,7 +1,7 @@
 """hfgcot: grounded multimodal training data from image datasets with Qwen-VL models.
 
-The public API is imported lazily so that the pure modules (``hfgcot.geometry``,
-``hfgcot.parsing``, ``hfgcot.gcot_text``, ``hfgcot.prompts``) stay importable without torch::
+The public API is imported lazily so that the pure modules (``hfgcot.geometry.frames``,
+``hfgcot.parsing.grounding``, ``hfgcot.parsing.gcot_text``, ``hfgcot.prompts``) stay importable without torch::
 
     from hfgcot import add_gcot
     ds = add_gcot(ds, model="Qwen/Qwen2.5-VL-3B-Instruct")
@@ -15,26 +15,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "publish": "hfgcot.hub",
-    "PublishResult": "hfgcot.hub",
-    "attach_provenance": "hfgcot.provenance",
-    "get_provenance": "hfgcot.provenance",
-    "to_grounding_sft": "hfgcot.stages.grounding_sft",
-    "add_grounding_predictions": "hfgcot.stages.grounding_predictions",
+    "publish": "hfgcot.publishing.hub",
+    "PublishResult": "hfgcot.publishing.hub",
+    "attach_provenance": "hfgcot.publishing.provenance",
+    "get_provenance": "hfgcot.publishing.provenance",
+    "to_grounding_sft": "hfgcot.pipelines.grounding_sft",
+    "add_grounding_predictions": "hfgcot.pipelines.grounding_predictions",
     "GroundingCollator": "hfgcot.collator",
     "evaluate_grounding": "hfgcot.evaluation",
     "evaluate_gcot": "hfgcot.evaluation",
-    "add_dense_captions": "hfgcot.stages.dense_captions",
-    "DenseCaptionConfig": "hfgcot.stages.dense_captions",
-    "add_region_captions": "hfgcot.stages.region_captions",
-    "RegionCaptionConfig": "hfgcot.stages.region_captions",
-    "add_gcot": "hfgcot.stages.gcot",
-    "GCoTConfig": "hfgcot.stages.gcot",
-    "load_vlm": "hfgcot.models",
-    "VLM": "hfgcot.vlm",
-    "GenerationSettings": "hfgcot.vlm",
-    "Frame": "hfgcot.geometry",
-    "smart_resize": "hfgcot.geometry",
+    "add_dense_captions": "hfgcot.pipelines.dense_captions",
+    "DenseCaptionConfig": "hfgcot.pipelines.dense_captions",
+    "add_region_captions": "hfgcot.pipelines.region_captions",
+    "RegionCaptionConfig": "hfgcot.pipelines.region_captions",
+    "add_gcot": "hfgcot.pipelines.gcot",
+    "GCoTConfig": "hfgcot.pipelines.gcot",
+    "load_vlm": "hfgcot.model.spec",
+    "VLM": "hfgcot.model.vlm",
+    "GenerationSettings": "hfgcot.model.vlm",
+    "Frame": "hfgcot.geometry.frames",
+    "smart_resize": "hfgcot.geometry.frames",
 }
 
 __all__ = [
@@ -64,16 +64,16 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from hfgcot.collator import GroundingCollator
     from hfgcot.evaluation import evaluate_gcot, evaluate_grounding
-    from hfgcot.geometry import Frame, smart_resize
-    from hfgcot.hub import PublishResult, publish
-    from hfgcot.models import load_vlm
-    from hfgcot.provenance import attach_provenance, get_provenance
-    from hfgcot.stages.dense_captions import DenseCaptionConfig, add_dense_captions
-    from hfgcot.stages.gcot import GCoTConfig, add_gcot
-    from hfgcot.stages.grounding_predictions import add_grounding_predictions
-    from hfgcot.stages.grounding_sft import to_grounding_sft
-    from hfgcot.stages.region_captions import RegionCaptionConfig, add_region_captions
-    from hfgcot.vlm import VLM, GenerationSettings
+    from hfgcot.geometry.frames import Frame, smart_resize
+    from hfgcot.model.spec import load_vlm
+    from hfgcot.model.vlm import VLM, GenerationSettings
+    from hfgcot.pipelines.dense_captions import DenseCaptionConfig, add_dense_captions
+    from hfgcot.pipelines.gcot import GCoTConfig, add_gcot
+    from hfgcot.pipelines.grounding_predictions import add_grounding_predictions
+    from hfgcot.pipelines.grounding_sft import to_grounding_sft
+    from hfgcot.pipelines.region_captions import RegionCaptionConfig, add_region_captions
+    from hfgcot.publishing.hub import PublishResult, publish
+    from hfgcot.publishing.provenance import attach_provenance, get_provenance
 
 
 def __getattr__(name: str) -> Any:

@@ -69,7 +69,7 @@ def check_publish_args(args: argparse.Namespace) -> None:
         return
     if not args.version:
         raise SystemExit("hfgcot: error: --push-to-hub needs --version (e.g. --version 1.0.0)")
-    from hfgcot.hub import check_target
+    from hfgcot.publishing.hub import check_target
 
     try:
         check_target(args.push_to_hub, args.version)
@@ -81,7 +81,7 @@ def publish_if_requested(args: argparse.Namespace, dataset: object) -> None:
     """Publish ``dataset`` when ``--push-to-hub`` was given; prints where and how to load it."""
     if getattr(args, "push_to_hub", None) is None:
         return
-    from hfgcot.hub import publish
+    from hfgcot.publishing.hub import publish
 
     result = publish(
         dataset, args.push_to_hub, version=args.version, private=getattr(args, "private", False)
@@ -157,7 +157,7 @@ def _add_caption_parsers(sub: Any, default_model: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from hfgcot import __version__
-    from hfgcot.models import DEFAULT_MODEL
+    from hfgcot.model.spec import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
         prog="hfgcot",
@@ -228,7 +228,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _save_and_report(args: argparse.Namespace, out: Any, status_column: str) -> None:
-    from hfgcot.runner import status_summary
+    from hfgcot.run.local import status_summary
 
     out.save_to_disk(args.output)
     print(f"{len(out)} rows -> {args.output}")
@@ -259,7 +259,7 @@ def _run_model_command(
 
 
 def _cmd_gcot(args: argparse.Namespace) -> int:
-    from hfgcot.stages.gcot import STATUS, add_gcot
+    from hfgcot.pipelines.gcot import STATUS, add_gcot
 
     return _run_model_command(
         args,
@@ -274,7 +274,7 @@ def _cmd_gcot(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    from hfgcot.hub import publish
+    from hfgcot.publishing.hub import publish
 
     card = {
         k: v for k, v in {"license": args.license, "pretty_name": args.pretty_name}.items() if v
@@ -294,7 +294,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_dense_captions(args: argparse.Namespace) -> int:
-    from hfgcot.stages.dense_captions import STATUS, add_dense_captions
+    from hfgcot.pipelines.dense_captions import STATUS, add_dense_captions
 
     return _run_model_command(
         args,
@@ -307,7 +307,7 @@ def _cmd_dense_captions(args: argparse.Namespace) -> int:
 
 
 def _cmd_region_captions(args: argparse.Namespace) -> int:
-    from hfgcot.stages.region_captions import STATUS, add_region_captions
+    from hfgcot.pipelines.region_captions import STATUS, add_region_captions
 
     return _run_model_command(
         args,
@@ -370,7 +370,7 @@ def _add_sft_parser(sub: Any) -> None:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from hfgcot.stages.grounding_sft import STATUS, to_grounding_sft
+    from hfgcot.pipelines.grounding_sft import STATUS, to_grounding_sft
 
     processor = None
     if args.processor:

@@ -5,7 +5,7 @@ parameters, trained from scratch on synthetic scenes by ``examples/train_tiny_sh
 writes reasoning, keywords and boxes in the pipelines' formats, only about coloured circles,
 squares and triangles, and (undertrained) often about the wrong ones. When that
 checkpoint is missing, the demo falls back (with a warning) to a tiny random model built locally
-by :mod:`hfgcot.testing`, whose reasoning is noise. Pass ``model="Qwen/Qwen2.5-VL-3B-Instruct"``
+by :mod:`hfgcot.testing.tiny`, whose reasoning is noise. Pass ``model="Qwen/Qwen2.5-VL-3B-Instruct"``
 on a GPU machine for real output on real images.
 """
 
@@ -19,11 +19,11 @@ from typing import Any
 
 from hfgcot.images import load_image
 from hfgcot.io import demo_dataset
-from hfgcot.runner import status_summary
-from hfgcot.stages.gcot import add_gcot
-from hfgcot.testing import get_tiny_vlm_path
-from hfgcot.toy import tiny_shapes_path
-from hfgcot.viz import draw_groundings, grid, render_row, rows_html
+from hfgcot.pipelines.gcot import add_gcot
+from hfgcot.run.local import status_summary
+from hfgcot.testing.tiny import get_tiny_vlm_path
+from hfgcot.testing.toy import tiny_shapes_path
+from hfgcot.viz.draw import draw_groundings, grid, render_row, rows_html
 
 logger = logging.getLogger(__name__)
 

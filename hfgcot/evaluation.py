@@ -43,8 +43,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from hfgcot.answers import extract_answer, normalize_answer
-from hfgcot.geometry import box_area, iou, is_finite_box, xywh_to_xyxy
+from hfgcot.geometry.frames import box_area, iou, is_finite_box, xywh_to_xyxy
+from hfgcot.parsing.answers import extract_answer, normalize_answer
 
 __all__ = [
     "SIZE_BUCKETS",

@@ -24,7 +24,7 @@ if os.environ.get("CI"):
 @pytest.fixture(scope="session")
 def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random Qwen2.5-VL saved to a folder (built once per session, offline)."""
-    from hfgcot.testing import build_tiny_vlm
+    from hfgcot.testing.tiny import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen2_5_vl", seed=0)
 

@@ -1,4 +1,4 @@
-"""``hfgcot.checks``: the visual self-check of the dense-caption pipeline, on its own."""
+"""``hfgcot.pipelines.self_check``: the visual self-check of the dense-caption pipeline, on its own."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from conftest import random_image
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hfgcot import prompts, textproc
-from hfgcot.checks import CheckJob, check_sentences, is_supported, locate_sentences
-from hfgcot.testing import ScriptedVLM
-from hfgcot.vlm import GenerationSettings, Request
+from hfgcot import prompts
+from hfgcot.model.vlm import GenerationSettings, Request
+from hfgcot.parsing import captions as textproc
+from hfgcot.pipelines.self_check import CheckJob, check_sentences, is_supported, locate_sentences
+from hfgcot.testing.tiny import ScriptedVLM
 
 WORDS = st.sampled_from(["a", "red", "cat", "sits", "Dr.", "3.5", "e.g.", "here", "it"])
 SENTENCE = st.builds(

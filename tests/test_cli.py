@@ -10,7 +10,7 @@ from datasets import load_from_disk
 from safetensors.torch import load_file
 
 from hfgcot.cli import build_parser, main
-from hfgcot.testing import build_tiny_vlm
+from hfgcot.testing.tiny import build_tiny_vlm
 
 
 def test_help_has_examples(capsys):

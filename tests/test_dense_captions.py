@@ -10,12 +10,12 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image, List, Value
 
 from hfgcot import DenseCaptionConfig, add_dense_captions, get_provenance, prompts
-from hfgcot.checks import is_supported
 from hfgcot.images import load_image
-from hfgcot.models import ModelSpec
-from hfgcot.stages.dense_captions import dense_caption_stages
-from hfgcot.testing import ScriptedVLM
-from hfgcot.vlm import Request
+from hfgcot.model.spec import ModelSpec
+from hfgcot.model.vlm import Request
+from hfgcot.pipelines.dense_captions import dense_caption_stages
+from hfgcot.pipelines.self_check import is_supported
+from hfgcot.testing.tiny import ScriptedVLM
 
 pytestmark = pytest.mark.model
 

@@ -9,7 +9,7 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image
 
 from hfgcot import add_gcot, get_provenance
-from hfgcot.testing import ScriptedVLM
+from hfgcot.testing.tiny import ScriptedVLM
 
 pytestmark = pytest.mark.model
 
@@ -134,7 +134,7 @@ def test_summary_in_dataset_info(tiny_vlm):
     images[2] = {"bytes": b"broken", "path": None}
     rows = Dataset.from_dict({**rows.to_dict(), "image": images}).cast_column("image", Image())
     out = add_gcot(rows, ScriptedVLM(tiny_vlm, script))
-    from hfgcot.stages.gcot import gcot_summary
+    from hfgcot.pipelines.gcot import gcot_summary
 
     summary = gcot_summary(out)
     assert summary["rows"] == 3

@@ -14,8 +14,8 @@ from datasets import Dataset, Image, load_from_disk
 from PIL import Image as PILImage
 
 from hfgcot import GCoTConfig, add_gcot
-from hfgcot.geometry import Frame
-from hfgcot.testing import ScriptedVLM
+from hfgcot.geometry.frames import Frame
+from hfgcot.testing.tiny import ScriptedVLM
 
 pytestmark = pytest.mark.model
 
@@ -168,7 +168,7 @@ def test_missing_column_is_a_clear_error(tiny_vlm):
 
 
 def test_fingerprints_are_deterministic(tiny_vlm_path):
-    from hfgcot.stages.gcot import gcot_stages, model_spec
+    from hfgcot.pipelines.gcot import gcot_stages, model_spec
 
     a = [s.fingerprint for s in gcot_stages(GCoTConfig(), model_spec(tiny_vlm_path))]
     b = [s.fingerprint for s in gcot_stages(GCoTConfig(), model_spec(tiny_vlm_path))]
@@ -182,7 +182,7 @@ RERUN = textwrap.dedent(
     import json, sys
     from datasets import load_from_disk
     from hfgcot import add_gcot
-    from hfgcot.vlm import VLM
+    from hfgcot.model.vlm import VLM
     if sys.argv[3] == "forbid":
         def boom(*a, **k):
             raise AssertionError("generate called although the cache should be reused")

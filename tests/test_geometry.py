@@ -1,4 +1,4 @@
-"""Tests for hfgcot.geometry: smart_resize parity with transformers, frames, box conversions."""
+"""Tests for hfgcot.geometry.frames: smart_resize parity with transformers, frames, box conversions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from hfgcot.geometry import (
+from hfgcot.geometry.frames import (
     FAMILIES,
     Frame,
     box_area,

@@ -19,11 +19,11 @@ from hfgcot import (
     get_provenance,
     to_grounding_sft,
 )
-from hfgcot.geometry import FAMILIES, MAX_ASPECT_RATIO, Frame, patch_factor
-from hfgcot.parsing import parse_grounding
-from hfgcot.stages.grounding_predictions import GroundingPredictionStage
-from hfgcot.stages.grounding_sft import MESSAGES_FEATURE, GroundingSFTStage, user_text
-from hfgcot.testing import ScriptedVLM
+from hfgcot.geometry.frames import FAMILIES, MAX_ASPECT_RATIO, Frame, patch_factor
+from hfgcot.parsing.grounding import parse_grounding
+from hfgcot.pipelines.grounding_predictions import GroundingPredictionStage
+from hfgcot.pipelines.grounding_sft import MESSAGES_FEATURE, GroundingSFTStage, user_text
+from hfgcot.testing.tiny import ScriptedVLM
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HUB_MAX_PIXELS = 12845056

@@ -15,9 +15,9 @@ from datasets import Dataset, DatasetDict, Image
 from huggingface_hub import DatasetCard
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
-from hfgcot import hub
-from hfgcot.hub import PublishError, VersionExistsError, check_target, publish
-from hfgcot.provenance import attach_provenance
+from hfgcot.publishing import hub
+from hfgcot.publishing.hub import PublishError, VersionExistsError, check_target, publish
+from hfgcot.publishing.provenance import attach_provenance
 
 TOKEN = "hf_SECRETtoken1234567890"
 OID = "0123456789abcdef0123456789abcdef01234567"
@@ -240,7 +240,7 @@ def test_transient_errors_are_retried(fake, ds, caplog):
         "list_repo_refs": [httpx2.ConnectError("connection reset")],
         "push_to_hub": [http_error(503), http_error(429, f"rate limited for token {TOKEN}")],
     }
-    with caplog.at_level(logging.WARNING, logger="hfgcot.hub"):
+    with caplog.at_level(logging.WARNING, logger="hfgcot.publishing.hub"):
         result = publish(ds, "me/data", version="1.0.0", token=TOKEN, backoff=0)
     assert fake.names().count("list_repo_refs") == 2
     assert fake.names().count("push_to_hub") == 3

@@ -1,4 +1,4 @@
-"""Tests for hfgcot.parsing and hfgcot.gcot_text: concrete model outputs plus never-raise / invariant properties."""
+"""Tests for hfgcot.parsing.grounding and hfgcot.parsing.gcot_text: concrete model outputs plus never-raise / invariant properties."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfgcot import answers, gcot_text, parsing, regions
-from hfgcot.gcot_text import answer_start, inject_groundings, merge_keywords, parse_gcot
-from hfgcot.parsing import ParsedBox, parse_grounding, parse_yes_no
+from hfgcot.geometry import regions
+from hfgcot.parsing import answers, gcot_text
+from hfgcot.parsing import grounding as parsing
+from hfgcot.parsing.gcot_text import answer_start, inject_groundings, merge_keywords, parse_gcot
+from hfgcot.parsing.grounding import ParsedBox, parse_grounding, parse_yes_no
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -633,7 +635,13 @@ def test_doctests(module) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["hfgcot.parsing", "hfgcot.gcot_text", "hfgcot.answers", "hfgcot.regions"]
+    "name",
+    [
+        "hfgcot.parsing.grounding",
+        "hfgcot.parsing.gcot_text",
+        "hfgcot.parsing.answers",
+        "hfgcot.geometry.regions",
+    ],
 )
 def test_module_is_pure(name) -> None:
     code = (

@@ -19,10 +19,11 @@ from datasets import (
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from hfgcot import add_gcot, cli, get_provenance, prompts, publish, publish_local
-from hfgcot.hub import VersionExistsError, is_local_target, parse_version
-from hfgcot.provenance import attach_provenance, record_provenance
-from hfgcot.testing import ScriptedVLM
+from hfgcot import add_gcot, cli, get_provenance, prompts, publish
+from hfgcot.publishing import local as publish_local
+from hfgcot.publishing.hub import VersionExistsError, is_local_target, parse_version
+from hfgcot.publishing.provenance import attach_provenance, record_provenance
+from hfgcot.testing.tiny import ScriptedVLM
 
 COT = "Step 1: The red ball is left of the blue box.\nAnswer: red\nKeywords: red ball, blue box"
 

@@ -1,4 +1,4 @@
-"""``hfgcot.ray``: the same stages on a local Ray instance give the same rows as ``add_gcot``."""
+"""``hfgcot.run.ray``: the same stages on a local Ray instance give the same rows as ``add_gcot``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image
 
 from hfgcot import GCoTConfig, add_gcot
-from hfgcot.provenance import get_provenance
-from hfgcot.runner import undecoded
-from hfgcot.stages.gcot import gcot_stages, model_spec
-from hfgcot.testing import ScriptedVLM
+from hfgcot.pipelines.gcot import gcot_stages, model_spec
+from hfgcot.publishing.provenance import get_provenance
+from hfgcot.run.local import undecoded
+from hfgcot.testing.tiny import ScriptedVLM
 
 pytest.importorskip("ray", reason="needs pip install 'hfgcot[ray]'")
 
-from hfgcot.ray import (  # noqa: E402
+from hfgcot.run.ray import (  # noqa: E402
     ROW_INDEX,
     _restore_order,
     add_gcot_ray,

@@ -11,11 +11,11 @@ from datasets import Dataset, Image, List, Value
 from PIL import Image as PILImage
 
 from hfgcot import RegionCaptionConfig, add_region_captions, get_provenance
-from hfgcot.models import ModelSpec
-from hfgcot.regions import crop_box, describe_skipped, normalize_box, validate_boxes
-from hfgcot.stages.region_captions import region_caption_stages
-from hfgcot.testing import ScriptedVLM
-from hfgcot.viz import PALETTE, colour, draw_regions, label_colour
+from hfgcot.geometry.regions import crop_box, describe_skipped, normalize_box, validate_boxes
+from hfgcot.model.spec import ModelSpec
+from hfgcot.pipelines.region_captions import region_caption_stages
+from hfgcot.testing.tiny import ScriptedVLM
+from hfgcot.viz.draw import PALETTE, colour, draw_regions, label_colour
 
 # ------------------------------------------------------------------------------------------------
 # Pure parts

@@ -12,7 +12,7 @@ from conftest import png_bytes, random_image
 from datasets import Dataset, Image
 
 from hfgcot import add_gcot
-from hfgcot.checkpoint import shard_ranges
+from hfgcot.run.resume import shard_ranges
 
 CHILD = textwrap.dedent(
     """
@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from datasets import load_from_disk
     from hfgcot import add_gcot
-    from hfgcot.vlm import VLM
+    from hfgcot.model.vlm import VLM
 
     data, model, ckpt, mode = sys.argv[1:5]
     original = VLM.generate

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hfgcot import prompts
-from hfgcot.textproc import (
+from hfgcot.parsing.captions import (
     dedupe,
     join_sentences,
     normalize_phrase,
@@ -199,5 +199,5 @@ def test_question_pairs_and_prompts_are_fingerprinted():
 def test_textproc_is_pure():
     import subprocess
 
-    code = "import sys, hfgcot.textproc; sys.exit('torch' in sys.modules)"
+    code = "import sys, hfgcot.parsing.captions; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -12,9 +12,10 @@ import random
 import pytest
 from datasets import Dataset
 
-from hfgcot import gcot_text, parsing
-from hfgcot.shapes import COLOURS, SHAPES, make_scene, make_scenes
-from hfgcot.toy import tiny_shapes_path, vqa_rows
+from hfgcot.parsing import gcot_text
+from hfgcot.parsing import grounding as parsing
+from hfgcot.testing.shapes import COLOURS, SHAPES, make_scene, make_scenes
+from hfgcot.testing.toy import tiny_shapes_path, vqa_rows
 
 TEST_SEED = 3  # held out: training uses seeds from 10**9 up, the benchmark seed 2
 
@@ -122,7 +123,7 @@ def test_toy_keyword_boxes_land_on_the_objects_in_original_pixels(toy):
     """GCoT end to end on 30 held-out scenes: keyword Acc@0.5 against the true boxes, and the
     same outputs read as original pixels (the classic coordinate bug) must score far lower."""
     from hfgcot import add_gcot
-    from hfgcot.toy import score_gcot
+    from hfgcot.testing.toy import score_gcot
 
     scenes = make_scenes(30, seed=TEST_SEED)
     ds = Dataset.from_dict(vqa_rows(scenes, seed=TEST_SEED))
@@ -265,7 +266,7 @@ def _big_and_tiny_scene():
     (28, 28, 84, 84) and a tiny blue triangle whose centre lies in token cell (4, 4)."""
     from dataclasses import replace
 
-    from hfgcot.shapes import ShapeObject
+    from hfgcot.testing.shapes import ShapeObject
 
     big = ShapeObject("circle", "red", (56.0, 56.0, 168.0, 168.0))
     tiny = ShapeObject("triangle", "blue", (240.0, 240.0, 250.0, 250.0))
@@ -366,7 +367,7 @@ def test_dense_batch_lines_up_with_the_image_tokens_of_mixed_rows():
 
 
 def test_dense_targets_only_label_cells_their_object_overlaps():
-    from hfgcot.geometry import smart_resize
+    from hfgcot.geometry.frames import smart_resize
 
     script = _training_script()
     colours = list(COLOURS)
@@ -390,8 +391,8 @@ def test_dense_targets_only_label_cells_their_object_overlaps():
 
 
 def test_number_tokens_keep_the_text_and_make_each_coordinate_one_token():
-    from hfgcot.parsing import parse_grounding
-    from hfgcot.testing import build_tiny_tokenizer, number_token_ids
+    from hfgcot.parsing.grounding import parse_grounding
+    from hfgcot.testing.tiny import build_tiny_tokenizer, number_token_ids
 
     digits = build_tiny_tokenizer()
     numbers = build_tiny_tokenizer(number_tokens=400)
@@ -412,8 +413,8 @@ def test_phrase_tokens_keep_every_prompt_and_make_each_fixed_piece_one_token(tmp
     from transformers import AutoTokenizer
 
     from hfgcot import prompts
-    from hfgcot.shapes import make_scene
-    from hfgcot.testing import build_tiny_tokenizer, prompt_phrases
+    from hfgcot.testing.shapes import make_scene
+    from hfgcot.testing.tiny import build_tiny_tokenizer, prompt_phrases
 
     phrases = prompt_phrases()
     # every fixed piece of every template, none with a placeholder left in it
@@ -520,7 +521,7 @@ def test_smoothed_answer_loss_forgives_near_misses_on_box_coordinates_only():
 
 
 def test_number_table_marks_numbers_and_brackets():
-    from hfgcot.testing import build_tiny_tokenizer
+    from hfgcot.testing.tiny import build_tiny_tokenizer
 
     train = _training_script()
     tokenizer = build_tiny_tokenizer(number_tokens=400)
@@ -535,7 +536,7 @@ def test_number_table_marks_numbers_and_brackets():
 def test_shape_word_queries_find_colour_words_followed_by_a_shape():
     import torch
 
-    from hfgcot.testing import build_tiny_tokenizer
+    from hfgcot.testing.tiny import build_tiny_tokenizer
 
     train = _training_script()
     tokenizer = build_tiny_tokenizer(1200, texts=train.corpus(40), number_tokens=400)
@@ -560,7 +561,7 @@ def test_next_coordinate_numbers_each_box_coordinate_of_every_turn():
     import random
 
     from hfgcot import GroundingCollator
-    from hfgcot.testing import build_tiny_tokenizer
+    from hfgcot.testing.tiny import build_tiny_tokenizer
 
     train = _training_script()
     tokenizer = build_tiny_tokenizer(number_tokens=400)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hfgcot import viz
-from hfgcot.viz import colour, hex_colour
+from hfgcot.viz.draw import colour, hex_colour
 
 WHITE = (255, 255, 255)
 RED_BALL, BLUE_BOX = [20, 40, 100, 120], [150, 30, 190, 90]

@@ -7,9 +7,9 @@ from conftest import random_image
 from transformers import AutoProcessor, Qwen2_5_VLProcessor
 
 from hfgcot import load_vlm
-from hfgcot.geometry import Frame
-from hfgcot.models import ModelSpec, get_vlm
-from hfgcot.vlm import GenerationSettings, Request
+from hfgcot.geometry.frames import Frame
+from hfgcot.model.spec import ModelSpec, get_vlm
+from hfgcot.model.vlm import GenerationSettings, Request
 
 pytestmark = pytest.mark.model
 

@@ -6,7 +6,7 @@
   processor applies, with the same ``min_pixels``/``max_pixels``), 0..1000 for Qwen2-VL and
   Qwen3-VL. The original box and the frame are kept, so every number can be mapped back.
 
-Predictions on such rows: :mod:`hfgcot.stages.grounding_predictions`.
+Predictions on such rows: :mod:`hfgcot.pipelines.grounding_predictions`.
 
     >>> from hfgcot import to_grounding_sft
     >>> sft = to_grounding_sft(ds, bbox_format="xywh", max_pixels=1003520)     # doctest: +SKIP
@@ -26,7 +26,7 @@ from typing import Any, Literal
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfgcot import prompts
-from hfgcot.geometry import (
+from hfgcot.geometry.frames import (
     Family,
     Frame,
     box_area,
@@ -36,9 +36,9 @@ from hfgcot.geometry import (
     xywh_to_xyxy,
 )
 from hfgcot.images import ImagePolicy, image_size, load_image
-from hfgcot.provenance import record_provenance
-from hfgcot.runner import run_pipeline
-from hfgcot.stages.base import OK, Stage, cell_text
+from hfgcot.pipelines.base import OK, Stage, cell_text
+from hfgcot.publishing.provenance import record_provenance
+from hfgcot.run.local import run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ FRAME_FEATURE = {
     "factor": Value("int64"),
 }
 """Arrow type of ``sft_frame``: the original size, the resized size and the resize limits.
-:meth:`hfgcot.geometry.Frame.from_dict` reads it back (extra keys are ignored)."""
+:meth:`hfgcot.geometry.frames.Frame.from_dict` reads it back (extra keys are ignored)."""
 
 
 def _check_prompt(template: str) -> None:

@@ -1,6 +1,6 @@
 """The toy model shipped with the package, and what is scored with it on shape scenes.
 
-:func:`tiny_shapes_path` finds the toy Qwen2.5-VL trained on :mod:`hfgcot.shapes` scenes
+:func:`tiny_shapes_path` finds the toy Qwen2.5-VL trained on :mod:`hfgcot.testing.shapes` scenes
 (``examples/train_tiny_shapes.py``); :func:`vqa_rows` turns held-out scenes into ``add_gcot``
 input; :func:`score_gcot` scores the keyword boxes of GCoT outputs against the true boxes
 (``benchmarks/eval_tiny_shapes.py`` and the CI test). Pure (no torch).
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hfgcot.shapes import Scene
+from hfgcot.testing.shapes import Scene
 
 __all__ = ["TINY_SHAPES_DIR", "score_gcot", "tiny_shapes_path", "vqa_rows"]
 
-TINY_SHAPES_DIR = Path(__file__).parent / "data" / "tiny-shapes"
+TINY_SHAPES_DIR = Path(__file__).parent.parent / "data" / "tiny-shapes"
 """Where the toy Qwen2.5-VL trained on these scenes ships (``examples/train_tiny_shapes.py``)."""
 
 
@@ -67,13 +67,13 @@ def score_gcot(
     (``unmatched``) or got no box (``ungrounded``) count as wrong. ``box_key="bbox_model"`` scores
     the model's numbers as if they were original pixels (the classic coordinate bug).
 
-    >>> from hfgcot.shapes import make_scene
+    >>> from hfgcot.testing.shapes import make_scene
     >>> s = make_scene(0)
     >>> o = s.objects[0]
     >>> score_gcot([s], [[o.label]], [[{"phrase": o.label, "bbox": list(o.bbox)}]])["acc50"]
     1.0
     """
-    from hfgcot.geometry import iou
+    from hfgcot.geometry.frames import iou
 
     total = correct = unmatched = ungrounded = 0
     ious: list[float] = []

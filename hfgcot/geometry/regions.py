@@ -2,7 +2,7 @@
 
 Pure (no torch, no ``datasets``): :func:`validate_boxes` checks a row's boxes against its image
 and names every box it skips; :func:`normalize_box` and :func:`crop_box` convert between pixels
-and fractions of the image. Used by :mod:`hfgcot.stages.region_captions`.
+and fractions of the image. Used by :mod:`hfgcot.pipelines.region_captions`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import Any, Literal
 
-from hfgcot.geometry import box_area, clip_box
+from hfgcot.geometry.frames import box_area, clip_box
 
 __all__ = [
     "MALFORMED",

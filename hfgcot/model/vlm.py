@@ -1,6 +1,6 @@
 """Model I/O: batched generation and scoring with a loaded Qwen-VL model.
 
-Loading (once per process, cached) is :mod:`hfgcot.models`' job: :func:`~hfgcot.models.load_vlm`.
+Loading (once per process, cached) is :mod:`hfgcot.model.spec`' job: :func:`~hfgcot.model.spec.load_vlm`.
 
     >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct")                          # doctest: +SKIP
     >>> out = vlm.generate([Request(image, "Describe the image.")], GenerationSettings())  # doctest: +SKIP
@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry import Family, Frame, family_for_model_type
-from hfgcot.models import ModelSpec, _resolve_revision
+from hfgcot.geometry.frames import Family, Frame, family_for_model_type
+from hfgcot.model.spec import ModelSpec, _resolve_revision
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Caption text helpers (pure: no torch): sentence splitting and follow-up question lists.
 
-Used by the dense-caption pipeline (:mod:`hfgcot.stages.dense_captions`); usable on their own.
+Used by the dense-caption pipeline (:mod:`hfgcot.pipelines.dense_captions`); usable on their own.
 
 Invariants:
 

@@ -18,7 +18,7 @@ Pure apart from PIL and numpy (no torch)::
     True
     >>> scene.image().size == (scene.width, scene.height)
     True
-    >>> from hfgcot.gcot_text import parse_gcot
+    >>> from hfgcot.parsing.gcot_text import parse_gcot
     >>> item = scene.vqa(random.Random(0))[0]
     >>> parse_gcot(item.gcot())[1] == list(item.keywords)
     True
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfgcot import prompts
-from hfgcot.geometry import Frame
+from hfgcot.geometry.frames import Frame
 
 __all__ = [
     "BACKGROUNDS",

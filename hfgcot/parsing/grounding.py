@@ -5,7 +5,7 @@ Pure module: standard library only (no torch, transformers or numpy), so it impo
 Invariant shared by every public function here: **no function raises on any ``str`` input**.
 Model output is untrusted and often malformed (truncated JSON, markdown fences, prose around the
 payload); the parsers recover what they can and return empty results otherwise. The text of a
-GCoT reasoning (keywords, injection) is :mod:`hfgcot.gcot_text`.
+GCoT reasoning (keywords, injection) is :mod:`hfgcot.parsing.gcot_text`.
 
 - :func:`parse_grounding` -- boxes from ``{"bbox_2d": [...], "label": ...}`` JSON (Qwen2.5-VL,
   Qwen3-VL) or from ``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)
@@ -58,7 +58,7 @@ class ParsedBox:
 
     ``box`` holds 4 finite floats in the model's coordinate convention (resized-image pixels for
     Qwen2.5-VL, 0..1000 for Qwen2-VL/Qwen3-VL), exactly as written: neither clipped nor reordered.
-    Conversion to original pixels lives in :mod:`hfgcot.geometry`.
+    Conversion to original pixels lives in :mod:`hfgcot.geometry.frames`.
 
     >>> ParsedBox("cat", (1.0, 2.0, 3.0, 4.0))
     ParsedBox(label='cat', box=(1.0, 2.0, 3.0, 4.0))

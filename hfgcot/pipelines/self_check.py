@@ -3,7 +3,7 @@
 Two checkers, one batched model call each (:func:`check_sentences`):
 
 - ``"yesno"`` asks the VLM (:func:`hfgcot.prompts.sentence_check_prompt`) and reads the verdict
-  with :func:`hfgcot.parsing.parse_yes_no`;
+  with :func:`hfgcot.parsing.grounding.parse_yes_no`;
 - ``"contrastive"`` compares the sentence's token log-probs with and without the image, the
   sentence teacher-forced after the text it was written after (:func:`locate_sentences`).
 
@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hfgcot import parsing, prompts
-from hfgcot.vlm import VLM, GenerationSettings, Request
+from hfgcot import prompts
+from hfgcot.model.vlm import VLM, GenerationSettings, Request
+from hfgcot.parsing import grounding as parsing
 
 Checker = Literal["yesno", "contrastive"]
 
@@ -26,7 +27,7 @@ Checker = Literal["yesno", "contrastive"]
 def locate_sentences(text: str, sentences: Sequence[str]) -> list[tuple[str, str]]:
     """``(prefix, sentence)`` for each sentence: the text before it in ``text`` (teacher forcing).
 
-    Sentences come from :func:`hfgcot.textproc.split_sentences` of ``text``, so each is found in
+    Sentences come from :func:`hfgcot.parsing.captions.split_sentences` of ``text``, so each is found in
     order; should one not be, the text up to the previous sentence is its prefix.
     """
     out, pos = [], 0

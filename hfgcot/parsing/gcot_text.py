@@ -1,7 +1,7 @@
 """The text of a grounded chain of thought: its ``Keywords:`` line, keyword merging, box injection.
 
 Pure module: standard library only (no torch, transformers or numpy), so it imports anywhere.
-Like :mod:`hfgcot.parsing`, **no function here raises on any ``str`` input**: model output is
+Like :mod:`hfgcot.parsing.grounding`, **no function here raises on any ``str`` input**: model output is
 untrusted, so each function returns the input (or an empty result) when it cannot do better.
 
 - :func:`parse_gcot` -- split a chain-of-thought from its ``Keywords:`` line.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hfgcot.parsing import _guard
+from hfgcot.parsing.grounding import _guard
 
 __all__ = ["answer_start", "inject_groundings", "merge_keywords", "parse_gcot"]
 

@@ -3,7 +3,7 @@
 A card is a ``huggingface_hub.DatasetCard``: YAML metadata (pretty name, license, task categories,
 tags, size category and an ``hfgcot`` block with the dataset version) and a Markdown body: how to
 load this exact version, rows and statuses, the box convention, the provenance of every pipeline run
-recorded on the dataset (:mod:`hfgcot.provenance`: model id and resolved revision, resize limits,
+recorded on the dataset (:mod:`hfgcot.publishing.provenance`: model id and resolved revision, resize limits,
 generation settings, prompts and their version, configs) and a short sample.
 
     >>> from datasets import Dataset
@@ -196,7 +196,7 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
 
 
 def _collect_records(splits: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from hfgcot.provenance import get_provenance
+    from hfgcot.publishing.provenance import get_provenance
 
     records: list[dict[str, Any]] = []
     for ds in splits.values():
@@ -229,7 +229,7 @@ def build_card(
     The card holds no ``configs``/``dataset_info`` YAML: the publishing backend adds those.
     """
     import hfgcot
-    from hfgcot.provenance import now_utc
+    from hfgcot.publishing.provenance import now_utc
 
     options = dict(options or {})
     unknown = sorted(set(options) - set(CARD_OPTIONS))

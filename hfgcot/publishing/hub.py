@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 
 from huggingface_hub import DatasetCard, HfApi
 
-from hfgcot.card import build_card, merge_backend_metadata
+from hfgcot.publishing.card import build_card, merge_backend_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def publish(
     options, fixed_card = _card_options(card)
     dataset = embed_image_paths(dataset, image_columns)
     if is_local_target(repo_id):
-        from hfgcot.publish_local import publish_local
+        from hfgcot.publishing.local import publish_local
 
         return publish_local(
             dataset,

@@ -1,7 +1,7 @@
 """Dense captions the ScaleCap way, as seven chained ``Dataset.map`` stages.
 
 1. :class:`InitCaptionStage` - the VLM describes the image (``init_caption``).
-2. :class:`SplitStage` - the caption cut into sentences (``sentences``, :mod:`hfgcot.textproc`).
+2. :class:`SplitStage` - the caption cut into sentences (``sentences``, :mod:`hfgcot.parsing.captions`).
 3. :class:`SentenceCheckStage` - a visual self-check keeps the sentences the image supports
    (``golden_sentences``, ``sentence_scores``): ``checker="yesno"`` asks the VLM,
    ``checker="contrastive"`` compares token log-probs with and without the image.
@@ -31,13 +31,20 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
-from hfgcot import prompts, textproc
-from hfgcot.checks import Checker, CheckJob, check_sentences, is_supported, locate_sentences
+from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.models import DEFAULT_MODEL, ModelSpec
-from hfgcot.runner import run_model_pipeline
-from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
-from hfgcot.vlm import GenerationSettings, Request
+from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
+from hfgcot.model.vlm import GenerationSettings, Request
+from hfgcot.parsing import captions as textproc
+from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
+from hfgcot.pipelines.self_check import (
+    Checker,
+    CheckJob,
+    check_sentences,
+    is_supported,
+    locate_sentences,
+)
+from hfgcot.run.local import run_model_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +207,7 @@ class SentenceCheckStage(_CheckingStage):
 class QuestionStage(ModelStage):
     """Stage 4: follow-up questions about the objects of the golden sentences (``q_list``).
 
-    A text-only request; the answer is parsed by :func:`hfgcot.textproc.parse_object_list` into
+    A text-only request; the answer is parsed by :func:`hfgcot.parsing.captions.parse_object_list` into
     at most ``max_questions`` distinct objects, each giving a "more details" question and its
     "position of" variant, in that order.
     """

@@ -6,7 +6,7 @@
    an ``Image()`` column), and writes ``normalized_bbox``, ``valid_bboxes_num`` and ``prompt``.
 2. :class:`RegionCaptionStage` - ``mode="marked"``: one request per row on the marked image,
    "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text,
-   split per region into ``region_captions`` by :func:`hfgcot.parsing.parse_region_answer`);
+   split per region into ``region_captions`` by :func:`hfgcot.parsing.grounding.parse_region_answer`);
    ``mode="crop"``: one request per region on its crop, all batched (``answer``: list of texts).
 
     >>> from hfgcot import add_region_captions
@@ -27,10 +27,7 @@ from typing import Any, Literal
 from datasets import Dataset, Features, Image, List, Value
 
 from hfgcot import prompts
-from hfgcot.images import ImagePolicy, encode_image, load_image
-from hfgcot.models import DEFAULT_MODEL, ModelSpec
-from hfgcot.parsing import parse_region_answer
-from hfgcot.regions import (
+from hfgcot.geometry.regions import (
     BBoxFormat,
     box_count,
     crop_box,
@@ -38,10 +35,13 @@ from hfgcot.regions import (
     normalize_box,
     validate_boxes,
 )
-from hfgcot.runner import run_model_pipeline
-from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
-from hfgcot.viz import draw_regions
-from hfgcot.vlm import Request
+from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
+from hfgcot.model.vlm import Request
+from hfgcot.parsing.grounding import parse_region_answer
+from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
+from hfgcot.run.local import run_model_pipeline
+from hfgcot.viz.draw import draw_regions
 
 logger = logging.getLogger(__name__)
 

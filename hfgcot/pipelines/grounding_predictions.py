@@ -18,15 +18,15 @@ from typing import Any
 from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
-from hfgcot.geometry import Frame
+from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.models import DEFAULT_MODEL, model_spec
-from hfgcot.provenance import record_provenance
-from hfgcot.runner import run_pipeline
-from hfgcot.stages.base import OK, ModelStage, cell_text
-from hfgcot.stages.gcot import ground_boxes
-from hfgcot.stages.grounding_sft import STATUS, _apply_per_split, _check_prompt, user_text
-from hfgcot.vlm import GenerationSettings, Request
+from hfgcot.model.spec import DEFAULT_MODEL, model_spec
+from hfgcot.model.vlm import GenerationSettings, Request
+from hfgcot.pipelines.base import OK, ModelStage, cell_text
+from hfgcot.pipelines.gcot import ground_boxes
+from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, _check_prompt, user_text
+from hfgcot.publishing.provenance import record_provenance
+from hfgcot.run.local import run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def add_grounding_predictions(
     Works on the output of :func:`to_grounding_sft` (the user turn of ``messages`` is asked
     verbatim; rows whose ``sft_status`` is not ``"ok"`` are skipped and keep that status) or on
     plain rows with ``image_column`` and ``text_column`` (asked with ``prompt``). Greedy batched
-    generation; the first box of the answer is parsed (:func:`hfgcot.parsing.parse_grounding`)
+    generation; the first box of the answer is parsed (:func:`hfgcot.parsing.grounding.parse_grounding`)
     and mapped to original pixels through the frame the processor really produced, in the
     model's own family convention.
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hfgcot.vlm import VLM
+    from hfgcot.model.vlm import VLM
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
 def _load(spec: ModelSpec, device: str) -> VLM:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from hfgcot.vlm import VLM
+    from hfgcot.model.vlm import VLM
 
     attn = spec.attn_implementation or _default_attn(device)
     logger.info("loading %s (revision=%s) on %s with %s", spec.model, spec.revision, device, attn)

@@ -19,8 +19,8 @@ from typing import Any
 
 from huggingface_hub import DatasetCard
 
-from hfgcot.card import add_local_metadata
-from hfgcot.hub import PublishResult, VersionExistsError, _load_code, _make_card
+from hfgcot.publishing.card import add_local_metadata
+from hfgcot.publishing.hub import PublishResult, VersionExistsError, _load_code, _make_card
 
 logger = logging.getLogger(__name__)
 

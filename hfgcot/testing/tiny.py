@@ -293,8 +293,8 @@ Script = Callable[[Any, str], str]
 class ScriptedVLM:
     """A VLM whose texts come from a function, with the real processor's frames.
 
-    Wraps a loaded :class:`hfgcot.vlm.VLM`: every request still goes through the real processor so
-    the :class:`~hfgcot.geometry.Frame` of each image is exactly what the model would see, but the
+    Wraps a loaded :class:`hfgcot.model.vlm.VLM`: every request still goes through the real processor so
+    the :class:`~hfgcot.geometry.frames.Frame` of each image is exactly what the model would see, but the
     text of each answer is ``script(request, prompt_text)``. Used to test parsing and coordinates
     end to end where a random tiny model can only write nonsense.
 
@@ -313,7 +313,7 @@ class ScriptedVLM:
         return getattr(self._vlm, name)
 
     def generate(self, requests: Sequence[Any], settings: Any = None, **kwargs: Any) -> list[Any]:
-        from hfgcot.vlm import Generation
+        from hfgcot.model.vlm import Generation
 
         frames = self._vlm.frames([r.image for r in requests])
         out = []
@@ -322,6 +322,3 @@ class ScriptedVLM:
             self.calls.append(text)
             out.append(Generation(text=self.script(request, text), frame=frame))
         return out
-
-
-from hfgcot import shapes  # noqa: E402,F401  (hfgcot.testing.shapes: synthetic scenes)

@@ -19,8 +19,8 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
-from hfgcot.checkpoint import run_resumable
-from hfgcot.stages.base import OK, Stage, stable_hash
+from hfgcot.pipelines.base import OK, Stage, stable_hash
+from hfgcot.run.resume import run_resumable
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +231,8 @@ def run_model_pipeline(
     config's image column, batch size and ``num_proc``, plus ``run_kwargs``: checkpointing and
     sorting), log the status summary and return the result with its provenance record.
     """
-    from hfgcot.models import model_spec
-    from hfgcot.provenance import record_provenance
+    from hfgcot.model.spec import model_spec
+    from hfgcot.publishing.provenance import record_provenance
 
     spec = model_spec(model, **load_kwargs)
     stages = build_stages(config, spec)

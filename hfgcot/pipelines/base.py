@@ -1,8 +1,8 @@
 """What every stage shares: a frozen config, a deterministic fingerprint, a per-row status.
 
 A stage is a small callable ``stage(batch, rank=None) -> dict of lists`` used as a batched
-``Dataset.map`` function. It holds no model: model stages hold a :class:`~hfgcot.models.ModelSpec` and
-get the model from the per-process cache (:func:`hfgcot.models.get_vlm`), so ``datasets`` never has to
+``Dataset.map`` function. It holds no model: model stages hold a :class:`~hfgcot.model.spec.ModelSpec` and
+get the model from the per-process cache (:func:`hfgcot.model.spec.get_vlm`), so ``datasets`` never has to
 hash or pickle weights, and ``num_proc`` workers each load their own copy once.
 """
 
@@ -18,8 +18,8 @@ from datasets import Features
 import hfgcot
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy
-from hfgcot.models import ModelSpec, get_vlm, spec_fingerprint_data
-from hfgcot.vlm import VLM, GenerationSettings
+from hfgcot.model.spec import ModelSpec, get_vlm, spec_fingerprint_data
+from hfgcot.model.vlm import VLM, GenerationSettings
 
 OK = "ok"
 

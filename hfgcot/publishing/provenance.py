@@ -139,7 +139,7 @@ def _processor_limits(model: str, revision: str | None) -> tuple[int | None, int
 
 def _loaded_vlm(spec: Any) -> Any:
     """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
-    from hfgcot.models import _CACHE
+    from hfgcot.model.spec import _CACHE
 
     for loaded in list(_CACHE.values()):
         if getattr(loaded, "spec", None) == spec:
@@ -150,19 +150,19 @@ def _loaded_vlm(spec: Any) -> Any:
 def model_provenance(model: Any) -> dict[str, Any]:
     """Identity of a model for a card: id, resolved revision, family, dtype and resize limits.
 
-    ``model`` is a loaded VLM, or a :class:`~hfgcot.models.ModelSpec`. A spec whose model this process
-    already loaded reports the loaded model's :meth:`~hfgcot.vlm.VLM.identity`; otherwise the facts
+    ``model`` is a loaded VLM, or a :class:`~hfgcot.model.spec.ModelSpec`. A spec whose model this process
+    already loaded reports the loaded model's :meth:`~hfgcot.model.vlm.VLM.identity`; otherwise the facts
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
-    from hfgcot.models import ModelSpec, spec_fingerprint_data
+    from hfgcot.model.spec import ModelSpec, spec_fingerprint_data
 
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
     if loaded is not None:
         ident = dict(loaded.identity())
     elif spec is not None:
-        from hfgcot.geometry import family_for_model_type
+        from hfgcot.geometry.frames import family_for_model_type
 
         ident = {
             "model_id": spec.model,
@@ -206,7 +206,7 @@ def pipeline_provenance(
     Args:
         name: the pipeline (``"gcot"``, ``"captions"``, ``"sft"``...).
         config: the pipeline's config dataclass.
-        spec: the :class:`~hfgcot.models.ModelSpec` (or loaded VLM) the pipeline used, if any.
+        spec: the :class:`~hfgcot.model.spec.ModelSpec` (or loaded VLM) the pipeline used, if any.
         stages: the stages run (their names and full configs are recorded).
         status_column: the pipeline's status column, summarised by reason.
         boxes: the box convention of the pipeline's output columns, in one or two sentences.
@@ -227,7 +227,7 @@ def pipeline_provenance(
     if spec is not None:
         record["model"] = model_provenance(spec)
     if status_column is not None and status_column in dataset.column_names:
-        from hfgcot.runner import status_summary
+        from hfgcot.run.local import status_summary
 
         record["status_column"] = status_column
         record["status"] = status_summary(dataset, status_column)

@@ -21,13 +21,15 @@ from typing import Any, Literal
 
 from datasets import Dataset, Features, List, Value
 
-from hfgcot import gcot_text, parsing, prompts
-from hfgcot.geometry import Frame, box_area
+from hfgcot import prompts
+from hfgcot.geometry.frames import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.models import DEFAULT_MODEL, ModelSpec, model_spec
-from hfgcot.runner import run_model_pipeline, status_summary
-from hfgcot.stages.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
-from hfgcot.vlm import Request
+from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
+from hfgcot.model.vlm import Request
+from hfgcot.parsing import gcot_text
+from hfgcot.parsing import grounding as parsing
+from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
+from hfgcot.run.local import run_model_pipeline, status_summary
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class GroundingStage(ModelStage):
 
     ``mode="per_keyword"`` asks one request per keyword (every box of the answer belongs to it);
     ``mode="joint"`` asks one request per image for all keywords as a labelled JSON list and maps
-    each label back to a keyword (:func:`hfgcot.parsing.match_label`; unmatched boxes are dropped).
+    each label back to a keyword (:func:`hfgcot.parsing.grounding.match_label`; unmatched boxes are dropped).
     """
 
     name = "gcot_grounding"

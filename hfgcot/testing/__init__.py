@@ -1,0 +1,42 @@
+"""Offline test helpers: tiny models, a scripted VLM, synthetic shape scenes and the shipped toy.
+
+- :mod:`hfgcot.testing.tiny` - tiny tokenizer and Qwen-VL models built offline, ``ScriptedVLM``.
+- :mod:`hfgcot.testing.shapes` - synthetic scenes with exact boxes.
+- :mod:`hfgcot.testing.toy` - the shipped toy checkpoint and its scoring helpers.
+
+    >>> from hfgcot.testing import shapes
+    >>> scene = shapes.make_scene(seed=0)
+    >>> len(scene.objects) > 0
+    True
+"""
+
+from hfgcot.testing import shapes, toy
+from hfgcot.testing.tiny import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    TINY_PIXELS,
+    ScriptedVLM,
+    build_tiny_tokenizer,
+    build_tiny_vlm,
+    default_tiny_path,
+    get_tiny_vlm_path,
+    number_token_ids,
+    prompt_phrases,
+    tiny_config,
+)
+
+__all__ = [
+    "CHAT_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "TINY_PIXELS",
+    "ScriptedVLM",
+    "build_tiny_tokenizer",
+    "build_tiny_vlm",
+    "default_tiny_path",
+    "get_tiny_vlm_path",
+    "number_token_ids",
+    "prompt_phrases",
+    "shapes",
+    "tiny_config",
+    "toy",
+]
