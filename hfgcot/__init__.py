@@ -31,6 +31,7 @@ _EXPORTS = {
     "add_gcot": "hfgcot.pipelines.gcot",
     "GCoTConfig": "hfgcot.pipelines.gcot",
     "load_vlm": "hfgcot.model.spec",
+    "EndpointSpec": "hfgcot.model.endpoint",
     "VLM": "hfgcot.model.vlm",
     "GenerationSettings": "hfgcot.model.vlm",
     "Frame": "hfgcot.geometry.frames",
@@ -51,6 +52,7 @@ __all__ = [
     "evaluate_gcot",
     "evaluate_grounding",
     "to_grounding_sft",
+    "EndpointSpec",
     "Frame",
     "GCoTConfig",
     "GenerationSettings",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfgcot.collator import GroundingCollator
     from hfgcot.evaluation import evaluate_gcot, evaluate_grounding
     from hfgcot.geometry.frames import Frame, smart_resize
+    from hfgcot.model.endpoint import EndpointSpec
     from hfgcot.model.spec import load_vlm
     from hfgcot.model.vlm import VLM, GenerationSettings
     from hfgcot.pipelines.dense_captions import DenseCaptionConfig, add_dense_captions

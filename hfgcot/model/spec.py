@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
+
 if TYPE_CHECKING:
     from hfgcot.model.vlm import VLM
 
@@ -107,8 +109,14 @@ def register_vlm(vlm: Any) -> ModelSpec:
     return vlm.spec
 
 
-def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
-    """The per-process cached model for ``spec`` (loaded on first use; device from ``rank``)."""
+def get_vlm(spec: ModelSpec | EndpointSpec, rank: int | None = None) -> VLM:
+    """The per-process cached model for ``spec`` (loaded on first use; device from ``rank``).
+
+    An :class:`~hfgcot.model.endpoint.EndpointSpec` gives the endpoint engine instead (a client,
+    no weights, no device): :func:`hfgcot.model.endpoint_client.connect`.
+    """
+    if isinstance(spec, EndpointSpec):
+        return _get_endpoint(spec)
     for device in (spec.device or "auto", _default_device(rank) if spec.device is None else None):
         if device is not None and _key(spec, device) in _CACHE:
             return _CACHE[_key(spec, device)]
@@ -116,6 +124,15 @@ def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
     vlm = _load(spec, device)
     _CACHE[_key(spec, device)] = vlm
     return vlm
+
+
+def _get_endpoint(spec: EndpointSpec) -> Any:
+    key = (spec, "endpoint")
+    if key not in _CACHE:
+        from hfgcot.model.endpoint_client import connect
+
+        _CACHE[key] = connect(spec)  # type: ignore[index]
+    return _CACHE[key]  # type: ignore[index]
 
 
 def _load(spec: ModelSpec, device: str) -> VLM:
@@ -182,7 +199,13 @@ def load_vlm(
 
 
 def model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
-    """A :class:`ModelSpec` for a name/path, or the spec of an already loaded VLM (registered)."""
+    """A :class:`ModelSpec` for a name/path, or the spec of an already loaded VLM (registered).
+
+    An :class:`~hfgcot.model.endpoint.EndpointSpec` is returned with the loading options that
+    apply to a served model (:meth:`~hfgcot.model.endpoint.EndpointSpec.with_load_options`).
+    """
+    if isinstance(model, EndpointSpec):
+        return model.with_load_options(**load_kwargs)  # type: ignore[return-value]
     if isinstance(model, str | os.PathLike):
         return ModelSpec(model=os.fspath(model), **load_kwargs)
     if hasattr(model, "spec") and hasattr(model, "generate"):
@@ -190,8 +213,14 @@ def model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
     raise TypeError(f"model must be a Hub id, a path or a loaded VLM, got {type(model).__name__}")
 
 
-def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
-    """The parts of a spec that change outputs (not the device), with the resolved revision."""
+def spec_fingerprint_data(spec: ModelSpec | EndpointSpec) -> dict[str, Any]:
+    """The parts of a spec that change outputs (not the device), with the resolved revision.
+
+    A served model gives :func:`~hfgcot.model.endpoint.endpoint_identity` (engine, model name,
+    declared revision, family, frame limits; not the URL).
+    """
+    if isinstance(spec, EndpointSpec):
+        return endpoint_identity(spec)
     data = asdict(spec)
     data.pop("device")
     data["resolved_revision"] = _resolve_revision(spec.model, spec.revision)

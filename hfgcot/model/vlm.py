@@ -71,11 +71,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Generation:
-    """The answer to one request, with the frame its image was seen in (None without image)."""
+    """The answer to one request, with the frame its image was seen in (None without image).
+
+    ``truncated``: the engine stopped at the token budget (a server's ``finish_reason="length"``).
+    """
 
     text: str
     frame: Frame | None
     error: str | None = None
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

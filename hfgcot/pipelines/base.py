@@ -18,6 +18,7 @@ from datasets import Features
 import hfgcot
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy
+from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm, spec_fingerprint_data
 from hfgcot.model.vlm import VLM, GenerationSettings
 
@@ -127,7 +128,7 @@ class Stage:
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)
-        if isinstance(spec, ModelSpec):
+        if isinstance(spec, ModelSpec | EndpointSpec):
             data["model"] = spec_fingerprint_data(spec)
         return data
 

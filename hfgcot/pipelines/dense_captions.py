@@ -33,6 +33,7 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.model.endpoint import error_status, require_prompt_logprobs
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import GenerationSettings, Request
 from hfgcot.parsing import captions as textproc
@@ -95,7 +96,7 @@ class InitCaptionStage(ModelStage):
             for i, out in zip(where, outs, strict=True):
                 captions[i] = out.text.strip()
                 if out.error:
-                    statuses[i] = f"generation_error: {out.error[:200]}"
+                    statuses[i] = error_status(out.error)
                 elif not captions[i]:
                     statuses[i] = "empty_caption"
         return {"init_caption": captions, STATUS: statuses}
@@ -128,6 +129,11 @@ class _CheckingStage(ModelStage):
     image_policy: ImagePolicy = ImagePolicy()
     checker: Checker = "yesno"
     threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checker == "contrastive":  # a served model may not score text: say so now
+            require_prompt_logprobs(self.model)
 
     def _check(
         self, jobs: list[CheckJob], rank: int | None

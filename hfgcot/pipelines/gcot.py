@@ -24,6 +24,7 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts
 from hfgcot.geometry.frames import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.model.endpoint import error_status, is_endpoint_error
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
@@ -90,7 +91,7 @@ class ReasoningStage(ModelStage):
             for i, out in zip(where, outs, strict=True):
                 raw[i] = out.text
                 if out.error:
-                    statuses[i] = f"generation_error: {out.error[:200]}"
+                    statuses[i] = error_status(out.error)
         return {"raw_cot_output": raw, STATUS: statuses}
 
 
@@ -188,6 +189,8 @@ class GroundingStage(ModelStage):
             vlm = self.vlm(rank)
             outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
             for (i, kw), out in zip(owners, outs, strict=True):
+                if out.error and is_endpoint_error(out.error):
+                    statuses[i] = error_status(out.error)
                 if out.frame is None:
                     continue
                 for label, pixels, model_box in ground_boxes(out.text, out.frame, vlm.family):

@@ -20,6 +20,7 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts
 from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL, model_spec
 from hfgcot.model.vlm import GenerationSettings, Request
 from hfgcot.pipelines.base import OK, ModelStage, cell_text
@@ -122,7 +123,7 @@ class GroundingPredictionStage(ModelStage):
             for i, out in zip(where, outs, strict=True):
                 texts[i] = out.text
                 if out.error:
-                    statuses[i] = f"generation_error: {out.error[:200]}"
+                    statuses[i] = error_status(out.error)
                     continue
                 box = first_box(out.text, out.frame, vlm.family) if out.frame else None
                 if box is not None:

@@ -154,6 +154,7 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
     if model:
         facts += [
             ("model", _code(model.get("model_id"))),
+            ("engine (revision as declared)", _code(model.get("engine"))),
             ("resolved model revision", _code(model.get("revision"))),
             ("requested revision", _code(model.get("requested_revision"))),
             ("model family", _code(model.get("family"))),

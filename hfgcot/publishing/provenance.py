@@ -155,8 +155,12 @@ def model_provenance(model: Any) -> dict[str, Any]:
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
+    from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
     from hfgcot.model.spec import ModelSpec, spec_fingerprint_data
 
+    served = model if isinstance(model, EndpointSpec) else getattr(model, "spec", None)
+    if isinstance(served, EndpointSpec):  # no URL, no key: see docs/serving.md
+        return _jsonable(endpoint_identity(served))
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
     if loaded is not None:

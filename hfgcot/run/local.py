@@ -19,6 +19,7 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
+from hfgcot.model.endpoint import is_endpoint_error
 from hfgcot.pipelines.base import OK, Stage, stable_hash
 from hfgcot.run.resume import run_resumable
 
@@ -124,7 +125,28 @@ def run_stages(
 ) -> Dataset:
     for stage in stages:
         dataset = apply_stage(dataset, stage, batch_size=batch_size, num_proc=num_proc)
+        if retry_pending(dataset, stages):
+            _forget_cached(dataset)
     return dataset
+
+
+def retry_pending(dataset: Dataset, stages: Sequence[Stage]) -> bool:
+    """Whether a row's status (any status column of ``stages``) records a failed request to a
+    served model, which a rerun should retry (:func:`hfgcot.model.endpoint.is_endpoint_error`)."""
+    columns = {s.status_column for s in stages if s.status_column} & set(dataset.column_names)
+    return any(is_endpoint_error(v) for c in sorted(columns) for v in dataset[c])
+
+
+def _forget_cached(dataset: Dataset) -> None:
+    """Delete the ``map`` cache files that hold ``dataset`` (rows to retry): a rerun with the same
+    fingerprints then computes them again instead of loading the failures. The open memory map
+    stays valid (POSIX)."""
+    for entry in dataset.cache_files:
+        name = entry.get("filename", "")
+        if dataset._fingerprint in os.path.basename(name):
+            with contextlib.suppress(OSError):
+                os.remove(name)
+                logger.info("not caching %s: it has rows to retry", name)
 
 
 def size_order(dataset: Dataset, image_column: str, window: int) -> list[int]:
@@ -187,6 +209,7 @@ def run_pipeline(
             checkpoint_dir=checkpoint_dir,
             shard_size=shard_size,
             fingerprint=fingerprint,
+            keep=lambda part: not retry_pending(part, stages),
         )
     if order is not None:
         inverse = [0] * len(order)

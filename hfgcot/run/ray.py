@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, Features, load_dataset
 
+from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
 from hfgcot.pipelines.base import ModelStage, Stage
@@ -265,6 +266,8 @@ def run_stages_on_ray(
 
 def _ray_model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
     """A spec every Ray actor can load: a Hub id, a path (made absolute), a spec or a VLM's spec."""
+    if isinstance(model, EndpointSpec):  # a client: actors need no GPU
+        return model.with_load_options(**load_kwargs)
     if isinstance(model, ModelSpec):
         return model
     if isinstance(model, VLM):

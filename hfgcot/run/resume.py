@@ -53,6 +53,7 @@ def run_resumable(
     checkpoint_dir: str | os.PathLike[str],
     shard_size: int,
     fingerprint: str,
+    keep: Callable[[Dataset], bool] | None = None,
 ) -> Dataset:
     """Run ``run_shard`` over contiguous shards of ``dataset``, skipping shards already finished.
 
@@ -61,6 +62,9 @@ def run_resumable(
         checkpoint_dir: where shards and markers live (created if missing).
         fingerprint: identifies the run (input + stages + shard size); shards of another
             fingerprint are never reused.
+        keep: whether a computed shard may be reused by later runs (default: always). A shard
+            it refuses (rows a served model failed to answer) is part of this run's result but
+            gets no marker, so the next run computes it again.
     """
     root = Path(checkpoint_dir) / fingerprint[:32]
     root.mkdir(parents=True, exist_ok=True)
@@ -96,6 +100,12 @@ def run_resumable(
                 "shard %d has %d rows, expected %d: recomputing", i, len(part), end - start
             )
         part = run_shard(dataset.select(range(start, end)))
+        if keep is not None and not keep(part):
+            logger.warning(
+                "checkpoint: shard %d/%d not saved: rerun to retry it", i + 1, len(ranges)
+            )
+            parts.append(part)
+            continue
         if len(part) != end - start:  # pragma: no cover - a pipeline bug
             raise RuntimeError(f"shard {i}: {end - start} rows in, {len(part)} out")
         tmp = root / f".tmp-{i:05d}-{uuid.uuid4().hex[:8]}"

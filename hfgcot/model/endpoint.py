@@ -1,0 +1,323 @@
+"""A served model: the spec of an OpenAI-compatible endpoint and the frame its images get.
+
+:class:`EndpointSpec` says which server and which model (vLLM, SGLang, ``transformers serve``...);
+every model pipeline takes it where it takes a Hub id, and :func:`hfgcot.model.spec.get_vlm` turns
+it into an :class:`~hfgcot.model.endpoint_client.EndpointVLM`, which the stages use like the
+in-process model. Nothing here imports torch or an HTTP client: specs pickle small and
+fingerprints need no server.
+
+    >>> spec = EndpointSpec("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct",
+    ...                     family="qwen2_5_vl", min_pixels=3136, max_pixels=1003520)
+    >>> frame_limits(spec).factor
+    28
+    >>> frame_size(640, 480, frame_limits(spec))
+    (644, 476)
+
+Exact coordinates: the client resizes every image to its model frame itself (:func:`frame_size`,
+the library's ``smart_resize`` with the family's factor and the pixel limits), so the server's
+own resize of the image it receives is the identity whatever its settings (as long as its
+limits contain ours), and the frame of every answer is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hfgcot.geometry.frames import (
+    FAMILIES,
+    Family,
+    family_for_model_type,
+    patch_factor,
+    smart_resize,
+)
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT_ERROR = "endpoint_error"
+"""Status reason of a row whose request still failed after the retries (server down, 5xx, 429)."""
+
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+NO_KEY = "EMPTY"  # what OpenAI-compatible servers without authentication accept
+
+# ModelSpec loading options that mean nothing for a served model (the server chose them).
+_SERVER_SIDE = {"dtype": "auto", "device": None, "attn_implementation": None}
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot serve this run at all (wrong key, URL or model, missing capability)."""
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """An OpenAI-compatible server and the model it serves; picklable, no secret inside.
+
+    Args:
+        base_url: the server's API root, e.g. ``"http://localhost:8000/v1"``.
+        model: the model name the server answers to (``--served-model-name`` of vLLM); also
+            where the family and pixel limits are read from when it is a local folder or a Hub
+            id in the local cache.
+        revision: the revision the server runs, as you declare it (a server cannot prove it);
+            recorded in the fingerprint and the card.
+        api_key_env: the environment variable holding the API key (unset: no key). The key
+            itself is never stored, logged or recorded.
+        max_concurrency: requests in flight at once.
+        timeout: seconds per request (each attempt).
+        max_retries: retries with exponential backoff on connection errors, timeouts, 429, 5xx.
+        family: ``"qwen2_vl"``, ``"qwen2_5_vl"`` or ``"qwen3_vl"``; default from the model's
+            ``config.json`` when readable.
+        min_pixels, max_pixels: the frame limits; default from the model's processor config
+            when readable. They must lie within the server's own limits.
+        prompt_logprobs: the server answers vLLM's ``prompt_logprobs`` extension (needed by the
+            contrastive self-check).
+
+    Example:
+        >>> EndpointSpec("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct").max_concurrency
+        32
+    """
+
+    base_url: str
+    model: str
+    revision: str | None = None
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    max_concurrency: int = 32
+    timeout: float = 300.0
+    max_retries: int = 4
+    family: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    prompt_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if not self.model:
+            raise ValueError("model must name the served model")
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.family is not None and self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        lo, hi = self.min_pixels, self.max_pixels
+        for name, v in (("min_pixels", lo), ("max_pixels", hi)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive, got {v!r}")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_pixels ({lo}) must not exceed max_pixels ({hi})")
+
+    def api_key(self) -> str:
+        """The key from ``api_key_env`` (``"EMPTY"`` when unset), read when connecting."""
+        return os.environ.get(self.api_key_env) or NO_KEY
+
+    def with_load_options(self, **options: Any) -> EndpointSpec:
+        """This spec with the entry points' loading options applied.
+
+        ``revision``, ``min_pixels`` and ``max_pixels`` replace the spec's when given; options
+        that only a local load can honour (``dtype``, ``device``, ``attn_implementation``,
+        ``trust_remote_code``) are a ``TypeError`` unless left at their defaults.
+
+        >>> spec = EndpointSpec("http://h:8000/v1", "m", family="qwen2_vl")
+        >>> spec.with_load_options(revision="abc", dtype="auto").revision
+        'abc'
+        """
+        wrong = sorted(
+            k
+            for k, v in options.items()
+            if k not in ("revision", "min_pixels", "max_pixels") and v != _SERVER_SIDE.get(k, False)
+        )
+        if wrong:
+            raise TypeError(
+                f"{', '.join(wrong)} cannot apply to a served model (the server sets it)"
+            )
+        given = {k: v for k, v in options.items() if k in ("revision", "min_pixels", "max_pixels")}
+        given = {k: v for k, v in given.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """What the model frame of an image depends on: family (its factor) and pixel limits.
+
+    ``source`` says where the limits came from (``"spec"``, ``"processor config"``...).
+    """
+
+    family: Family
+    factor: int
+    min_pixels: int
+    max_pixels: int
+    source: str = "spec"
+
+
+def _read_model_json(model: str, filename: str, revision: str | None) -> dict[str, Any] | None:
+    """A JSON file of a local model folder or of the local Hub cache (never the network)."""
+    try:
+        if os.path.isdir(model):
+            path: Path | None = Path(model) / filename
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(model, filename, revision=revision)
+            path = Path(found) if isinstance(found, str) else None
+        if path is None or not path.exists():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - a missing or odd file only means "not readable"
+        logger.debug("no readable %s for %s", filename, model, exc_info=True)
+        return None
+
+
+def _config_limits(model: str, revision: str | None) -> tuple[int | None, int | None]:
+    for filename in ("preprocessor_config.json", "processor_config.json"):
+        data = _read_model_json(model, filename, revision) or {}
+        data = data.get("image_processor", data)
+        size = data.get("size") or {}
+        lo = data.get("min_pixels", size.get("shortest_edge"))
+        hi = data.get("max_pixels", size.get("longest_edge"))
+        if lo is not None or hi is not None:
+            return lo, hi
+    return None, None
+
+
+@functools.lru_cache(maxsize=64)
+def frame_limits(spec: EndpointSpec) -> FrameLimits:
+    """The family and pixel limits the client resizes images with: the spec's values first,
+    else the model's config files (local folder or Hub cache).
+
+    Raises:
+        EndpointError: when the family or a limit is neither in the spec nor readable.
+
+    >>> frame_limits(EndpointSpec("http://h/v1", "m", family="qwen3_vl",
+    ...                           min_pixels=65536, max_pixels=16777216)).factor
+    32
+    """
+    family = spec.family
+    if family is None:
+        config = _read_model_json(spec.model, "config.json", spec.revision) or {}
+        if "model_type" in config:
+            family = family_for_model_type(config["model_type"])
+    lo, hi = spec.min_pixels, spec.max_pixels
+    source = "spec"
+    if lo is None or hi is None:
+        config_lo, config_hi = _config_limits(spec.model, spec.revision)
+        lo = config_lo if lo is None else lo
+        hi = config_hi if hi is None else hi
+        source = "processor config"
+    missing = [
+        n for n, v in (("family", family), ("min_pixels", lo), ("max_pixels", hi)) if v is None
+    ]
+    if missing:
+        raise EndpointError(
+            f"{spec.model}: {', '.join(missing)} unknown (no readable config in a local folder or "
+            f"the Hub cache); pass EndpointSpec({', '.join(f'{m}=...' for m in missing)}) with "
+            "the values the server uses"
+        )
+    return FrameLimits(family, patch_factor(family), int(lo), int(hi), source)  # type: ignore[arg-type]
+
+
+def frame_size(width: int, height: int, limits: FrameLimits) -> tuple[int, int]:
+    """``(model_width, model_height)``: the image size the client sends for ``width x height``.
+
+    ``smart_resize`` applied until it no longer changes the size (once, except for very thin
+    images whose first result still exceeds ``max_pixels``), so that the server's own
+    ``smart_resize`` with the same limits returns the image unchanged.
+
+    >>> limits = FrameLimits("qwen2_5_vl", 28, 3136, 28224)
+    >>> frame_size(33, 117, limits)
+    (28, 112)
+    """
+    h, w = height, width
+    for _ in range(16):
+        nh, nw = smart_resize(
+            h, w, factor=limits.factor, min_pixels=limits.min_pixels, max_pixels=limits.max_pixels
+        )
+        if (nh, nw) == (h, w):
+            return w, h
+        h, w = nh, nw
+    raise ValueError(
+        f"no stable frame for a {width}x{height} image with {limits}"
+    )  # pragma: no cover
+
+
+def endpoint_identity(spec: EndpointSpec) -> dict[str, Any]:
+    """What identifies a served model's outputs, for fingerprints and cards (no URL, no key).
+
+    >>> endpoint_identity(EndpointSpec("http://h/v1", "m", revision="v1", family="qwen2_vl",
+    ...                                min_pixels=3136, max_pixels=1003520))["engine"]
+    'endpoint'
+    """
+    limits = frame_limits(spec)
+    return {
+        "engine": "endpoint",
+        "model_id": spec.model,
+        "revision": spec.revision,
+        "requested_revision": spec.revision,
+        "revision_declared": True,
+        "family": limits.family,
+        "min_pixels": limits.min_pixels,
+        "max_pixels": limits.max_pixels,
+        "prompt_logprobs": spec.prompt_logprobs,
+    }
+
+
+def require_prompt_logprobs(spec: Any, what: str = "the contrastive self-check") -> None:
+    """Raise :class:`EndpointError` at configuration time when a served model cannot score text.
+
+    Teacher-forced log-probs need the server's ``prompt_logprobs`` (vLLM); in-process models
+    always have them.
+
+    >>> require_prompt_logprobs(EndpointSpec("http://h/v1", "m"))
+    Traceback (most recent call last):
+    ...
+    hfgcot.model.endpoint.EndpointError: the contrastive self-check needs prompt log-probs, which \
+the endpoint http://h/v1 does not declare: use checker="yesno", or a vLLM server with \
+EndpointSpec(prompt_logprobs=True)
+    """
+    if isinstance(spec, EndpointSpec) and not spec.prompt_logprobs:
+        raise EndpointError(
+            f"{what} needs prompt log-probs, which the endpoint {spec.base_url} does not declare: "
+            'use checker="yesno", or a vLLM server with EndpointSpec(prompt_logprobs=True)'
+        )
+
+
+def is_endpoint_error(status: Any) -> bool:
+    """Whether a row status records a failed request to an endpoint (worth a rerun).
+
+    >>> is_endpoint_error("endpoint_error: APIConnectionError"), is_endpoint_error("ok")
+    (True, False)
+    """
+    return f"{ENDPOINT_ERROR}:" in str(status)
+
+
+def error_status(error: str, limit: int = 200) -> str:
+    """The row status of a failed request: endpoint errors keep their own reason.
+
+    >>> error_status("endpoint_error: timed out"), error_status("ValueError: bad")
+    ('endpoint_error: timed out', 'generation_error: ValueError: bad')
+    """
+    if error.startswith(f"{ENDPOINT_ERROR}:"):
+        return error[:limit]
+    return f"generation_error: {error[:limit]}"
+
+
+__all__ = [
+    "ENDPOINT_ERROR",
+    "EndpointError",
+    "EndpointSpec",
+    "FrameLimits",
+    "endpoint_identity",
+    "error_status",
+    "frame_limits",
+    "frame_size",
+    "is_endpoint_error",
+    "require_prompt_logprobs",
+]

@@ -1,0 +1,418 @@
+"""Served models: the pipelines through a real OpenAI-compatible server (``transformers serve``).
+
+One server for the module (the shipped toy model on 127.0.0.1, about 15-30 s to start); the pure
+parts (spec, frame limits, the frame identity) need none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import logging
+import threading
+import time
+import urllib.request
+
+import pytest
+from datasets import Dataset, load_from_disk
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hfgcot.geometry.frames import FAMILIES, patch_factor, smart_resize
+from hfgcot.model.endpoint import (
+    EndpointError,
+    EndpointSpec,
+    FrameLimits,
+    endpoint_identity,
+    frame_limits,
+    frame_size,
+    is_endpoint_error,
+)
+from hfgcot.testing.shapes import make_scenes
+from hfgcot.testing.toy import score_gcot, tiny_shapes_path, vqa_rows
+
+TEST_SEED = 3  # the held-out scenes of tests/test_tiny_shapes.py
+TOY_LIMITS = (3136, 28224)  # the shipped toy's processor config
+GCOT = {"batch_size": 16, "max_new_tokens": 96, "grounding_max_new_tokens": 32}
+KEY_ENV = "HFGCOT_TEST_ENDPOINT_KEY"
+
+needs_model = pytest.mark.skipif(tiny_shapes_path() is None, reason="toy model not shipped")
+
+
+# -- pure: the spec, its limits and the frame ------------------------------------------------
+
+
+LIMITS = [
+    FrameLimits(family, patch_factor(family), lo, hi)
+    for family in FAMILIES
+    for lo, hi in (TOY_LIMITS, (3136, 1003520), (3136, 12845056), (65536, 16777216))
+]
+
+
+@given(
+    st.integers(1, 4000),
+    st.integers(1, 4000),
+    st.sampled_from(LIMITS),
+)
+def test_the_server_resize_of_a_frame_sized_image_is_the_identity(width, height, limits):
+    if max(width, height) / min(width, height) > 200:  # refused by smart_resize (and policy)
+        return
+    model_w, model_h = frame_size(width, height, limits)
+    again = smart_resize(
+        model_h, model_w, limits.factor, min_pixels=limits.min_pixels, max_pixels=limits.max_pixels
+    )
+    assert again == (model_h, model_w)
+    assert model_w % limits.factor == 0 and model_h % limits.factor == 0
+    # the first resize is the in-process frame except where it is not stable (very thin images)
+    first = smart_resize(height, width, limits.factor, limits.min_pixels, limits.max_pixels)
+    if first[0] * first[1] <= limits.max_pixels:
+        assert (model_h, model_w) == first
+
+
+def test_a_thin_image_gets_the_stable_frame():
+    limits = FrameLimits("qwen2_5_vl", 28, 3136, 28224)
+    first = smart_resize(28, 5000, 28, 3136, 28224)
+    assert smart_resize(*first, 28, 3136, 28224) != first  # not stable: the server would resize
+    w, h = frame_size(5000, 28, limits)
+    assert smart_resize(h, w, 28, 3136, 28224) == (h, w)
+
+
+@needs_model
+def test_frame_limits_come_from_the_processor_config_else_the_spec():
+    toy = tiny_shapes_path()
+    read = frame_limits(EndpointSpec("http://127.0.0.1:9/v1", toy))
+    assert (read.family, read.factor, read.min_pixels, read.max_pixels) == (
+        "qwen2_5_vl",
+        28,
+        *TOY_LIMITS,
+    )
+    assert read.source == "processor config"
+    given_ = frame_limits(EndpointSpec("http://127.0.0.1:9/v1", toy, max_pixels=50176))
+    assert (given_.min_pixels, given_.max_pixels) == (3136, 50176)
+    qwen3 = frame_limits(
+        EndpointSpec("http://h/v1", "x/y", family="qwen3_vl", min_pixels=65536, max_pixels=1 << 24)
+    )
+    assert (qwen3.factor, qwen3.source) == (32, "spec")
+    with pytest.raises(EndpointError, match="family, min_pixels, max_pixels unknown"):
+        frame_limits(EndpointSpec("http://h/v1", "not/cached-anywhere"))
+
+
+def test_spec_is_validated_and_takes_only_options_a_server_can_honour():
+    with pytest.raises(ValueError, match="http"):
+        EndpointSpec("localhost:8000", "m")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        EndpointSpec("http://h/v1", "m", max_concurrency=0)
+    with pytest.raises(ValueError, match="family"):
+        EndpointSpec("http://h/v1", "m", family="llava")
+    with pytest.raises(ValueError, match="must not exceed"):
+        EndpointSpec("http://h/v1", "m", min_pixels=10**6, max_pixels=10**4)
+    spec = EndpointSpec("http://h/v1", "m")
+    assert spec.with_load_options(revision=None, dtype="auto", device=None) == spec
+    assert spec.with_load_options(max_pixels=50176).max_pixels == 50176
+    with pytest.raises(TypeError, match="dtype cannot apply to a served model"):
+        spec.with_load_options(dtype="bfloat16")
+
+
+def test_fingerprint_records_engine_model_revision_family_and_limits():
+    from hfgcot.model.spec import spec_fingerprint_data
+    from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages
+
+    spec = EndpointSpec("http://h/v1", "org/m", revision="r1", family="qwen2_vl", min_pixels=3136,
+                        max_pixels=1003520)  # fmt: skip
+    data = spec_fingerprint_data(spec)
+    assert data == endpoint_identity(spec)
+    assert (data["engine"], data["model_id"], data["revision"]) == ("endpoint", "org/m", "r1")
+    assert (data["family"], data["min_pixels"], data["max_pixels"]) == ("qwen2_vl", 3136, 1003520)
+    other = dataclasses.replace(spec, revision="r2")
+    for a, b in zip(gcot_stages(GCoTConfig(), spec), gcot_stages(GCoTConfig(), other), strict=True):
+        if hasattr(a, "model"):  # model stages: the declared revision is in their fingerprint
+            assert a.fingerprint_data()["model"] == spec_fingerprint_data(a.model)
+            assert a.fingerprint != b.fingerprint
+        else:
+            assert a.fingerprint == b.fingerprint
+
+
+def test_contrastive_checker_without_prompt_logprobs_fails_at_configuration():
+    from hfgcot import add_dense_captions
+
+    ds = Dataset.from_dict({"image": [None]})
+    spec = EndpointSpec("http://127.0.0.1:9/v1", "m", family="qwen2_5_vl", min_pixels=3136,
+                        max_pixels=28224)  # fmt: skip  # port 9: nothing is ever sent
+    with pytest.raises(EndpointError, match="prompt log-probs"):
+        add_dense_captions(ds, spec, checker="contrastive")
+
+
+# -- a real server ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    pytest.importorskip("openai")
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("fastapi")
+    if tiny_shapes_path() is None:
+        pytest.skip("toy model not shipped")
+    from hfgcot.testing.serve import LocalServer
+
+    with LocalServer(tiny_shapes_path()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def scenes_ds():
+    scenes = make_scenes(30, seed=TEST_SEED)
+    return scenes, Dataset.from_dict(vqa_rows(scenes, seed=TEST_SEED))
+
+
+@pytest.fixture(scope="module")
+def served_gcot(server, scenes_ds):
+    from hfgcot import add_gcot
+
+    _, ds = scenes_ds
+    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
+    return add_gcot(ds, spec, **GCOT)
+
+
+def test_gcot_through_the_server_scores_like_in_process(served_gcot, scenes_ds):
+    from hfgcot import add_gcot, load_vlm
+
+    scenes, ds = scenes_ds
+    assert len(served_gcot) == len(ds) == 30
+    served = score_gcot(scenes, served_gcot["extracted_keywords"], served_gcot["groundings"])
+    misread = score_gcot(
+        scenes, served_gcot["extracted_keywords"], served_gcot["groundings"], box_key="bbox_model"
+    )
+    toy = load_vlm(tiny_shapes_path(), dtype="float32", device="cpu")
+    local = add_gcot(ds, toy, **GCOT)
+    in_process = score_gcot(scenes, local["extracted_keywords"], local["groundings"])
+    assert served["acc50"] >= 0.6, served
+    assert abs(served["acc50"] - in_process["acc50"]) <= 0.1, (served, in_process)
+    assert misread["acc50"] <= served["acc50"] / 3  # boxes are converted, not taken as pixels
+    assert set(served_gcot["gcot_status"]) <= {"ok", "no_groundings", "no_keywords"}
+
+
+def test_provenance_and_card_record_the_served_model(served_gcot, server):
+    from hfgcot.publishing.card import build_card
+    from hfgcot.publishing.provenance import get_provenance
+
+    record = get_provenance(served_gcot)
+    record = record[-1] if isinstance(record, list) else record
+    model = record["model"]
+    assert model["engine"] == "endpoint" and model["model_id"] == server.model
+    assert (model["family"], model["min_pixels"], model["max_pixels"]) == (
+        "qwen2_5_vl",
+        3136,
+        28224,
+    )
+    card = str(build_card(served_gcot, version="1.0.0", load_code="..."))
+    assert "engine (revision as declared)" in card and "`endpoint`" in card
+
+
+def test_dense_and_region_captions_end_to_end(server):
+    from hfgcot import add_dense_captions, add_region_captions
+
+    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
+    scenes = make_scenes(12, seed=4)
+    dense = add_dense_captions(
+        Dataset.from_dict({"image": [s.image() for s in scenes]}),
+        spec,
+        max_questions=2,
+        batch_size=12,
+        max_new_tokens=64,
+    )
+    assert len(dense) == 12
+    labels = [{o.label for o in s.objects} for s in scenes]
+    on_topic = sum(
+        any(label in " ".join(c.lower().split()) for label in ls)
+        for c, ls in zip(dense["final_caption"], labels, strict=True)
+    )
+    assert on_topic >= 7, dense["final_caption"]
+
+    scenes = make_scenes(12, seed=TEST_SEED)
+    ds = Dataset.from_dict(
+        {
+            "image": [s.image() for s in scenes],
+            "bbox": [[list(o.bbox) for o in s.objects] for s in scenes],
+        }
+    )
+    regions = add_region_captions(ds, spec, mode="crop", bbox_format="xyxy", max_new_tokens=24)
+    assert len(regions) == 12
+    named = [
+        scene.objects[k].label in " ".join(caption.lower().split())
+        for captions, scene in zip(regions["region_captions"], scenes, strict=True)
+        for k, caption in enumerate(captions)
+    ]
+    assert len(named) == sum(len(s.objects) for s in scenes)
+    assert sum(named) >= 0.8 * len(named), regions["region_captions"]
+
+
+def test_generation_settings_reach_the_server(server):
+    from hfgcot.model.spec import get_vlm
+    from hfgcot.model.vlm import GenerationSettings, Request
+
+    (scene,) = make_scenes(1, seed=TEST_SEED)
+    vlm = get_vlm(EndpointSpec(server.base_url, server.model, max_concurrency=4))
+    requests = [Request(scene.image(), f"Describe the image. {i}") for i in range(6)]
+    short = vlm.generate(requests, GenerationSettings(max_new_tokens=3))
+    assert all(g.truncated and g.frame is not None for g in short)  # finish_reason "length"
+    again = vlm.generate(requests, GenerationSettings(max_new_tokens=3))
+    assert [g.text for g in again] == [g.text for g in short]  # greedy, in request order
+    assert short[0].frame == vlm.frames([scene.image()])[0]
+
+
+@pytest.mark.parametrize("max_pixels", [None, 12544])
+def test_the_server_sees_the_frame_the_client_reports(server, max_pixels):
+    """The server's image token count is the reported frame's, also when the client's limits
+    are tighter than the server's (then only the client's resize makes the frame known)."""
+    from hfgcot.model.spec import get_vlm
+    from hfgcot.model.vlm import GenerationSettings, Request
+
+    spec = EndpointSpec(server.base_url, server.model, max_pixels=max_pixels)
+    vlm = get_vlm(spec)
+    settings = GenerationSettings(max_new_tokens=1)
+    for scene in make_scenes(4, seed=TEST_SEED):
+        before = vlm.prompt_tokens
+        (text_only,) = vlm.generate([Request(None, "Describe the image.")], settings)
+        between = vlm.prompt_tokens
+        (with_image,) = vlm.generate([Request(scene.image(), "Describe the image.")], settings)
+        frame = with_image.frame
+        assert frame is not None and frame.model_width * frame.model_height <= vlm.max_pixels
+        image_tokens = frame.model_width * frame.model_height // 28**2
+        # + vision start/end markers around the image placeholder tokens
+        assert vlm.prompt_tokens - between - (between - before) == image_tokens + 2
+
+
+def _stop_after(server, requests: int) -> threading.Thread:
+    """Stop ``server`` once it has answered ``requests`` chat requests (from its access log)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if server.log().count("POST /v1/chat/completions") >= requests:
+                server.stop()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_server_stopped_mid_run_gives_endpoint_errors_and_a_resume_completes(
+    server, scenes_ds, served_gcot, tmp_path
+):
+    from hfgcot import add_gcot
+
+    _, ds = scenes_ds
+    ds.save_to_disk(str(tmp_path / "input"))
+    on_disk = load_from_disk(str(tmp_path / "input"))  # map writes cache files for it
+    spec = EndpointSpec(server.base_url, server.model, max_concurrency=4, max_retries=1,
+                        timeout=30)  # fmt: skip
+    run = {**GCOT, "checkpoint_dir": str(tmp_path / "ckpt"), "shard_size": 10}
+    already = server.log().count("POST /v1/chat/completions")
+    watcher = _stop_after(server, already + 14)
+    broken = add_gcot(on_disk, spec, **run)
+    watcher.join()
+    assert len(broken) == 30
+    statuses = broken["gcot_status"]
+    failed = [s for s in statuses if is_endpoint_error(s)]
+    assert failed and all(s.startswith("endpoint_error: APIConnectionError") for s in failed)
+    assert len(failed) < 30  # the first shard's reasoning was answered
+    server.start()
+    resumed = add_gcot(on_disk, spec, **run)
+    assert len(resumed) == 30 and not any(is_endpoint_error(s) for s in resumed["gcot_status"])
+    assert resumed["gcot"] == served_gcot["gcot"]
+    assert resumed["groundings"] == served_gcot["groundings"]
+
+
+class _AuthProxy(http.server.ThreadingHTTPServer):
+    """Loopback proxy in front of the server: 401 (echoing the Authorization header, as a careless
+    server might) unless the bearer key is right."""
+
+    def __init__(self, upstream: str, key: str) -> None:
+        self.upstream, self.key = upstream, key
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self, body: bytes | None) -> None:
+                auth = self.headers.get("Authorization", "")
+                if auth != f"Bearer {proxy.key}":
+                    payload = json.dumps({"error": {"message": f"bad key in {auth!r}"}}).encode()
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                req = urllib.request.Request(
+                    proxy.upstream + self.path[len("/v1") :],
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    method=self.command,
+                )
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    data = r.read()
+                    self.send_response(r.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._forward(None)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@pytest.fixture
+def auth_proxy(server):
+    proxy = _AuthProxy(server.base_url, "right-key-4f2a9c")
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_wrong_key_is_one_clear_error_and_no_key_reaches_any_output(
+    auth_proxy, scenes_ds, monkeypatch, caplog
+):
+    from hfgcot import add_gcot
+    from hfgcot.publishing.card import build_card
+    from hfgcot.publishing.provenance import get_provenance
+
+    _, ds = scenes_ds
+    ds = ds.select(range(3))
+    spec = EndpointSpec(auth_proxy.base_url, tiny_shapes_path(), api_key_env=KEY_ENV)
+    wrong = "wrong-key-77b1e0"
+    monkeypatch.setenv(KEY_ENV, wrong)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(EndpointError) as err:
+        add_gcot(ds, spec, **GCOT)
+    message = str(err.value)
+    assert "refused the API key" in message and KEY_ENV in message
+    assert wrong not in message and wrong not in caplog.text
+    assert wrong not in "".join(str(a) for a in err.value.args)
+
+    right = auth_proxy.key
+    monkeypatch.setenv(KEY_ENV, right)
+    out = add_gcot(ds, spec, **GCOT)
+    assert len(out) == 3 and "ok" in out["gcot_status"]
+    texts = [
+        caplog.text,
+        json.dumps(get_provenance(out), default=str),
+        str(build_card(out, version="1.0.0", load_code="...")),
+        json.dumps(out.to_dict(), default=str),
+    ]
+    assert not any(right in t or wrong in t for t in texts)
