@@ -259,6 +259,8 @@ def test_generation_settings_reach_the_server(server):
     again = vlm.generate(requests, GenerationSettings(max_new_tokens=3))
     assert [g.text for g in again] == [g.text for g in short]  # greedy, in request order
     assert short[0].frame == vlm.frames([scene.image()])[0]
+    with pytest.raises(EndpointError, match="prompt log-probs"):
+        vlm.continuation_logprobs(requests[:1], ["A red circle."])
 
 
 @pytest.mark.parametrize("max_pixels", [None, 12544])

@@ -74,8 +74,6 @@ class EndpointSpec:
             ``config.json`` when readable.
         min_pixels, max_pixels: the frame limits; default from the model's processor config
             when readable. They must lie within the server's own limits.
-        prompt_logprobs: the server answers vLLM's ``prompt_logprobs`` extension (needed by the
-            contrastive self-check).
 
     Example:
         >>> EndpointSpec("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct").max_concurrency
@@ -92,7 +90,6 @@ class EndpointSpec:
     family: str | None = None
     min_pixels: int | None = None
     max_pixels: int | None = None
-    prompt_logprobs: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -265,27 +262,27 @@ def endpoint_identity(spec: EndpointSpec) -> dict[str, Any]:
         "family": limits.family,
         "min_pixels": limits.min_pixels,
         "max_pixels": limits.max_pixels,
-        "prompt_logprobs": spec.prompt_logprobs,
     }
 
 
 def require_prompt_logprobs(spec: Any, what: str = "the contrastive self-check") -> None:
-    """Raise :class:`EndpointError` at configuration time when a served model cannot score text.
+    """Raise :class:`EndpointError` at configuration time when ``spec`` is a served model.
 
-    Teacher-forced log-probs need the server's ``prompt_logprobs`` (vLLM); in-process models
-    always have them.
+    Teacher-forced log-probs of a given text need prompt log-probs, which the OpenAI API does not
+    have (vLLM's ``prompt_logprobs`` extension is not used by this client yet); in-process
+    models always have them.
 
     >>> require_prompt_logprobs(EndpointSpec("http://h/v1", "m"))
     Traceback (most recent call last):
     ...
     hfgcot.model.endpoint.EndpointError: the contrastive self-check needs prompt log-probs, which \
-the endpoint http://h/v1 does not declare: use checker="yesno", or a vLLM server with \
-EndpointSpec(prompt_logprobs=True)
+served models (http://h/v1) do not give this client: use checker="yesno", or load the model \
+in process
     """
-    if isinstance(spec, EndpointSpec) and not spec.prompt_logprobs:
+    if isinstance(spec, EndpointSpec):
         raise EndpointError(
-            f"{what} needs prompt log-probs, which the endpoint {spec.base_url} does not declare: "
-            'use checker="yesno", or a vLLM server with EndpointSpec(prompt_logprobs=True)'
+            f"{what} needs prompt log-probs, which served models ({spec.base_url}) do not give "
+            'this client: use checker="yesno", or load the model in process'
         )
 
 

@@ -202,18 +202,14 @@ class EndpointVLM:
         *,
         batch_size: int = 8,
     ) -> list[ContinuationScore]:
-        """Teacher-forced log-probs need the server's prompt log-probs; see :meth:`VLM.continuation_logprobs`.
+        """Not available for served models (no prompt log-probs through the OpenAI API).
 
         Raises:
-            EndpointError: the spec does not declare ``prompt_logprobs`` (checked when the
-                pipeline is configured, so this is reached only by direct calls), or the
-                scoring of served models is not implemented for it yet.
+            EndpointError: always; pipelines check it when configured
+                (:func:`~hfgcot.model.endpoint.require_prompt_logprobs`), before any request.
         """
         require_prompt_logprobs(self.spec, "continuation_logprobs")
-        raise EndpointError(
-            "scoring continuations through an endpoint (vLLM prompt_logprobs) is not implemented "
-            'yet: use checker="yesno" with served models'
-        )
+        return []  # pragma: no cover - require_prompt_logprobs raised
 
     def __repr__(self) -> str:
         return (
