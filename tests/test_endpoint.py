@@ -247,6 +247,55 @@ def test_dense_and_region_captions_end_to_end(server):
     assert sum(named) >= 0.8 * len(named), regions["region_captions"]
 
 
+def test_grounding_predictions_match_in_process_in_original_pixels(server):
+    from hfgcot import add_grounding_predictions, load_vlm
+    from hfgcot.geometry.frames import iou
+    from hfgcot.prompts import GROUNDING_PROMPT
+
+    scenes = make_scenes(10, seed=TEST_SEED)
+    ds = Dataset.from_dict(
+        {"image": [s.image() for s in scenes], "question": [s.objects[0].label for s in scenes]}
+    )
+    options = {"prompt": GROUNDING_PROMPT.replace("{phrase}", "{question}"), "max_new_tokens": 28}
+    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
+    served = add_grounding_predictions(ds, spec, **options)
+    toy = load_vlm(tiny_shapes_path(), dtype="float32", device="cpu")
+    local = add_grounding_predictions(ds, toy, **options)
+    assert len(served) == 10 and served["pred_status"].count("ok") >= 8
+    same = [
+        bool(a and b) and iou(a, b) > 0.9
+        for a, b in zip(served["pred_bbox"], local["pred_bbox"], strict=True)
+    ]
+    assert sum(same) >= 8, (served["pred_bbox"], local["pred_bbox"])
+    hits = [
+        bool(box) and iou(box, list(s.objects[0].bbox)) > 0.5
+        for box, s in zip(served["pred_bbox"], scenes, strict=True)
+    ]
+    assert sum(hits) >= 5, served["pred_bbox"]
+
+
+def test_ray_actors_use_the_endpoint(server, scenes_ds, served_gcot, tmp_path):
+    ray = pytest.importorskip("ray")
+    from hfgcot.run.ray import add_gcot_ray
+
+    _, ds = scenes_ds
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
+                 log_to_driver=False)  # fmt: skip
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
+        out = add_gcot_ray(
+            ds.select(range(8)), spec, output_dir=tmp_path / "ray", num_actors=1, **GCOT
+        )
+    finally:
+        if started:
+            ray.shutdown()
+    assert len(out) == 8
+    assert out["gcot"] == served_gcot["gcot"][:8]
+
+
 def test_generation_settings_reach_the_server(server):
     from hfgcot.model.spec import get_vlm
     from hfgcot.model.vlm import GenerationSettings, Request
