@@ -11,7 +11,7 @@ part of every stage's fingerprint, so changing a prompt never reuses stale cache
 
 from __future__ import annotations
 
-PROMPT_VERSION = "2026-11-21.1"
+PROMPT_VERSION = "2026-12-03.1"  # GCoT parse/inject: one final-answer rule and phrase key
 
 GCOT_PROMPT = (
     "Question: {question}\n"

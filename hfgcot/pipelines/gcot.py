@@ -28,6 +28,7 @@ from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
+from hfgcot.parsing.phrases import dedupe, phrase_key
 from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
 from hfgcot.run.local import run_model_pipeline, status_summary
 
@@ -175,11 +176,7 @@ class GroundingStage(ModelStage):
             if status != OK:  # pragma: no cover - stage 1 already checked the image
                 statuses[i] = status
                 continue
-            seen: set[str] = set()
-            for kw in batch[self.keywords_column][i]:
-                if kw.lower() not in seen and len(seen) < self.max_keywords:
-                    seen.add(kw.lower())
-                    phrases_of[i].append(kw)
+            phrases_of[i] = dedupe(batch[self.keywords_column][i])[: self.max_keywords]
             for request, phrase in self._requests(image, phrases_of[i]):
                 requests.append(request)
                 owners.append((i, phrase))
@@ -323,7 +320,7 @@ def gcot_summary(dataset: Dataset) -> dict[str, Any]:
     keywords = grounded = 0
     for kws, groundings in zip(dataset["extracted_keywords"], dataset["groundings"], strict=True):
         keywords += len(kws)
-        grounded += len({g["phrase"].lower() for g in groundings})
+        grounded += len({phrase_key(g["phrase"]) for g in groundings})
     return {
         "rows": len(dataset),
         "status": status_summary(dataset, STATUS),
