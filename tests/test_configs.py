@@ -207,3 +207,87 @@ def test_sft_config_and_options():
     assert record["prompts"]["prompt"] == "Find {question}."
     with pytest.raises(TypeError, match="valid options"):
         to_grounding_sft(rows, max_new_tokens=3)
+
+
+def empty_input() -> Dataset:
+    from datasets import Features, List, Value
+
+    ds = Dataset.from_dict({"image": [], "question": [], "answer": [], "bbox": []})
+    return ds.cast(
+        Features(
+            {
+                "image": Image(),
+                "question": Value("string"),
+                "answer": Value("string"),
+                "bbox": List(Value("float64")),
+            }
+        )
+    )
+
+
+def entry_points():
+    from hfgcot import add_dense_captions, add_grounding_predictions, add_region_captions
+    from hfgcot.pipelines.dense_captions import dense_caption_stages
+    from hfgcot.pipelines.gcot import gcot_stages
+    from hfgcot.pipelines.grounding_predictions import GroundingPredictionStage
+    from hfgcot.pipelines.grounding_sft import sft_stage
+    from hfgcot.pipelines.region_captions import region_caption_stages
+
+    spec = ModelSpec("org/m")
+    return {
+        "gcot": (add_gcot, gcot_stages(GCoTConfig(), spec)),
+        "dense": (add_dense_captions, dense_caption_stages(DenseCaptionConfig(), spec)),
+        "region": (add_region_captions, region_caption_stages(RegionCaptionConfig(), spec)),
+        "sft": (None, [sft_stage(GroundingSFTConfig())]),
+        "predict": (add_grounding_predictions, [GroundingPredictionStage()]),
+    }
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", ["gcot", "dense", "region", "sft", "predict"])
+@pytest.mark.parametrize(
+    "run", [{}, {"num_proc": 2}, {"checkpoint_dir": "ckpt", "shard_size": 2}, {"sort_window": 4}]
+)
+def test_zero_rows_give_every_output_column_and_feature(name, run, tiny_vlm, tmp_path):
+    entry, stages = entry_points()[name]
+    if "checkpoint_dir" in run:
+        run = {**run, "checkpoint_dir": tmp_path / "ckpt"}
+    ds = empty_input()
+    if name == "region":  # its own `answer` output column
+        ds = ds.remove_columns("answer")
+    if entry is None:
+        out = to_grounding_sft(ds, **run)
+    else:
+        out = entry(ds, ScriptedVLM(tiny_vlm, lambda request, text: ""), **run)
+    assert len(out) == 0
+    expected = {**ds.features}
+    for stage in stages:
+        expected.update(stage.features())
+    assert dict(out.features) == expected
+    assert get_provenance(out)[-1]["rows"] == 0
+
+
+def test_the_config_policy_reaches_every_stage_that_reads_an_image():
+    from hfgcot.pipelines.dense_captions import dense_caption_stages
+    from hfgcot.pipelines.gcot import gcot_stages
+    from hfgcot.pipelines.region_captions import region_caption_stages
+
+    policy = ImagePolicy(min_side=3, allow_urls=False)
+    spec = ModelSpec("org/m")
+    built = [
+        *gcot_stages(GCoTConfig(image_policy=policy), spec),
+        *dense_caption_stages(DenseCaptionConfig(image_policy=policy), spec),
+        *region_caption_stages(RegionCaptionConfig(image_policy=policy), spec),
+        *region_caption_stages(RegionCaptionConfig(image_policy=policy, mode="crop"), spec),
+    ]
+    readers = [s for s in built if hasattr(s, "image_policy")]
+    assert len(readers) == 2 + 4 + 4
+    assert all(s.image_policy == policy for s in readers)
+    from hfgcot.pipelines.grounding_sft import sft_stage
+
+    assert sft_stage(GroundingSFTConfig(image_policy=policy)).image_policy == policy
+    from hfgcot.pipelines.grounding_predictions import prediction_stage
+
+    config = GroundingPredictionConfig(image_policy=policy, system_prompt="S")
+    stage = prediction_stage(config, spec)
+    assert stage.image_policy == policy and stage.system_prompt == "S"

@@ -210,19 +210,7 @@ def add_grounding_predictions(
     """
     config, run, load = split_options(GroundingPredictionConfig, config, options)
     spec = resolve_model(model, load)
-    stage = GroundingPredictionStage(
-        model=spec,
-        generation=config.generation(),
-        batch_size=config.batch_size,
-        system_prompt=config.system_prompt,
-        image_column=config.image_column,
-        text_column=config.text_column,
-        messages_column=config.messages_column,
-        input_status_column=config.status_column,
-        prompt=config.prompt,
-        prefix=config.prefix,
-        image_policy=config.image_policy,
-    )
+    stage = prediction_stage(config, spec)
 
     def run_split(ds: Dataset) -> Dataset:
         check_overwrite(ds, [stage], "grounding_predictions", config.overwrite_columns)
@@ -250,10 +238,28 @@ def add_grounding_predictions(
     return _apply_per_split(dataset, run_split)
 
 
+def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:
+    """The stage of :func:`add_grounding_predictions` for ``config`` and a model spec."""
+    return GroundingPredictionStage(
+        model=spec,
+        generation=config.generation(),
+        batch_size=config.batch_size,
+        system_prompt=config.system_prompt,
+        image_column=config.image_column,
+        text_column=config.text_column,
+        messages_column=config.messages_column,
+        input_status_column=config.status_column,
+        prompt=config.prompt,
+        prefix=config.prefix,
+        image_policy=config.image_policy,
+    )
+
+
 __all__ = [
     "PREDICTION_BOXES",
     "GroundingPredictionConfig",
     "GroundingPredictionStage",
     "add_grounding_predictions",
     "first_box",
+    "prediction_stage",
 ]
