@@ -45,6 +45,7 @@ def test_every_field_has_a_one_line_help_text(cls):
     for f in dataclasses.fields(cls):
         text = f.metadata.get("help", "")
         assert text and "\n" not in text and len(text) < 120, f"{cls.__name__}.{f.name}"
+        assert "%" not in text  # argparse formats help texts with %
 
 
 @pytest.mark.parametrize("cls", CONFIGS)
@@ -291,3 +292,12 @@ def test_the_config_policy_reaches_every_stage_that_reads_an_image():
     config = GroundingPredictionConfig(image_policy=policy, system_prompt="S")
     stage = prediction_stage(config, spec)
     assert stage.image_policy == policy and stage.system_prompt == "S"
+
+
+@pytest.mark.parametrize("cls", [*CONFIGS, RunOptions])
+def test_docs_list_every_field(cls):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "pipelines.md").read_text()
+    for f in dataclasses.fields(cls):
+        assert f"| `{f.name}` |" in text, f"{cls.__name__}.{f.name} missing from docs/pipelines.md"

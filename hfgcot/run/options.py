@@ -23,7 +23,7 @@ class RunOptions:
 
     num_proc: int | None = field(
         default=None,
-        metadata={"help": "Map worker processes, one model each (one per GPU: cuda:{rank % n})."},
+        metadata={"help": "Map worker processes, one model each (one per GPU, round robin)."},
     )
     checkpoint_dir: str | os.PathLike[str] | None = field(
         default=None,
