@@ -211,8 +211,10 @@ def test_custom_prompt_and_validation():
     assert row["messages"][0]["content"][1]["text"] == "Find the dog. Answer as JSON {bbox_2d}."
     with pytest.raises(ValueError, match="question"):
         GroundingSFTStage(prompt="no placeholder")
-    with pytest.raises(ValueError, match="format string"):
+    with pytest.raises(ValueError, match=r"unknown placeholder \{other\}"):
         GroundingSFTStage(prompt="{question} {other}")
+    with pytest.raises(ValueError, match="literal braces"):
+        GroundingSFTStage(prompt="{question} {")
     with pytest.raises(ValueError, match="bbox_format"):
         GroundingSFTStage(bbox_format="cxcywh")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="model_family"):

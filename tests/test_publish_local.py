@@ -72,7 +72,8 @@ def test_add_gcot_records_provenance(gcot_ds, tiny_vlm):
     assert record["model"]["min_pixels"] == tiny_vlm.min_pixels
     assert record["model"]["max_pixels"] == tiny_vlm.max_pixels
     assert record["model"]["revision"].startswith("local:")
-    assert record["prompts"]["version"] == prompts.PROMPT_VERSION
+    assert record["prompts"]["reasoning_prompt"] == prompts.GCOT_PROMPT  # the prompts it used
+    assert record["prompts"]["system_prompt"] is None and record["prompts"]["version"]
     assert record["config"]["batch_size"] == 2 and record["config"]["box_space"] == "pixels"
     assert [s["name"] for s in record["stages"]] == [
         "gcot_reasoning",
@@ -172,7 +173,7 @@ def test_two_versions_end_to_end(gcot_ds, tmp_path):
         record["model"]["revision"],
         "qwen2_5_vl",
         f"{record['model']['min_pixels']} / {record['model']['max_pixels']}",
-        prompts.PROMPT_VERSION,
+        record["prompts"]["version"],
         "ok 3, undecodable_image 1",
         "max_new_tokens=512",
         "original-image pixels",

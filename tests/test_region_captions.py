@@ -260,11 +260,15 @@ def test_xyxy_jpeg_and_single_box_rows(tiny_vlm, caplog):
             "answer": ["a VQA answer"],
         }
     ).cast_column("image", Image())
-    out = add_region_captions(ds, fake, bbox_column="box", bbox_format="xyxy", image_format="JPEG")
+    options = {"bbox_column": "box", "bbox_format": "xyxy", "image_format": "JPEG"}
+    with pytest.raises(ValueError, match=r"\['answer'\].*overwrite_columns=True"):
+        add_region_captions(ds, fake, **options)  # the user's own answer column is refused
+    out = add_region_captions(ds, fake, **options, overwrite_columns=True)
     assert out[0]["normalized_bbox"] == [[0.1, 0.125, 0.6, 0.625]]
     assert out[0]["image_with_bbox"].format == "JPEG"
     assert out[0]["answer"] == "described"
-    assert "input columns ['answer'] will be replaced" in caplog.text
+    again = add_region_captions(out, fake, **options)  # a rerun on its own output is allowed
+    assert again[0]["answer"] == "described"
     with pytest.raises(KeyError, match="bbox"):
         add_region_captions(ds, fake)
 
