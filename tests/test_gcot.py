@@ -335,3 +335,14 @@ def test_normalized_boxes_use_the_size_recorded_by_stage_one(tiny_vlm):
     }
     missing = stage({**batch, "image_size": [[]]})
     assert missing == {"gcot": ["A cat."], "gcot_status": ["missing_image_size"]}
+
+
+def test_output_columns_in_the_input_are_refused_unless_asked(tiny_vlm):
+    fake = ScriptedVLM(tiny_vlm, script)
+    ds = dataset([png_bytes(random_image(64, 64))]).add_column("gcot", ["the user's own"])
+    with pytest.raises(ValueError, match=r"\['gcot'\].*overwrite_columns=True"):
+        add_gcot(ds, fake)
+    out = add_gcot(ds, fake, overwrite_columns=True)
+    assert out[0]["gcot"] != "the user's own" and out[0]["gcot_status"] == "ok"
+    again = add_gcot(out, fake, box_space="model")  # rerunning on its own output is allowed
+    assert "[10, 20, 100, 150]" in again[0]["gcot"]

@@ -410,3 +410,21 @@ def test_cli_sft_subcommand(tmp_path, capsys):
     assert "3 rows" in capsys.readouterr().out
     out = load_from_disk(str(out_dir))
     assert out["gt_bbox_model"][0] == [101, 50, 302, 149]
+
+
+@pytest.mark.model
+def test_existing_output_columns_are_refused_reruns_allowed(tiny_vlm):
+    ds = boxed_dataset([(100, 60)])
+    with pytest.raises(ValueError, match=r"\['messages'\]"):
+        to_grounding_sft(ds.add_column("messages", ["mine"]))
+    sft = to_grounding_sft(ds)
+    assert to_grounding_sft(sft, bbox_format="xyxy")["sft_status"] == ["ok"]  # rerun: allowed
+    fake = ScriptedVLM(tiny_vlm, lambda req, text: '{"bbox_2d": [0, 0, 28, 28]}')
+    with pytest.raises(ValueError, match=r"\['pred_text'\]"):
+        add_grounding_predictions(sft.add_column("pred_text", ["mine"]), fake)
+    once = add_grounding_predictions(sft, fake)
+    assert add_grounding_predictions(once, fake)["pred_status"] == ["ok"]
+    kept = add_grounding_predictions(
+        sft.add_column("pred_text", ["mine"]), fake, overwrite_columns=True
+    )
+    assert kept["pred_text"] == ['{"bbox_2d": [0, 0, 28, 28]}']

@@ -333,3 +333,28 @@ def test_cli_and_example(tiny_vlm, tiny_vlm_path, tmp_path, capsys):
     assert example.main([*args, "--output", str(tmp_path / "ex")]) == 0
     assert (tmp_path / "ex" / "preview.png").exists()
     assert load_from_disk(str(tmp_path / "ex"))["valid_bboxes_num"] == [2]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", ["marked", "crop"])
+def test_region_prompts_are_options(tiny_vlm, mode):
+    seen = []
+
+    def custom(request, text):
+        seen.append((text, request.system))
+        return "<region1>: a thing" if mode == "marked" else "a thing"
+
+    ds = Dataset.from_dict(
+        {"image": [png_bytes(random_image(100, 80))], "bbox": [[[10.0, 10.0, 30.0, 30.0]]]}
+    ).cast_column("image", Image())
+    prompt = {"marked_prompt": "Describe <region1>..<region{n}>."} if mode == "marked" else {}
+    prompt = prompt or {"crop_prompt": "What is in this crop?"}
+    out = add_region_captions(
+        ds, ScriptedVLM(tiny_vlm, custom), mode=mode, system_prompt="Short answers.", **prompt
+    )
+    assert out[0]["region_captions"] == ["a thing"]
+    expected = "Describe <region1>..<region1>." if mode == "marked" else "What is in this crop?"
+    assert seen == [(expected, "Short answers.")]
+    assert out[0]["prompt"] == expected
+    with pytest.raises(ValueError, match="crop_prompt"):
+        RegionCaptionConfig(crop_prompt="{n} crops")

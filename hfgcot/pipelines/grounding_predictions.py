@@ -232,7 +232,7 @@ def add_grounding_predictions(
             stages=[stage],
             status_column=stage.status_column,
             boxes=PREDICTION_BOXES.format(prefix=config.prefix),
-            extra={"run": run, "prompts": prompt_record(config)},
+            extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
     return _apply_per_split(dataset, run_split)

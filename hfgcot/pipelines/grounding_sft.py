@@ -433,7 +433,7 @@ def to_grounding_sft(
             stages=[stage],
             status_column=STATUS,
             boxes=SFT_BOXES,
-            extra={"run": run, "prompts": prompt_record(config)},
+            extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
     return _apply_per_split(dataset, run_split)

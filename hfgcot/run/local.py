@@ -288,7 +288,7 @@ def run_model_pipeline(
         stages=stages,
         status_column=status_column,
         boxes=boxes,
-        extra={"summary": summary, "run": run, "prompts": prompt_record(config)},
+        extra={"summary": summary, "run": run.record(), "prompts": prompt_record(config)},
     )
 
 

@@ -48,5 +48,18 @@ class RunOptions:
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
 
+    def record(self) -> dict[str, object]:
+        """What provenance records: the options, with no local path (only whether one was set).
+
+        >>> RunOptions(checkpoint_dir="/home/me/ckpt").record()["checkpoint_dir"]
+        True
+        """
+        return {
+            "num_proc": self.num_proc,
+            "checkpoint_dir": self.checkpoint_dir is not None,
+            "shard_size": self.shard_size,
+            "sort_window": self.sort_window,
+        }
+
 
 __all__ = ["RunOptions"]
