@@ -45,6 +45,14 @@ class ModelSpec:
     max_pixels: int | None = None
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        lo, hi = self.min_pixels, self.max_pixels
+        for name, v in (("min_pixels", lo), ("max_pixels", hi)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive, got {v!r}")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_pixels ({lo}) must not exceed max_pixels ({hi})")
+
 
 def _default_attn(device: str) -> str:
     if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
@@ -97,6 +105,22 @@ def _resolve_hub_revision(model: str, revision: str | None) -> str | None:
 _CACHE: dict[tuple[ModelSpec, str], VLM] = {}
 
 
+def looks_like_path(model: str) -> bool:
+    """Whether ``model`` is written as a filesystem path rather than a Hub id (``owner/name``).
+
+    Example:
+        >>> looks_like_path("./my-model"), looks_like_path("Qwen/Qwen2.5-VL-3B-Instruct")
+        (True, False)
+    """
+    return model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
+
+
+def _check_local(model: str) -> None:
+    """A value that looks like a path but is no folder gets a clear error, not a Hub-id error."""
+    if looks_like_path(model) and not os.path.isdir(os.path.expanduser(model)):
+        raise FileNotFoundError(f"model folder not found: {model}")
+
+
 def _key(spec: ModelSpec, device: str) -> tuple[ModelSpec, str]:
     return (spec, device)
 
@@ -119,6 +143,7 @@ def get_vlm(spec: ModelSpec, rank: int | None = None) -> VLM:
 
 
 def _load(spec: ModelSpec, device: str) -> VLM:
+    _check_local(spec.model)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hfgcot.model.vlm import VLM
