@@ -77,10 +77,14 @@ def _local_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _resolve_revision(model: str, revision: str | None) -> str | None:
+def resolve_revision(model: str, revision: str | None) -> str | None:
     """The commit a Hub model resolves to (from the local cache when offline), else ``revision``.
 
     A local folder gets a digest of its files instead (recomputed each time: it may be retrained).
+
+    Example:
+        >>> resolve_revision("Qwen/Qwen2.5-VL-3B-Instruct", "main")  # doctest: +SKIP
+        'a1b2c3...'
     """
     if os.path.isdir(model):
         return "local:" + _local_digest(Path(model))
@@ -219,7 +223,7 @@ def spec_fingerprint_data(spec: ModelSpec) -> dict[str, Any]:
     """The parts of a spec that change outputs (not the device), with the resolved revision."""
     data = asdict(spec)
     data.pop("device")
-    data["resolved_revision"] = _resolve_revision(spec.model, spec.revision)
+    data["resolved_revision"] = resolve_revision(spec.model, spec.revision)
     return data
 
 
