@@ -274,8 +274,12 @@ def test_cli_publish_and_preflight(tmp_path, capsys):
     assert "v1.0.0" in capsys.readouterr().out
     card = DatasetCard.load(rel / "v1.0.0" / "README.md")
     assert card.data.license == "mit" and card.data.hfgcot["pipelines"] == ["gcot"]
+    # a user error: one line on stderr, exit status 2 (the exception itself with --debug)
+    assert cli.main(["publish", str(saved), str(rel), "--version", "1.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hfgcot: error:") and len(err.strip().splitlines()) == 1
     with pytest.raises(VersionExistsError):
-        cli.main(["publish", str(saved), str(rel), "--version", "1.0.0"])
+        cli.main(["publish", str(saved), str(rel), "--version", "1.0.0", "--debug"])
 
     gcot = ["gcot", "--input", str(saved), "--output", str(tmp_path / "out")]
     # the existing version, a missing --version, a stray --version: refused before any model runs
