@@ -216,3 +216,19 @@ def test_evaluation_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_empty_rows_and_bad_thresholds():
+    empty = evaluate_grounding([])
+    assert empty["n"] == 0 and empty["mean_iou"] is None
+    for bad in (float("nan"), 0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="iou_threshold must be in"):
+            evaluate_grounding([{"pred_bbox": GT, "gt_bbox": GT}], iou_threshold=bad)
+    assert (
+        evaluate_grounding([{"pred_bbox": GT, "gt_bbox": GT}], iou_threshold=0.9)["acc@0.9"] == 1.0
+    )
+    with pytest.raises(ValueError, match="iou_threshold must be in"):
+        evaluate_gcot(
+            [{"pred_answer": "a", "answer": "a", "pred_bbox": GT, "gt_bbox": GT}],
+            iou_threshold=float("nan"),
+        )
