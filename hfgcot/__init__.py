@@ -20,7 +20,10 @@ _EXPORTS = {
     "attach_provenance": "hfgcot.publishing.provenance",
     "get_provenance": "hfgcot.publishing.provenance",
     "to_grounding_sft": "hfgcot.pipelines.grounding_sft",
+    "GroundingSFTConfig": "hfgcot.pipelines.grounding_sft",
     "add_grounding_predictions": "hfgcot.pipelines.grounding_predictions",
+    "GroundingPredictionConfig": "hfgcot.pipelines.grounding_predictions",
+    "RunOptions": "hfgcot.run.options",
     "GroundingCollator": "hfgcot.collator",
     "evaluate_grounding": "hfgcot.evaluation",
     "evaluate_gcot": "hfgcot.evaluation",
@@ -48,6 +51,9 @@ __all__ = [
     "get_provenance",
     "publish",
     "GroundingCollator",
+    "GroundingPredictionConfig",
+    "GroundingSFTConfig",
+    "RunOptions",
     "add_grounding_predictions",
     "evaluate_gcot",
     "evaluate_grounding",
@@ -72,11 +78,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from hfgcot.model.vlm import VLM, GenerationSettings
     from hfgcot.pipelines.dense_captions import DenseCaptionConfig, add_dense_captions
     from hfgcot.pipelines.gcot import GCoTConfig, add_gcot
-    from hfgcot.pipelines.grounding_predictions import add_grounding_predictions
-    from hfgcot.pipelines.grounding_sft import to_grounding_sft
+    from hfgcot.pipelines.grounding_predictions import (
+        GroundingPredictionConfig,
+        add_grounding_predictions,
+    )
+    from hfgcot.pipelines.grounding_sft import GroundingSFTConfig, to_grounding_sft
     from hfgcot.pipelines.region_captions import RegionCaptionConfig, add_region_captions
     from hfgcot.publishing.hub import PublishResult, publish
     from hfgcot.publishing.provenance import attach_provenance, get_provenance
+    from hfgcot.run.options import RunOptions
 
 
 def __getattr__(name: str) -> Any:

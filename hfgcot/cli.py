@@ -33,6 +33,20 @@ def _add_model_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help="processor max_pixels")
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: GPU if any)")
     p.add_argument("--num-proc", type=int, default=None, help="map worker processes (one per GPU)")
+    p.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: auto)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow code from the model repository"
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="folder for resumable shards: a rerun of the same command skips finished shards",
+    )
+    p.add_argument("--shard-size", type=int, default=None, help="rows per checkpoint shard")
+    p.add_argument(
+        "--sort-window", type=int, default=None, help="sort rows by image size within windows"
+    )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
 PUBLISH_EXAMPLE = """example:
@@ -112,12 +126,35 @@ REGION_EXAMPLE = """example:
 """
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _add_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="saved dataset folder, .jsonl file or Hub id")
-    p.add_argument("--output", required=True, help="folder to save the result (save_to_disk)")
+    p.add_argument("--input", help="saved dataset folder, .jsonl file or Hub id (or in --config)")
+    p.add_argument("--output", help="folder to save the result (save_to_disk; or in --config)")
     p.add_argument("--split", default="train", help="split, for Hub datasets")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--limit", type=_non_negative, default=None, help="only the first N rows")
     p.add_argument("--image-column", default="image")
+    p.add_argument(
+        "--image-root",
+        default=None,
+        help="folder the .jsonl image paths are read in and must stay inside "
+        "(default: the .jsonl's folder)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder that is not empty"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML or JSON file of options (the same names as the library's, plus model, "
+        "input, output); flags given on the command line win; '@file.txt' reads a text value",
+    )
 
 
 def _add_caption_parsers(sub: Any, default_model: str) -> None:
@@ -174,11 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=GCOT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g.add_argument("--input", required=True, help="saved dataset folder, .jsonl file or Hub id")
-    g.add_argument("--output", required=True, help="folder to save the result (save_to_disk)")
-    g.add_argument("--split", default="train", help="split, for Hub datasets")
-    g.add_argument("--limit", type=int, default=None, help="only the first N rows")
-    g.add_argument("--image-column", default="image")
+    _add_input_args(g)
     g.add_argument("--question-column", default="question")
     g.add_argument("--answer-column", default="answer")
     g.add_argument("--box-space", choices=["pixels", "model", "normalized"], default="pixels")
@@ -201,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--config-name", default=None, help="dataset config name (default: default)")
     pub.add_argument("--license", default=None, help="license for the card, e.g. apache-2.0")
     pub.add_argument("--pretty-name", default=None, help="title of the dataset card")
+    pub.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     _add_caption_parsers(sub, DEFAULT_MODEL)
 
@@ -223,7 +257,11 @@ def _load(args: argparse.Namespace) -> Any:
     from hfgcot.io import load_input
 
     return load_input(
-        args.input, image_column=args.image_column, split=args.split, limit=args.limit
+        args.input,
+        image_column=args.image_column,
+        split=args.split,
+        limit=args.limit,
+        image_root=getattr(args, "image_root", None),
     )
 
 
@@ -235,24 +273,70 @@ def _save_and_report(args: argparse.Namespace, out: Any, status_column: str) -> 
     print(f"status: {status_summary(out, status_column)}")
 
 
+# Flags of every model subcommand that are library options under the same name.
+_SHARED_OPTIONS = (
+    "image_column",
+    "batch_size",
+    "max_new_tokens",
+    "revision",
+    "min_pixels",
+    "max_pixels",
+    "device",
+    "num_proc",
+    "dtype",
+    "trust_remote_code",
+    "checkpoint_dir",
+    "shard_size",
+    "sort_window",
+)
+_RUN_FIELDS = ("model", "input", "output")
+
+
+def _file_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``--config`` (text values written ``@file`` read from their file)."""
+    if not getattr(args, "config", None):
+        return {}
+    from hfgcot.config_files import load_config_file, read_text_value
+
+    values = load_config_file(args.config)
+    return {k: read_text_value(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output equal to the input, or an existing non-empty folder without --overwrite."""
+    from pathlib import Path
+
+    out = Path(args.output).expanduser().resolve()
+    if Path(args.input).expanduser().resolve() == out:
+        raise ValueError(f"--output {args.output} is the input: write the result to another folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise FileExistsError(
+            f"output {args.output} exists and is not empty: choose another folder or pass --overwrite"
+        )
+
+
 def _run_model_command(
-    args: argparse.Namespace, pipeline: Any, status_column: str, **options: Any
+    args: argparse.Namespace, pipeline: Any, status_column: str, **command_options: Any
 ) -> int:
-    """Load the input, run a model pipeline with the shared model options, save, publish."""
+    """Merge ``--config`` and flags (flags given win), load the input, run, save, publish."""
+    explicit = getattr(args, "explicit", set())
+    options = _file_options(args)
+    for name in _RUN_FIELDS:
+        if name in options and name not in explicit:
+            setattr(args, name, options.pop(name))
+        else:
+            options.pop(name, None)
+    for name in ("input", "output"):
+        if not getattr(args, name, None):
+            raise ValueError(f"--{name} is required (or '{name}:' in the --config file)")
+    flags = {name: getattr(args, name) for name in _SHARED_OPTIONS} | command_options
+    for name, value in flags.items():
+        given = name in explicit or (name not in options and value not in (None, False))
+        if given:
+            options[name] = value
     check_publish_args(args)
-    out = pipeline(
-        _load(args),
-        args.model,
-        image_column=args.image_column,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        revision=args.revision,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        device=args.device,
-        num_proc=args.num_proc,
-        **options,
-    )
+    _check_output(args)
+    out = pipeline(_load(args), args.model, **options)
     _save_and_report(args, out, status_column)
     publish_if_requested(args, out)
     return 0
@@ -396,8 +480,26 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explicit(argv: list[str] | None) -> set[str]:
+    """The destinations of the flags really typed (parsed again with every default suppressed)."""
+    parser = build_parser()
+    for action in parser._actions:
+        for sub in getattr(action, "choices", None) or {}:
+            sub_parser = action.choices[sub]
+            if isinstance(sub_parser, argparse.ArgumentParser):
+                for a in sub_parser._actions:
+                    a.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+# Errors that mean the user asked for something that cannot be done: one line, exit status 2.
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``hfgcot`` command line; return the exit status (2 for a user error)."""
     args = build_parser().parse_args(argv)
+    args.explicit = _explicit(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -410,7 +512,15 @@ def main(argv: list[str] | None = None) -> int:
         "region-captions": _cmd_region_captions,
         "sft": _cmd_sft,
     }
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except _USER_ERRORS as exc:
+        if getattr(args, "debug", False):
+            raise
+        text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        print(f"hfgcot: error: {first} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

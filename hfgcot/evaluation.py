@@ -90,7 +90,14 @@ def _columns(data: Any) -> list[str]:
     return list(data.column_names)
 
 
+def _check_threshold(iou_threshold: float) -> None:
+    if not 0 < iou_threshold <= 1:  # also refuses nan
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+
+
 def _column(data: Any, name: str) -> list[Any]:
+    if isinstance(data, Sequence) and not isinstance(data, str | bytes) and not len(data):
+        return []  # no rows: no columns to check, and nothing to score
     if name not in _columns(data):
         raise KeyError(f"column {name!r} not found (columns: {_columns(data)})")
     if isinstance(data, Mapping):
@@ -224,6 +231,7 @@ def evaluate_grounding(
     """
     if gt_format not in ("xyxy", "xywh"):
         raise ValueError(f"gt_format must be 'xyxy' or 'xywh', got {gt_format!r}")
+    _check_threshold(iou_threshold)
     preds = _column(dataset, pred_column)
     gts = _column(dataset, gt_column)
     sizes = _sizes(dataset, len(preds), frame_column, image_column)
@@ -304,6 +312,7 @@ def evaluate_gcot(
     """
     if gt_format not in ("xyxy", "xywh"):
         raise ValueError(f"gt_format must be 'xyxy' or 'xywh', got {gt_format!r}")
+    _check_threshold(iou_threshold)
     pred_answers = _column(dataset, pred_answer_column)
     answers = _column(dataset, answer_column)
     preds = _column(dataset, pred_column)

@@ -30,6 +30,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,11 @@ IMAGE_TOO_SMALL = "image_too_small"
 ASPECT_RATIO_TOO_LARGE = "aspect_ratio_too_large"
 URL_FETCH_FAILED = "url_fetch_failed"
 UNSUPPORTED_VALUE = "unsupported_value"
+PATH_OUTSIDE_ROOT = "path_outside_root"
+
+# An image value that an input reader refused (e.g. a path outside the input's root): reading it
+# gives the status that follows the prefix, and nothing is ever opened.
+REFUSED_PREFIX = "hfgcot-refused:"
 
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -79,6 +85,8 @@ class ImagePolicy:
         allow_urls: fetch ``http(s)://`` values with :mod:`urllib`; when False they get
             ``"url_fetch_failed: urls disabled"``.
         url_timeout: socket timeout in seconds for URL fetches.
+        max_image_pixels: an image of more pixels (width x height, read from the header before
+            any decoding) gets ``"decompression_bomb"``; PIL's own default limit.
 
     Example::
 
@@ -90,8 +98,11 @@ class ImagePolicy:
     max_aspect_ratio: float = 200.0
     allow_urls: bool = True
     url_timeout: float = 10.0
+    max_image_pixels: int = 89_478_485
 
     def __post_init__(self) -> None:
+        if not self.max_image_pixels >= 1:
+            raise ValueError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
         if self.min_side < 0:
             raise ValueError(f"min_side must be >= 0, got {self.min_side}")
         if not self.max_aspect_ratio >= 1.0:
@@ -242,6 +253,8 @@ def _resolve(value: Any, policy: ImagePolicy) -> str | io.BytesIO:
         path = os.fsdecode(value)
         if not path:
             raise _Failure(MISSING_IMAGE)
+        if path.startswith(REFUSED_PREFIX):  # a reader refused it: never opened
+            raise _Failure(path[len(REFUSED_PREFIX) :])
         scheme = urllib.parse.urlsplit(path).scheme.lower() if "://" in path else ""
         if scheme in ("http", "https"):
             return _from_bytes(_fetch(path, policy))
@@ -309,7 +322,10 @@ def _fetch(url: str, policy: ImagePolicy) -> bytes:
 def _open(source: str | io.BytesIO) -> Image.Image:
     """``Image.open`` with its errors mapped to statuses (header only, no pixel decoding)."""
     try:
-        return Image.open(source)
+        with warnings.catch_warnings():
+            # Between PIL's limit and twice it, PIL only warns; the policy decides instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _Failure(DECOMPRESSION_BOMB) from None
     except FileNotFoundError:
@@ -339,6 +355,9 @@ def _decode_status(exc: BaseException) -> str:
 
 def _finish(img: Image.Image, policy: ImagePolicy) -> Image.Image:
     """Decode fully, transpose, apply the policy, convert to RGB. Never mutates ``img``."""
+    width, height = img.size
+    if width * height > policy.max_image_pixels:  # header only: nothing decoded yet
+        raise _Failure(DECOMPRESSION_BOMB)
     try:
         img.load()
     except Exception as exc:

@@ -1,32 +1,112 @@
 """Reading pipeline inputs: a saved dataset folder, a ``.jsonl`` file with image paths, or a Hub id.
 
+Image paths in a ``.jsonl`` file are read relative to the file's folder and must stay inside it
+(or inside ``image_root=`` when given): a path that leads elsewhere (``../secret.txt``,
+``/etc/passwd``, a symlink out) is never opened and its row gets the status
+``path_outside_root: <name>``. Every local image path enters the dataset fingerprint with its
+size and modification time, so replacing an image file invalidates caches and checkpoints.
+
 >>> ds = load_input("data/questions.jsonl", image_column="image")   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from datasets import Dataset, load_dataset, load_from_disk
+from datasets.fingerprint import Hasher
+
+from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX
+
+__all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
 
 DEMO_DATA = Path(__file__).parent / "data" / "demo" / "metadata.jsonl"
 
 
-def _resolve_paths(ds: Dataset, column: str, root: Path) -> Dataset:
-    """Make relative image paths in ``column`` absolute against ``root`` (the jsonl's folder)."""
-    if column not in ds.column_names or ds.features[column].dtype != "string":
+def check_jsonl(path: str | os.PathLike[str]) -> int:
+    """Count the rows of a ``.jsonl`` file; raise ``ValueError`` naming the file and line of the
+    first line that is not a JSON object, or when the file has no rows.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "rows.jsonl"
+    >>> _ = f.write_text('{"question": "q"}\\n[1, 2]\\n')
+    >>> check_jsonl(f)
+    Traceback (most recent call last):
+    ...
+    ValueError: rows.jsonl line 2: expected a JSON object, got list
+    """
+    path = Path(path)
+    rows = 0
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"{path.name} line {number}: expected a JSON object, got {type(value).__name__}"
+                )
+            rows += 1
+    if rows == 0:
+        raise ValueError(f"{path.name} has no rows: write one JSON object per line")
+    return rows
+
+
+def resolve_image_path(value: str | None, root: Path) -> str | None:
+    """An image path of a ``.jsonl`` row, absolute, or a refusal when it leaves ``root``.
+
+    URLs and empty values are returned unchanged. ``root`` must be absolute and resolved.
+
+    >>> root = Path("/data/set")
+    >>> resolve_image_path("img/a.png", root)
+    '/data/set/img/a.png'
+    >>> resolve_image_path("../secret.txt", root)
+    'hfgcot-refused:path_outside_root: secret.txt'
+    """
+    if not value or "://" in value:
+        return value
+    candidate = Path(value) if os.path.isabs(value) else root / value
+    real = Path(os.path.realpath(candidate))
+    if real != root and root not in real.parents:
+        return f"{REFUSED_PREFIX}{PATH_OUTSIDE_ROOT}: {os.path.basename(value)}"
+    return str(real)
+
+
+def _file_state(value: str | None) -> tuple[str, int, int] | None:
+    """What the fingerprint knows of a local image path: the path, its size and mtime."""
+    if not value or "://" in value or value.startswith(REFUSED_PREFIX):
+        return None
+    try:
+        st = os.stat(value)
+    except OSError:
+        return (value, -1, -1)
+    return (value, st.st_size, st.st_mtime_ns)
+
+
+def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
+    """Resolve (when ``root`` is given) and fingerprint the local image paths of ``column``."""
+    if column not in ds.column_names or getattr(ds.features[column], "dtype", None) != "string":
         return ds
+    values = ds[column]
+    if root is not None:
+        values = [resolve_image_path(v, root) for v in values]
+    fingerprint = Hasher.hash([ds._fingerprint, [_file_state(v) for v in values]])
 
-    def resolve(batch: dict[str, list]) -> dict[str, list]:
-        return {
-            column: [
-                p if p is None or "://" in p or os.path.isabs(p) else str(root / p)
-                for p in batch[column]
-            ]
-        }
+    def resolve(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        return {column: [values[i] for i in indices]}
 
-    return ds.map(resolve, batched=True, desc="resolve image paths")
+    return ds.map(
+        resolve,
+        batched=True,
+        with_indices=True,
+        new_fingerprint=fingerprint,
+        desc="resolve image paths",
+    )
 
 
 def load_input(
@@ -35,21 +115,34 @@ def load_input(
     image_column: str = "image",
     split: str = "train",
     limit: int | None = None,
+    image_root: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Load a pipeline input.
 
     - a folder written by ``save_to_disk`` -> ``load_from_disk``;
-    - a ``.jsonl``/``.json`` file -> rows, image paths relative to the file's folder;
+    - a ``.jsonl``/``.json`` file -> rows, image paths relative to the file's folder, which they
+      must not leave (``image_root`` names another folder to resolve them in and keep them to);
     - anything else -> ``load_dataset(source, split=split)`` (a Hub id or a local data folder).
+
+    Raises:
+        ValueError: for a ``.jsonl`` file that is empty or has a line that is not a JSON object
+            (the message names the file and line), or a negative ``limit``.
     """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
     path = Path(source)
+    root = Path(image_root).resolve() if image_root is not None else None
     if path.is_dir() and (path / "dataset_info.json").exists():
-        ds = load_from_disk(str(path))
+        ds = _with_paths(load_from_disk(str(path)), image_column, root)
     elif path.suffix in {".jsonl", ".json"}:
+        if not path.is_file():
+            raise ValueError(f"input file not found: {path}")
+        if path.suffix == ".jsonl":
+            check_jsonl(path)
         ds = load_dataset("json", data_files=str(path), split="train")
-        ds = _resolve_paths(ds, image_column, path.resolve().parent)
+        ds = _with_paths(ds, image_column, root or path.resolve().parent)
     else:
-        ds = load_dataset(str(source), split=split)
+        ds = _with_paths(load_dataset(str(source), split=split), image_column, root)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return ds

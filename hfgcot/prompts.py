@@ -1,7 +1,9 @@
-"""Prompts of every pipeline (pure: no torch).
+"""Default prompts of every pipeline and the rule for their placeholders (pure: no torch).
 
-Prompts are data: each has a version in :data:`PROMPT_VERSION`, and the version plus the text are
-part of every stage's fingerprint, so changing a prompt never reuses stale cached results.
+Every prompt a pipeline sends is a field of its config (e.g. ``GCoTConfig.reasoning_prompt``)
+whose default is a template below; :data:`PLACEHOLDERS` says which ``{names}`` each template
+needs and may use, and :func:`check_template` enforces it when the config is built. The text a
+stage uses is part of that stage's fingerprint (and of no other stage's).
 
     >>> gcot_prompt("What colour is the ball?", "red").startswith("Question:")
     True
@@ -10,8 +12,6 @@ part of every stage's fingerprint, so changing a prompt never reuses stale cache
 """
 
 from __future__ import annotations
-
-PROMPT_VERSION = "2026-11-21.1"
 
 GCOT_PROMPT = (
     "Question: {question}\n"
@@ -35,9 +35,13 @@ JOINT_GROUNDING_PROMPT = (
 )
 
 
-def joint_grounding_prompt(phrases: list[str]) -> str:
-    """One request for all phrases of an image (``add_gcot(..., grounding="joint")``)."""
-    return JOINT_GROUNDING_PROMPT.format(
+def joint_grounding_prompt(phrases: list[str], template: str = JOINT_GROUNDING_PROMPT) -> str:
+    """One request for all phrases of an image (``add_gcot(..., grounding="joint")``).
+
+    >>> joint_grounding_prompt(["cat", "dog"], "Find {phrases}.")
+    'Find "cat"; "dog".'
+    """
+    return template.format(
         phrases="; ".join(f'"{p.replace(chr(34), chr(39)).strip()}"' for p in phrases)
     )
 
@@ -93,14 +97,14 @@ REGION_MARKED_PROMPT = (
 REGION_CROP_PROMPT = "This image is a region cropped from a larger picture. Describe its content."
 
 
-def gcot_prompt(question: str, answer: str) -> str:
+def gcot_prompt(question: str, answer: str, template: str = GCOT_PROMPT) -> str:
     """The reasoning prompt of GCoT stage 1 for one question and its given answer."""
-    return GCOT_PROMPT.format(question=question.strip(), answer=str(answer).strip())
+    return template.format(question=question.strip(), answer=str(answer).strip())
 
 
-def grounding_prompt(phrase: str) -> str:
+def grounding_prompt(phrase: str, template: str = GROUNDING_PROMPT) -> str:
     """The grounding (``Detect``-style) prompt for one keyword or phrase."""
-    return GROUNDING_PROMPT.format(phrase=phrase.replace('"', "'").strip())
+    return template.format(phrase=phrase.replace('"', "'").strip())
 
 
 def grounding_sft_prompt(question: str, template: str = GROUNDING_SFT_PROMPT) -> str:
@@ -112,74 +116,145 @@ def grounding_sft_prompt(question: str, template: str = GROUNDING_SFT_PROMPT) ->
     return template.format(question=question.strip())
 
 
-def dense_caption_prompt() -> str:
-    """The initial-caption prompt of the dense-caption pipeline."""
-    return DENSE_CAPTION_PROMPT
+def dense_caption_prompt(template: str = DENSE_CAPTION_PROMPT) -> str:
+    """The initial-caption prompt of the dense-caption pipeline (no placeholders)."""
+    return template.format()
 
 
-def sentence_check_prompt(sentence: str) -> str:
+def sentence_check_prompt(sentence: str, template: str = SENTENCE_CHECK_PROMPT) -> str:
     """The yes/no visual self-check prompt for one caption sentence.
 
     >>> sentence_check_prompt("A dog sits.").splitlines()[1]
     '"A dog sits."'
     """
-    return SENTENCE_CHECK_PROMPT.format(sentence=" ".join(str(sentence).split()))
+    return template.format(sentence=" ".join(str(sentence).split()))
 
 
-def object_questions_prompt(sentences: list[str], max_questions: int) -> str:
+def object_questions_prompt(
+    sentences: list[str], max_questions: int, template: str = OBJECT_QUESTIONS_PROMPT
+) -> str:
     """The prompt asking for follow-up questions about the objects in the golden sentences."""
     text = "\n".join(" ".join(s.split()) for s in sentences)
-    return OBJECT_QUESTIONS_PROMPT.format(sentences=text, max_questions=max_questions)
+    return template.format(sentences=text, max_questions=max_questions)
 
 
-def detail_question(obj: str) -> str:
+def detail_question(obj: str, template: str = DETAIL_QUESTION) -> str:
     """The "more details" follow-up question about one object.
 
     >>> detail_question("red car")
     'Describe more details about the red car.'
     """
-    return DETAIL_QUESTION.format(object=obj)
+    return template.format(object=obj)
 
 
-def position_question(obj: str) -> str:
+def position_question(obj: str, template: str = POSITION_QUESTION) -> str:
     """The "position" follow-up question about one object.
 
     >>> position_question("red car")
     'Describe the position of the red car in the image.'
     """
-    return POSITION_QUESTION.format(object=obj)
+    return template.format(object=obj)
 
 
-def detail_answer_prompt(question: str) -> str:
+def detail_answer_prompt(question: str, template: str = DETAIL_ANSWER_PROMPT) -> str:
     """The user prompt that asks the VLM one follow-up question about its image."""
-    return DETAIL_ANSWER_PROMPT.format(question=question.strip())
+    return template.format(question=question.strip())
 
 
-def fuse_caption_prompt(sentences: list[str], details: list[str]) -> str:
+def fuse_caption_prompt(
+    sentences: list[str], details: list[str], template: str = FUSE_CAPTION_PROMPT
+) -> str:
     """The text-only prompt that fuses golden sentences and checked details into one caption."""
     body = "\n".join(" ".join(s.split()) for s in sentences) or "(none)"
     extra = "\n".join("- " + " ".join(d.split()) for d in details) or "(none)"
-    return FUSE_CAPTION_PROMPT.format(sentences=body, details=extra)
+    return template.format(sentences=body, details=extra)
 
 
-def region_marked_prompt(n: int) -> str:
+def region_marked_prompt(n: int, template: str = REGION_MARKED_PROMPT) -> str:
     """The prompt for an image with ``n`` numbered regions drawn on it.
 
     >>> "<region1> to <region3>" in region_marked_prompt(3)
     True
     """
-    return REGION_MARKED_PROMPT.format(n=n)
+    return template.format(n=n)
 
 
-def region_crop_prompt() -> str:
-    """The prompt for one cropped region."""
-    return REGION_CROP_PROMPT
+def region_crop_prompt(template: str = REGION_CROP_PROMPT) -> str:
+    """The prompt for one cropped region (no placeholders)."""
+    return template.format()
 
 
-def prompt_fingerprint_data() -> dict[str, str]:
-    """Everything about the prompts that must enter a stage fingerprint."""
+PLACEHOLDERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "reasoning_prompt": (frozenset({"question", "answer"}), frozenset({"question", "answer"})),
+    "grounding_prompt": (frozenset({"phrase"}), frozenset({"phrase"})),
+    "joint_grounding_prompt": (frozenset({"phrases"}), frozenset({"phrases"})),
+    "grounding_sft_prompt": (frozenset({"question"}), frozenset({"question"})),
+    "caption_prompt": (frozenset(), frozenset()),
+    "check_prompt": (frozenset({"sentence"}), frozenset({"sentence"})),
+    "questions_prompt": (frozenset({"sentences"}), frozenset({"sentences", "max_questions"})),
+    "detail_question": (frozenset({"object"}), frozenset({"object"})),
+    "position_question": (frozenset({"object"}), frozenset({"object"})),
+    "answer_prompt": (frozenset({"question"}), frozenset({"question"})),
+    "fuse_prompt": (frozenset({"sentences", "details"}), frozenset({"sentences", "details"})),
+    "marked_prompt": (frozenset({"n"}), frozenset({"n"})),
+    "crop_prompt": (frozenset(), frozenset()),
+}
+"""For each prompt option: ``(required, allowed)`` placeholder names of its template."""
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{names}`` of a ``str.format`` template (``{{`` and ``}}`` are literal braces).
+
+    >>> sorted(placeholders('Q: {question} A: {answer} {{"x": 1}}'))
+    ['answer', 'question']
+    """
+    import string
+
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise ValueError(
+            f"not a valid template ({err}); write literal braces as '{{{{' and '}}}}'"
+        ) from None
+
+
+def check_template(option: str, template: str) -> None:
+    """Raise ``ValueError`` unless ``template`` fits the placeholders of prompt ``option``.
+
+    >>> check_template("grounding_prompt", "Find the {phrase}.")
+    >>> check_template("grounding_prompt", "Find the {object}.")
+    Traceback (most recent call last):
+    ...
+    ValueError: grounding_prompt: unknown placeholder {object} (allowed: {phrase}); missing {phrase}
+    """
+    if not isinstance(template, str):
+        raise ValueError(f"{option} must be a string, got {type(template).__name__}")
+    required, allowed = PLACEHOLDERS[option]
+    try:
+        names = placeholders(template)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
+    problems = []
+    unknown = sorted(names - allowed)
+    if unknown:
+        shown = ", ".join("{" + n + "}" for n in sorted(allowed)) or "none"
+        problems.append(
+            f"unknown placeholder {', '.join('{' + n + '}' for n in unknown)} (allowed: {shown})"
+        )
+    missing = sorted(required - names)
+    if missing:
+        problems.append("missing " + ", ".join("{" + n + "}" for n in missing))
+    if problems:
+        raise ValueError(f"{option}: " + "; ".join(problems))
+
+
+def default_prompts() -> dict[str, str]:
+    """Every default template, by name (e.g. to build a tokenizer that knows them).
+
+    >>> default_prompts()["region_crop"] == REGION_CROP_PROMPT
+    True
+    """
     return {
-        "version": PROMPT_VERSION,
         "gcot": GCOT_PROMPT,
         "grounding": GROUNDING_PROMPT,
         "joint_grounding": JOINT_GROUNDING_PROMPT,
@@ -194,3 +269,7 @@ def prompt_fingerprint_data() -> dict[str, str]:
         "region_marked": REGION_MARKED_PROMPT,
         "region_crop": REGION_CROP_PROMPT,
     }
+
+
+prompt_fingerprint_data = default_prompts
+"""Former name of :func:`default_prompts` (kept for callers of the old API)."""

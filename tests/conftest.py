@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Parsers re-raise what their never-raise safety net would absorb (hfgcot.parsing.guard).
+os.environ.setdefault("HFGCOT_STRICT_PARSING", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import random_image
 from datasets import load_from_disk
 from safetensors.torch import load_file
 
+from hfgcot import get_provenance
 from hfgcot.cli import build_parser, main
 from hfgcot.testing.tiny import build_tiny_vlm
 
@@ -63,3 +65,101 @@ def test_tiny_model_is_deterministic_for_a_seed(tmp_path):
     assert any((a[k] != c[k]).any() for k in a)
     tok_a = (tmp_path / "a" / "tokenizer.json").read_text()
     assert tok_a == (tmp_path / "b" / "tokenizer.json").read_text()
+
+
+def _rows_jsonl(tmp_path, n=2):
+    rows = []
+    for i in range(n):
+        random_image(70 + 10 * i, 60, seed=i).save(tmp_path / f"img{i}.png")
+        rows.append({"image": f"img{i}.png", "question": f"q{i}", "answer": "a"})
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    return data
+
+
+@pytest.mark.model
+def test_config_file_flags_win_and_checkpoint_resume(tiny_vlm_path, tmp_path, capsys):
+    data = _rows_jsonl(tmp_path, 3)
+    prompt = tmp_path / "reasoning.txt"
+    prompt.write_text("Q: {question} A: {answer}. Think, then write Keywords: a, b")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"model: {tiny_vlm_path}\ninput: {data}\nmax-new-tokens: 5\nbatch_size: 4\n"
+        f"reasoning_prompt: '@{prompt}'\ncheckpoint_dir: {tmp_path / 'ckpt'}\nshard_size: 2\n"
+    )
+    out = tmp_path / "out"
+    argv = ["gcot", "--config", str(config), "--output", str(out), "--batch-size", "2"]
+    assert main(argv) == 0
+    ds = load_from_disk(str(out))
+    assert len(ds) == 3
+    record = get_provenance(ds)[-1]
+    assert "Think, then write Keywords" in json.dumps(record)
+    assert len(list((tmp_path / "ckpt").rglob("_SUCCESS"))) == 2
+    capsys.readouterr()
+    # the same command again: refused while the output exists, reuses every shard with --overwrite
+    assert main(argv) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gcot", "--input", "nope.jsonl", "--output", "o"], "input file not found"),
+        (["gcot", "--output", "o"], "--input is required"),
+        (["gcot", "--input", "{data}", "--output", "{data}"], "is the input"),
+        (["gcot", "--config", "{bad}", "--input", "{data}", "--output", "o"], "batch_sise"),
+        (["gcot", "--input", "{data}", "--output", "o", "--config", "{worse}"], "box_space"),
+        (
+            ["gcot", "--input", "{data}", "--output", "o", "--question-column", "q"],
+            "column 'q' not in",
+        ),
+        (
+            ["gcot", "--input", "{data}", "--output", "o", "--model", "./no/such/folder"],
+            "not found",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    data = _rows_jsonl(tmp_path, 1)
+    (tmp_path / "bad.yaml").write_text("batch_sise: 2\n")
+    (tmp_path / "worse.json").write_text('{"box_space": "nowhere"}')
+    fill = {
+        "data": str(data),
+        "bad": str(tmp_path / "bad.yaml"),
+        "worse": str(tmp_path / "worse.json"),
+    }
+    assert main([a.format(**fill) for a in argv]) == 2
+    err = capsys.readouterr().err
+    last = re.split(r"[\r\n]", err.strip())[-1]  # progress bars may come before it
+    assert message in last and last.startswith("hfgcot: error:") and "Traceback" not in err
+
+
+def test_negative_limit_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["gcot", "--input", "x.jsonl", "--output", "o", "--limit", "-1"])
+    assert exc.value.code == 2 and "must be >= 0" in capsys.readouterr().err
+
+
+def test_cli_subprocess_exit_status(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hfgcot.cli",
+            "gcot",
+            "--input",
+            str(tmp_path / "x.jsonl"),
+            "--output",
+            "o",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("hfgcot: error: input file not found")

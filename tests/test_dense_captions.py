@@ -305,3 +305,46 @@ def test_cli_and_example(tiny_vlm, tiny_vlm_path, tmp_path, capsys):
     assert example.main([*args, "--output", str(tmp_path / "ex")]) == 0
     out = load_from_disk(str(tmp_path / "ex"))
     assert len(out) == 1 and out["dense_caption_status"][0]
+
+
+def test_every_prompt_is_an_option_and_the_system_turn_reaches_every_request(tiny_vlm):
+    seen: list[tuple[str, str | None]] = []
+
+    def custom(request, text: str) -> str:
+        seen.append((text, request.system))
+        if text == "CAPTION!":
+            return "A red ball lies here."
+        if text.startswith("CHECK "):
+            return "Yes."
+        if text.startswith("OBJECTS "):
+            return "1. Describe more details about the red ball."
+        if text.startswith("ANSWER "):
+            return "It is round."
+        if text.startswith("FUSE "):
+            return "FUSED."
+        raise AssertionError(f"unexpected prompt: {text!r}")
+
+    options = {
+        "caption_prompt": "CAPTION!",
+        "check_prompt": "CHECK {sentence}",
+        "questions_prompt": "OBJECTS {sentences} (at most {max_questions})",
+        "detail_question": "More on {object}?",
+        "position_question": "Where is {object}?",
+        "answer_prompt": "ANSWER {question}",
+        "fuse_prompt": "FUSE {sentences} | {details}",
+        "system_prompt": "You check facts.",
+    }
+    out = add_dense_captions(
+        dataset([(120, 90)], bad=False), ScriptedVLM(tiny_vlm, custom), **options
+    )
+    row = out[0]
+    assert row["dense_caption_status"] == "ok" and row["final_caption"] == "FUSED."
+    assert row["q_list"] == ["More on red ball?", "Where is red ball?"]
+    texts = [t for t, _ in seen]
+    assert "CHECK A red ball lies here." in texts and "ANSWER Where is red ball?" in texts
+    assert "OBJECTS A red ball lies here. (at most 5)" in texts
+    assert all(system == "You check facts." for _, system in seen)
+    (record,) = get_provenance(out)
+    assert {k: record["prompts"][k] for k in options} == options
+    with pytest.raises(ValueError, match=r"fuse_prompt: missing \{details\}"):
+        add_dense_captions(out, tiny_vlm, fuse_prompt="FUSE {sentences}")

@@ -143,6 +143,18 @@ def test_extract_answer():
     assert extract_answer("Answer:") == ""
 
 
+def test_markdown_final_answers_score_right():
+    """One final-answer rule (parsing.answers.find_answer) for extraction and scoring."""
+    assert extract_answer("Step 1: ...\n**Answer:** red") == "red"
+    assert extract_answer("✅ Correct answer: **B. Blue.**") == "B. Blue."
+    assert extract_answer("---\n\n**Answer: D. D.**") == "D. D."
+    assert extract_answer("**Answer:**\nred") == "red"
+    assert extract_answer("A long reasoning with no marker that goes on and on for a while.") == ""
+    rows = [{"pred_answer": "Step 1: the ball is red.\n**Answer:** red", "answer": ["red"]}]
+    rows[0].update(pred_bbox=GT, gt_bbox=GT)
+    assert evaluate_gcot(rows)["answer_acc"] == 1.0
+
+
 def test_gcot_metrics_by_hand():
     rows = [
         # answer right, box right
@@ -204,3 +216,19 @@ def test_evaluation_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_empty_rows_and_bad_thresholds():
+    empty = evaluate_grounding([])
+    assert empty["n"] == 0 and empty["mean_iou"] is None
+    for bad in (float("nan"), 0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="iou_threshold must be in"):
+            evaluate_grounding([{"pred_bbox": GT, "gt_bbox": GT}], iou_threshold=bad)
+    assert (
+        evaluate_grounding([{"pred_bbox": GT, "gt_bbox": GT}], iou_threshold=0.9)["acc@0.9"] == 1.0
+    )
+    with pytest.raises(ValueError, match="iou_threshold must be in"):
+        evaluate_gcot(
+            [{"pred_answer": "a", "answer": "a", "pred_bbox": GT, "gt_bbox": GT}],
+            iou_threshold=float("nan"),
+        )

@@ -257,3 +257,92 @@ def test_progress_bars_per_stage_and_quiet_mode(tiny_vlm, capsys, monkeypatch):
     monkeypatch.setenv("HFGCOT_QUIET", "1")
     add_gcot(ds, fake)
     assert "hfgcot gcot_" not in capsys.readouterr().err
+
+
+def chained(stages, start: str = "input") -> list[str]:
+    """The dataset fingerprint after each stage, as ``Dataset.map`` chains them."""
+    out = []
+    for stage in stages:
+        start = stage.new_fingerprint(start)
+        out.append(start)
+    return out
+
+
+def test_a_prompt_changes_its_stage_and_those_after_it_only():
+    from hfgcot.pipelines.gcot import gcot_stages, model_spec
+
+    spec = model_spec("org/model")
+    base = chained(gcot_stages(GCoTConfig(), spec))
+    grounding = chained(gcot_stages(GCoTConfig(grounding_prompt="Find {phrase}."), spec))
+    assert grounding[:2] == base[:2] and grounding[2] != base[2] and grounding[3] != base[3]
+    reasoning = chained(gcot_stages(GCoTConfig(reasoning_prompt="{question}? {answer}."), spec))
+    assert all(r != b for r, b in zip(reasoning, base, strict=True))
+    joint = gcot_stages(
+        GCoTConfig(grounding="joint", joint_grounding_prompt="All: {phrases}"), spec
+    )
+    assert chained(joint)[:2] == base[:2]
+    system = chained(gcot_stages(GCoTConfig(system_prompt="Be brief."), spec))
+    assert system[1] != base[1] and system[0] != base[0]
+
+
+def test_a_stage_version_is_part_of_its_fingerprint(monkeypatch):
+    from hfgcot.pipelines.gcot import GroundingStage, gcot_stages, model_spec
+
+    spec = model_spec("org/model")
+    base = [s.fingerprint for s in gcot_stages(GCoTConfig(), spec)]
+    monkeypatch.setattr(GroundingStage, "version", "999")
+    bumped = [s.fingerprint for s in gcot_stages(GCoTConfig(), spec)]
+    assert bumped[2] != base[2] and bumped[:2] == base[:2] and bumped[3] == base[3]
+
+
+def test_other_pipelines_prompts_never_enter_gcot_fingerprints(monkeypatch):
+    from hfgcot import prompts
+    from hfgcot.pipelines.dense_captions import DenseCaptionConfig, dense_caption_stages
+    from hfgcot.pipelines.gcot import gcot_stages, model_spec
+    from hfgcot.pipelines.region_captions import RegionCaptionConfig, region_caption_stages
+
+    spec = model_spec("org/model")
+    gcot = [s.fingerprint for s in gcot_stages(GCoTConfig(), spec)]
+    dense = [s.fingerprint for s in dense_caption_stages(DenseCaptionConfig(), spec)]
+    for name in ("REGION_CROP_PROMPT", "DENSE_CAPTION_PROMPT", "GROUNDING_SFT_PROMPT"):
+        monkeypatch.setattr(prompts, name, "changed")
+    assert [s.fingerprint for s in gcot_stages(GCoTConfig(), spec)] == gcot
+    region = region_caption_stages(RegionCaptionConfig(mode="crop", crop_prompt="Crop!"), spec)
+    default_region = region_caption_stages(RegionCaptionConfig(mode="crop"), spec)
+    assert region[0].fingerprint != default_region[0].fingerprint
+    assert [s.fingerprint for s in dense_caption_stages(DenseCaptionConfig(), spec)] == dense
+    fused = dense_caption_stages(DenseCaptionConfig(fuse_prompt="{sentences} + {details}"), spec)
+    assert [s.fingerprint for s in fused][:6] == dense[:6] and fused[6].fingerprint != dense[6]
+
+
+def test_normalized_boxes_use_the_size_recorded_by_stage_one(tiny_vlm):
+    from hfgcot.images import ImagePolicy
+    from hfgcot.pipelines.gcot import InjectStage
+
+    # a 20x20 image that only the pipeline's own policy accepts: stage 4 must not re-read it
+    ds = dataset([png_bytes(random_image(20, 20))])
+    fake = ScriptedVLM(tiny_vlm, script)
+    out = add_gcot(ds, fake, box_space="normalized", image_policy=ImagePolicy(min_side=1))[0]
+    assert out["gcot_status"] == "ok" and out["image_size"] == [20, 20]
+    b = out["groundings"][0]["bbox"]
+    assert f"red ball [{b[0] / 20:.3f}, {b[1] / 20:.3f}" in out["gcot"]
+    stage = InjectStage(box_space="normalized")
+    groundings = [[{"phrase": "cat", "bbox": [0.0, 0.0, 50.0, 25.0], "bbox_model": [0, 0, 5, 5]}]]
+    batch = {"cleaned_cot": ["A cat."], "groundings": groundings, "gcot_status": ["ok"]}
+    assert stage({**batch, "image_size": [[100, 50]]}) == {
+        "gcot": ["A cat [0.000, 0.000, 0.500, 0.500]."],
+        "gcot_status": ["ok"],
+    }
+    missing = stage({**batch, "image_size": [[]]})
+    assert missing == {"gcot": ["A cat."], "gcot_status": ["missing_image_size"]}
+
+
+def test_output_columns_in_the_input_are_refused_unless_asked(tiny_vlm):
+    fake = ScriptedVLM(tiny_vlm, script)
+    ds = dataset([png_bytes(random_image(64, 64))]).add_column("gcot", ["the user's own"])
+    with pytest.raises(ValueError, match=r"\['gcot'\].*overwrite_columns=True"):
+        add_gcot(ds, fake)
+    out = add_gcot(ds, fake, overwrite_columns=True)
+    assert out[0]["gcot"] != "the user's own" and out[0]["gcot_status"] == "ok"
+    again = add_gcot(out, fake, box_space="model")  # rerunning on its own output is allowed
+    assert "[10, 20, 100, 150]" in again[0]["gcot"]

@@ -211,8 +211,10 @@ def test_custom_prompt_and_validation():
     assert row["messages"][0]["content"][1]["text"] == "Find the dog. Answer as JSON {bbox_2d}."
     with pytest.raises(ValueError, match="question"):
         GroundingSFTStage(prompt="no placeholder")
-    with pytest.raises(ValueError, match="format string"):
+    with pytest.raises(ValueError, match=r"unknown placeholder \{other\}"):
         GroundingSFTStage(prompt="{question} {other}")
+    with pytest.raises(ValueError, match="literal braces"):
+        GroundingSFTStage(prompt="{question} {")
     with pytest.raises(ValueError, match="bbox_format"):
         GroundingSFTStage(bbox_format="cxcywh")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="model_family"):
@@ -408,3 +410,21 @@ def test_cli_sft_subcommand(tmp_path, capsys):
     assert "3 rows" in capsys.readouterr().out
     out = load_from_disk(str(out_dir))
     assert out["gt_bbox_model"][0] == [101, 50, 302, 149]
+
+
+@pytest.mark.model
+def test_existing_output_columns_are_refused_reruns_allowed(tiny_vlm):
+    ds = boxed_dataset([(100, 60)])
+    with pytest.raises(ValueError, match=r"\['messages'\]"):
+        to_grounding_sft(ds.add_column("messages", ["mine"]))
+    sft = to_grounding_sft(ds)
+    assert to_grounding_sft(sft, bbox_format="xyxy")["sft_status"] == ["ok"]  # rerun: allowed
+    fake = ScriptedVLM(tiny_vlm, lambda req, text: '{"bbox_2d": [0, 0, 28, 28]}')
+    with pytest.raises(ValueError, match=r"\['pred_text'\]"):
+        add_grounding_predictions(sft.add_column("pred_text", ["mine"]), fake)
+    once = add_grounding_predictions(sft, fake)
+    assert add_grounding_predictions(once, fake)["pred_status"] == ["ok"]
+    kept = add_grounding_predictions(
+        sft.add_column("pred_text", ["mine"]), fake, overwrite_columns=True
+    )
+    assert kept["pred_text"] == ['{"bbox_2d": [0, 0, 28, 28]}']

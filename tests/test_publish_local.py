@@ -72,7 +72,8 @@ def test_add_gcot_records_provenance(gcot_ds, tiny_vlm):
     assert record["model"]["min_pixels"] == tiny_vlm.min_pixels
     assert record["model"]["max_pixels"] == tiny_vlm.max_pixels
     assert record["model"]["revision"].startswith("local:")
-    assert record["prompts"]["version"] == prompts.PROMPT_VERSION
+    assert record["prompts"]["reasoning_prompt"] == prompts.GCOT_PROMPT  # the prompts it used
+    assert record["prompts"]["system_prompt"] is None and record["prompts"]["version"]
     assert record["config"]["batch_size"] == 2 and record["config"]["box_space"] == "pixels"
     assert [s["name"] for s in record["stages"]] == [
         "gcot_reasoning",
@@ -172,7 +173,7 @@ def test_two_versions_end_to_end(gcot_ds, tmp_path):
         record["model"]["revision"],
         "qwen2_5_vl",
         f"{record['model']['min_pixels']} / {record['model']['max_pixels']}",
-        prompts.PROMPT_VERSION,
+        record["prompts"]["version"],
         "ok 3, undecodable_image 1",
         "max_new_tokens=512",
         "original-image pixels",
@@ -273,8 +274,12 @@ def test_cli_publish_and_preflight(tmp_path, capsys):
     assert "v1.0.0" in capsys.readouterr().out
     card = DatasetCard.load(rel / "v1.0.0" / "README.md")
     assert card.data.license == "mit" and card.data.hfgcot["pipelines"] == ["gcot"]
+    # a user error: one line on stderr, exit status 2 (the exception itself with --debug)
+    assert cli.main(["publish", str(saved), str(rel), "--version", "1.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hfgcot: error:") and len(err.strip().splitlines()) == 1
     with pytest.raises(VersionExistsError):
-        cli.main(["publish", str(saved), str(rel), "--version", "1.0.0"])
+        cli.main(["publish", str(saved), str(rel), "--version", "1.0.0", "--debug"])
 
     gcot = ["gcot", "--input", str(saved), "--output", str(tmp_path / "out")]
     # the existing version, a missing --version, a stray --version: refused before any model runs

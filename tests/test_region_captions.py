@@ -260,11 +260,15 @@ def test_xyxy_jpeg_and_single_box_rows(tiny_vlm, caplog):
             "answer": ["a VQA answer"],
         }
     ).cast_column("image", Image())
-    out = add_region_captions(ds, fake, bbox_column="box", bbox_format="xyxy", image_format="JPEG")
+    options = {"bbox_column": "box", "bbox_format": "xyxy", "image_format": "JPEG"}
+    with pytest.raises(ValueError, match=r"\['answer'\].*overwrite_columns=True"):
+        add_region_captions(ds, fake, **options)  # the user's own answer column is refused
+    out = add_region_captions(ds, fake, **options, overwrite_columns=True)
     assert out[0]["normalized_bbox"] == [[0.1, 0.125, 0.6, 0.625]]
     assert out[0]["image_with_bbox"].format == "JPEG"
     assert out[0]["answer"] == "described"
-    assert "input columns ['answer'] will be replaced" in caplog.text
+    again = add_region_captions(out, fake, **options)  # a rerun on its own output is allowed
+    assert again[0]["answer"] == "described"
     with pytest.raises(KeyError, match="bbox"):
         add_region_captions(ds, fake)
 
@@ -329,3 +333,28 @@ def test_cli_and_example(tiny_vlm, tiny_vlm_path, tmp_path, capsys):
     assert example.main([*args, "--output", str(tmp_path / "ex")]) == 0
     assert (tmp_path / "ex" / "preview.png").exists()
     assert load_from_disk(str(tmp_path / "ex"))["valid_bboxes_num"] == [2]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", ["marked", "crop"])
+def test_region_prompts_are_options(tiny_vlm, mode):
+    seen = []
+
+    def custom(request, text):
+        seen.append((text, request.system))
+        return "<region1>: a thing" if mode == "marked" else "a thing"
+
+    ds = Dataset.from_dict(
+        {"image": [png_bytes(random_image(100, 80))], "bbox": [[[10.0, 10.0, 30.0, 30.0]]]}
+    ).cast_column("image", Image())
+    prompt = {"marked_prompt": "Describe <region1>..<region{n}>."} if mode == "marked" else {}
+    prompt = prompt or {"crop_prompt": "What is in this crop?"}
+    out = add_region_captions(
+        ds, ScriptedVLM(tiny_vlm, custom), mode=mode, system_prompt="Short answers.", **prompt
+    )
+    assert out[0]["region_captions"] == ["a thing"]
+    expected = "Describe <region1>..<region1>." if mode == "marked" else "What is in this crop?"
+    assert seen == [(expected, "Short answers.")]
+    assert out[0]["prompt"] == expected
+    with pytest.raises(ValueError, match="crop_prompt"):
+        RegionCaptionConfig(crop_prompt="{n} crops")

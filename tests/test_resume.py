@@ -121,3 +121,98 @@ def test_shard_ranges():
     assert shard_ranges(7, 3) == [(0, 3), (3, 6), (6, 7)]
     with pytest.raises(ValueError):
         shard_ranges(3, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoint files: atomic writes, stale leftovers, one process at a time (no model needed)
+# --------------------------------------------------------------------------------------------
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL at one moment of a checkpoint write."""
+
+
+def _doubled(part: Dataset) -> Dataset:
+    return part.map(lambda row: {"y": row["x"] * 2})
+
+
+def _resumable(data, ckpt, **kwargs):
+    from hfgcot.run.resume import run_resumable
+
+    return run_resumable(data, _doubled, checkpoint_dir=ckpt, shard_size=2, fingerprint="f" * 40)
+
+
+def _rows(n=5):
+    return Dataset.from_dict({"x": list(range(n))})
+
+
+@pytest.mark.parametrize("kill_at", range(1, 9))
+def test_a_kill_at_any_rename_resumes(tmp_path, monkeypatch, kill_at):
+    """Every file (manifest, each shard, each marker) goes through a rename; die before any one."""
+    import os
+
+    from hfgcot.run import resume
+
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(resume.os, "replace", dying_replace)
+    with pytest.raises(Killed):
+        _resumable(_rows(), tmp_path)
+    monkeypatch.setattr(resume.os, "replace", real_replace)
+    out = _resumable(_rows(), tmp_path)
+    assert out["y"] == [0, 2, 4, 6, 8]
+    run = tmp_path / ("f" * 32)
+    assert not list(run.glob(".tmp-*")), "stale temporary files are removed by the next run"
+    assert json.loads((run / "manifest.json").read_text())["num_rows"] == 5
+
+
+def test_a_kill_inside_a_shard_save_and_a_torn_manifest_resume(tmp_path, monkeypatch):
+    real_save = Dataset.save_to_disk
+
+    def dying_save(self, path, *args, **kwargs):
+        real_save(self, path, *args, **kwargs)
+        raise Killed  # the shard's files are written, its rename never happens
+
+    monkeypatch.setattr(Dataset, "save_to_disk", dying_save)
+    with pytest.raises(Killed):
+        _resumable(_rows(), tmp_path)
+    monkeypatch.setattr(Dataset, "save_to_disk", real_save)
+    run = tmp_path / ("f" * 32)
+    assert list(run.glob(".tmp-*"))
+    (run / "manifest.json").write_text('{"num_rows": 5, "shar')  # torn by an older version
+    assert _resumable(_rows(), tmp_path)["y"] == [0, 2, 4, 6, 8]
+    assert not list(run.glob(".tmp-*"))
+
+
+def test_a_second_process_on_the_same_checkpoint_fails_naming_the_holder(tmp_path):
+    run = tmp_path / ("f" * 32)
+    run.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; "
+            f"lock = FileLock({str(run / '.lock')!r}); lock.acquire(); "
+            f"open({str(run / '.lock-owner')!r}, 'w').write('pid 4242 on testhost'); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(
+            RuntimeError, match="in use by another process \\(pid 4242 on testhost\\)"
+        ):
+            _resumable(_rows(), tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _resumable(_rows(), tmp_path)["y"] == [0, 2, 4, 6, 8]  # free again

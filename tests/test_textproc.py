@@ -10,14 +10,12 @@ from hypothesis import strategies as st
 
 from hfgcot import prompts
 from hfgcot.parsing.captions import (
-    dedupe,
     join_sentences,
-    normalize_phrase,
     parse_object_list,
-    phrase_key,
     sentence_spans,
     split_sentences,
 )
+from hfgcot.parsing.phrases import dedupe, normalize_phrase, phrase_key
 
 
 def squash(text: str) -> str:
@@ -122,6 +120,8 @@ def test_normalize_phrase_and_key():
     assert phrase_key("The red cars") == phrase_key("red car") == "red car"
     assert phrase_key("glass") == "glass"  # no folding of -ss
     assert phrase_key("bus") == "bus"  # too short to fold
+    assert phrase_key("the boxes") == "box" and phrase_key("Glasses") == "glass"
+    assert phrase_key("buses") == "bus" and phrase_key("houses") == "house"
 
 
 def test_dedupe():
@@ -201,3 +201,13 @@ def test_textproc_is_pure():
 
     code = "import sys, hfgcot.parsing.captions; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@given(st.lists(st.text(alphabet="abcesxyzhiu", min_size=1, max_size=9), min_size=1, max_size=4))
+def test_phrase_key_is_stable(words):
+    """The key of a key is itself; case and a leading article never change a key."""
+    phrase = " ".join(words)
+    key = phrase_key(phrase)
+    assert phrase_key(key) == key
+    assert phrase_key(phrase.upper()) == key
+    assert phrase_key("The " + phrase) == key

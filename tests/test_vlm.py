@@ -116,3 +116,14 @@ def test_length_sorting_keeps_caller_order(tiny_vlm):
     sorted_ = tiny_vlm.generate(requests, settings, batch_size=3, sort_by_length=True)
     assert [s.text for s in sorted_] == [u.text for u in unsorted]
     assert [s.frame.width for s in sorted_] == [im.width for im in images]
+
+
+def test_load_vlm_rejects_min_pixels_above_max_pixels():
+    with pytest.raises(ValueError, match="min_pixels"):
+        ModelSpec(min_pixels=20_000_000, max_pixels=3136)
+
+
+def test_missing_local_model_folder_is_named(tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(FileNotFoundError, match="model folder not found: " + missing):
+        load_vlm(missing, device="cpu")

@@ -47,6 +47,14 @@ class ModelSpec:
     max_pixels: int | None = None
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        lo, hi = self.min_pixels, self.max_pixels
+        for name, v in (("min_pixels", lo), ("max_pixels", hi)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive, got {v!r}")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_pixels ({lo}) must not exceed max_pixels ({hi})")
+
 
 def _default_attn(device: str) -> str:
     if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
@@ -71,10 +79,14 @@ def _local_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _resolve_revision(model: str, revision: str | None) -> str | None:
+def resolve_revision(model: str, revision: str | None) -> str | None:
     """The commit a Hub model resolves to (from the local cache when offline), else ``revision``.
 
     A local folder gets a digest of its files instead (recomputed each time: it may be retrained).
+
+    Example:
+        >>> resolve_revision("Qwen/Qwen2.5-VL-3B-Instruct", "main")  # doctest: +SKIP
+        'a1b2c3...'
     """
     if os.path.isdir(model):
         return "local:" + _local_digest(Path(model))
@@ -97,6 +109,22 @@ def _resolve_hub_revision(model: str, revision: str | None) -> str | None:
 
 
 _CACHE: dict[tuple[ModelSpec, str], VLM] = {}
+
+
+def looks_like_path(model: str) -> bool:
+    """Whether ``model`` is written as a filesystem path rather than a Hub id (``owner/name``).
+
+    Example:
+        >>> looks_like_path("./my-model"), looks_like_path("Qwen/Qwen2.5-VL-3B-Instruct")
+        (True, False)
+    """
+    return model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
+
+
+def _check_local(model: str) -> None:
+    """A value that looks like a path but is no folder gets a clear error, not a Hub-id error."""
+    if looks_like_path(model) and not os.path.isdir(os.path.expanduser(model)):
+        raise FileNotFoundError(f"model folder not found: {model}")
 
 
 def _key(spec: ModelSpec, device: str) -> tuple[ModelSpec, str]:
@@ -136,6 +164,7 @@ def _get_endpoint(spec: EndpointSpec) -> Any:
 
 
 def _load(spec: ModelSpec, device: str) -> VLM:
+    _check_local(spec.model)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hfgcot.model.vlm import VLM
@@ -223,7 +252,7 @@ def spec_fingerprint_data(spec: ModelSpec | EndpointSpec) -> dict[str, Any]:
         return endpoint_identity(spec)
     data = asdict(spec)
     data.pop("device")
-    data["resolved_revision"] = _resolve_revision(spec.model, spec.revision)
+    data["resolved_revision"] = resolve_revision(spec.model, spec.revision)
     return data
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfgcot.geometry.frames import Family, Frame, family_for_model_type
-from hfgcot.model.spec import ModelSpec, _resolve_revision
+from hfgcot.model.spec import ModelSpec, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class VLM:
         self.spec = spec
         self.device = device
         self.family: Family = family_for_model_type(model.config.model_type)
-        self.revision = _resolve_revision(spec.model, spec.revision)
+        self.revision = resolve_revision(spec.model, spec.revision)
         processor.tokenizer.padding_side = "left"
         self.vision_patches = 0  # vision-encoder patches processed, for benchmarks
         self.prompt_tokens = 0  # prompt positions fed to generate (padding included)

@@ -1,16 +1,20 @@
 """Answers of VQA-style evaluation (pure: the standard library only).
 
-:func:`extract_answer` takes the final answer out of a model output (the line after the last
-``Answer:``); :func:`normalize_answer` applies the normalisation of the official VQA evaluation
+:func:`find_answer` is the one final-answer rule (the last ``Answer:`` marker, markdown allowed;
+used by parsing, box injection, extraction and evaluation), :func:`final_answer` /
+:func:`extract_answer` take the answer out of a model output; :func:`normalize_answer` applies the normalisation of the official VQA evaluation
 script, so ``"The Two dogs!"`` and ``"2 dogs"`` compare equal.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["extract_answer", "normalize_answer"]
+from hfgcot.parsing.phrases import ARTICLES
+
+__all__ = ["AnswerMarker", "extract_answer", "final_answer", "find_answer", "normalize_answer"]
 
 
 _NUMBER_WORDS = {
@@ -27,7 +31,6 @@ _NUMBER_WORDS = {
     "nine": "9",
     "ten": "10",
 }
-_ARTICLES = frozenset({"a", "an", "the"})
 # Apostrophe-less spellings -> the standard contraction (a subset of the VQA evaluation's list).
 _CONTRACTIONS = {
     "arent": "aren't",
@@ -65,7 +68,10 @@ _CONTRACTIONS = {
 _PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
 _COMMA_IN_NUMBER = re.compile(r"(\d)(,)(\d)")
 _PERIOD_NOT_DECIMAL = re.compile(r"\.(?!\d)")
-_ANSWER_RE = re.compile(r"answer\s*[:：]", re.I)
+# A final-answer marker: the word "answer" (not the end of a longer word), optional closing
+# emphasis, then ":" (or "："). The line that holds the last one is the final-answer line.
+_ANSWER_RE = re.compile(r"(?<![^\W_])answer[ \t]*(?:\*\*|__)?[ \t]*[:：]", re.I)
+_MAX_BARE_WORDS = 8
 
 
 def normalize_answer(text: Any) -> str:
@@ -95,24 +101,92 @@ def normalize_answer(text: Any) -> str:
     words = []
     for word in out.lower().split():
         word = _NUMBER_WORDS.get(word, word)
-        if word not in _ARTICLES:
+        if word not in ARTICLES:
             words.append(_CONTRACTIONS.get(word, word))
     return " ".join(words)
 
 
-def extract_answer(text: Any) -> str:
-    """The final answer of a model output: the line after the last ``Answer:``, else the text.
+@dataclass(frozen=True)
+class AnswerMarker:
+    """Where the final answer of a model output is: see :func:`find_answer`.
 
-    >>> extract_answer("Step 1: the sign is red.\\nAnswer: red")
+    ``line_start`` is the start of the line that holds the last answer marker (nothing may be
+    injected from there on), ``value_start`` the first character after the marker, ``value`` the
+    answer with its markdown emphasis removed (``""`` when the marker is followed by nothing).
+    """
+
+    line_start: int
+    value_start: int
+    value: str
+
+
+_MD_EDGE = "*_`~ \t"
+
+
+def _clean_value(line: str) -> str:
+    return line.strip().strip(_MD_EDGE).strip()
+
+
+def find_answer(text: str) -> AnswerMarker | None:
+    """The last final-answer marker of ``text``, or ``None``: ``Answer:``, ``**Answer:**``,
+    ``**Final Answer**:``, ``✅ Correct answer:``, ``The answer: ...`` (``：`` too). The one rule
+    used by parsing (yes/no), box injection (never on the final-answer line), answer extraction
+    and evaluation.
+
+    The answer is the rest of the marker's line, markdown emphasis stripped; when that is empty,
+    the next non-empty line. Never raises.
+
+    >>> find_answer("Step 1: look.\\n**Answer:** red").value
+    'red'
+    >>> find_answer("✅ Correct answer: **B. Blue.**").value
+    'B. Blue.'
+    >>> find_answer("no marker here") is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    matches = list(_ANSWER_RE.finditer(text))
+    if not matches:
+        return None
+    last = matches[-1]
+    line_start = text.rfind("\n", 0, last.start()) + 1
+    lines = text[last.end() :].split("\n")
+    value = _clean_value(lines[0])
+    if not value:
+        value = next((_clean_value(line) for line in lines[1:] if _clean_value(line)), "")
+    return AnswerMarker(line_start=line_start, value_start=last.end(), value=value)
+
+
+def final_answer(text: Any) -> str | None:
+    """The final answer of a model output, or ``None`` when it states none.
+
+    With an answer marker, its value (:func:`find_answer`). Without one, the whole text when it is
+    a single short line (at most ``8`` words: a bare answer such as ``"C. window"``); a longer
+    text without a marker has no final answer.
+
+    >>> final_answer("Reasoning...\\n**Answer: D. D.**")
+    'D. D.'
+    >>> final_answer("C. window"), final_answer("It goes left, then it turns right at the door.")
+    ('C. window', None)
+    """
+    if text is None:
+        return None
+    text = str(text)
+    marker = find_answer(text)
+    if marker is not None:
+        return marker.value or None
+    bare = _clean_value(text)
+    if bare and "\n" not in bare and len(bare.split()) <= _MAX_BARE_WORDS:
+        return bare
+    return None
+
+
+def extract_answer(text: Any) -> str:
+    """:func:`final_answer` as text for scoring: ``""`` when the output states no final answer.
+
+    >>> extract_answer("Step 1: the sign is red.\\n**Answer:** red")
     'red'
     >>> extract_answer("blue")
     'blue'
     """
-    if text is None:
-        return ""
-    text = str(text)
-    matches = list(_ANSWER_RE.finditer(text))
-    if not matches:
-        return text.strip()
-    rest = text[matches[-1].end() :].strip()
-    return rest.splitlines()[0].strip() if rest else ""
+    return final_answer(text) or ""

@@ -20,18 +20,15 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-logger = logging.getLogger(__name__)
+from hfgcot.parsing.guard import guard
+from hfgcot.parsing.phrases import dedupe, normalize_phrase
 
 __all__ = [
-    "dedupe",
     "join_sentences",
-    "normalize_phrase",
     "parse_object_list",
-    "phrase_key",
     "sentence_spans",
     "split_sentences",
 ]
@@ -70,10 +67,6 @@ _NEVER_END = frozenset(
     }
 )
 _ENUMERATOR_RE = re.compile(r"\(?(?:\d{1,3}|[A-Za-z]|[ivxlcIVXLC]{1,5})\)?")
-
-
-def _guard(exc: BaseException, where: str) -> None:
-    logger.debug("%s failed on odd input: %s", where, exc, exc_info=True)
 
 
 def _word_before(text: str, start: int, i: int) -> str:
@@ -158,7 +151,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             i += 1
         add(start, n)
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "sentence_spans")
+        guard(exc, "sentence_spans")
         return [(0, len(text))] if text.strip() else []
     return spans
 
@@ -211,8 +204,6 @@ _POSITION_RE = re.compile(
     r"(?:position|location|place)\s+(?:of|for)\s+(?P<obj>.+?)(?:\s+in\s+the\s+(?:image|picture|photo))?$",
     re.I,
 )
-_ARTICLE_RE = re.compile(r"^(?:the|a|an|some|each|every|this|that|these|those)\s+", re.I)
-_TRAILING_RE = re.compile(r"\s+in\s+the\s+(?:image|picture|photo)$", re.I)
 _META = frozenset(
     {
         "",
@@ -234,55 +225,6 @@ _META = frozenset(
 )
 _MAX_WORDS = 8
 _MAX_CHARS = 80
-
-
-def normalize_phrase(phrase: str) -> str:
-    """A clean object phrase: no markdown, quotes, leading article or trailing punctuation.
-
-    >>> normalize_phrase('  **The red car**. ')
-    'red car'
-    >>> normalize_phrase('"a  tall   tree"?')
-    'tall tree'
-    """
-    if not isinstance(phrase, str):
-        return ""
-    p = phrase.replace("**", "").replace("__", "").replace("`", "")
-    p = " ".join(p.split())
-    previous = None
-    while previous != p:
-        previous = p
-        p = p.strip(" \t\"'“”‘’«»()[]{}<>.,;:!?。！？，、；：-*")
-        p = _ARTICLE_RE.sub("", p)
-        p = _TRAILING_RE.sub("", p)
-    return p
-
-
-def phrase_key(phrase: str) -> str:
-    """The de-duplication key of a phrase: lowercase words, articles out, plural ``s`` folded.
-
-    >>> phrase_key("The Red  cars!") == phrase_key("red car")
-    True
-    """
-    words = re.findall(r"\w+", normalize_phrase(phrase).lower())
-    if words and len(words[-1]) > 3 and words[-1].endswith("s") and not words[-1].endswith("ss"):
-        words[-1] = words[-1][:-1]
-    return " ".join(words)
-
-
-def dedupe(items: Iterable[str], key: Callable[[str], str] = phrase_key) -> list[str]:
-    """Items in order, the first of each ``key`` kept; empty keys dropped.
-
-    >>> dedupe(["red car", "Red cars", "tree"])
-    ['red car', 'tree']
-    """
-    seen: set[str] = set()
-    out = []
-    for item in items:
-        k = key(item)
-        if k and k not in seen:
-            seen.add(k)
-            out.append(item)
-    return out
 
 
 def _object_of(item: str) -> str | None:
@@ -346,5 +288,5 @@ def parse_object_list(text: str, max_items: int | None = None) -> list[str]:
         objects = dedupe(objects)
         return objects if max_items is None else objects[: max(0, max_items)]
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "parse_object_list")
+        guard(exc, "parse_object_list")
         return []

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from hfgcot.parsing.grounding import _guard
+from hfgcot.parsing.answers import find_answer
+from hfgcot.parsing.guard import guard
+from hfgcot.parsing.phrases import dedupe, phrase_key
 
 __all__ = ["answer_start", "inject_groundings", "merge_keywords", "parse_gcot"]
 
@@ -33,7 +35,7 @@ _HEADER_PREFIX_WORDS = {"", "extracted", "visual", "relevant", "final", "object"
 _LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(?P<item>\S.*)$")
 _FIELD_LINE_RE = re.compile(r"^\s*(?:\*\*|__)?\s*[A-Za-z][A-Za-z ]{0,30}(?:\*\*|__)?\s*:")
 _SENTENCE_END_RE = re.compile(r"[.!?](?:\s+|$)")
-_KEYWORD_SPLIT_RE = re.compile(r"[,;|\n]")
+_KEYWORD_SPLIT_RE = re.compile(r"[,;|\n，、；]")
 _KEYWORD_STRIP = " \t\r\n\"'`*_[](){}<>.,;:!?-–—#•“”‘’"
 _NO_KEYWORDS = {"none", "n/a", "null", "nothing"}
 _MAX_ITEM_WORDS = 8
@@ -120,8 +122,8 @@ def _split_keywords(content: str) -> list[str]:
     seen: set[str] = set()
     for raw in _KEYWORD_SPLIT_RE.split(body):
         keyword = _clean_keyword(raw)
-        key = keyword.casefold()
-        if keyword and key not in seen and key not in _NO_KEYWORDS:
+        key = phrase_key(keyword)
+        if keyword and key and key not in seen and keyword.casefold() not in _NO_KEYWORDS:
             seen.add(key)
             keywords.append(keyword)
     return keywords
@@ -154,7 +156,7 @@ def parse_gcot(text: str) -> tuple[str, list[str]]:
         cleaned = f"{before}\n{after}" if before and after else before or after
         return cleaned.strip(), _split_keywords(content)
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "parse_gcot")
+        guard(exc, "parse_gcot")
         return (text.strip() if isinstance(text, str) else ""), []
 
 
@@ -197,35 +199,24 @@ def merge_keywords(keywords: list[str], reasoning: str, max_join: int = 3) -> li
                     break
             merged.append(" ".join(words[i : i + take]))
             i += take
-        seen: set[str] = set()
-        result: list[str] = []
-        for phrase in merged:
-            if phrase.casefold() not in seen:
-                seen.add(phrase.casefold())
-                result.append(phrase)
-        return result
+        return dedupe(merged)
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "merge_keywords")
+        guard(exc, "merge_keywords")
         return []
 
 
-_ANSWER_LINE_RE = re.compile(
-    r"^[ \t]*(?:\*\*|__)?[ \t]*(?:final[ \t]+)?answer[ \t]*(?:\*\*|__)?[ \t]*:", re.I | re.M
-)
-
-
 def answer_start(text: str) -> int:
-    """Start of the protected final-answer part: the last line opening with ``Answer:``.
+    """Start of the protected final-answer part: the line of the last answer marker.
 
-    Optional markdown bold and a ``Final`` prefix are allowed. ``len(text)`` when there is none.
+    The marker is :func:`hfgcot.parsing.answers.find_answer`'s; ``len(text)`` when there is none.
 
     >>> answer_start("1. Look.\\n**Answer:** yes")
     9
     >>> answer_start("no answer line")
     14
     """
-    matches = list(_ANSWER_LINE_RE.finditer(text))
-    return matches[-1].start() if matches else len(text)
+    marker = find_answer(text)
+    return marker.line_start if marker is not None else len(text)
 
 
 def inject_groundings(text: str, annotations: Sequence[tuple[str, str]]) -> str:
@@ -280,5 +271,5 @@ def inject_groundings(text: str, annotations: Sequence[tuple[str, str]]) -> str:
         out.append(text[previous:])
         return "".join(out)
     except Exception as exc:  # fall back to the untouched text
-        _guard(exc, "inject_groundings")
+        guard(exc, "inject_groundings")
         return text

@@ -18,33 +18,22 @@ from __future__ import annotations
 
 import ast
 import json
-import logging
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hfgcot.parsing.answers import find_answer
+from hfgcot.parsing.guard import guard
+from hfgcot.parsing.phrases import phrase_key
+
 __all__ = [
     "ParsedBox",
     "match_label",
-    "normalize_phrase",
     "parse_grounding",
     "parse_region_answer",
     "parse_yes_no",
 ]
-
-_logger = logging.getLogger(__name__)
-
-# Tests set this to True so that a bug inside a parser fails loudly instead of being absorbed by
-# the never-raise safety net below.
-_STRICT = False
-
-
-def _guard(exc: Exception, where: str) -> None:
-    """Log an unexpected parser error (re-raise it in strict/test mode)."""
-    if _STRICT:
-        raise exc
-    _logger.debug("hfgcot parser %s failed on odd input: %r", where, exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,12 +61,27 @@ _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _NUM_RE = re.compile(_NUM)
 # A key for the box list: "bbox_2d" (Qwen2.5-VL / Qwen3-VL) or "bbox"; quoted or bare.
 _BBOX_KEY_RE = re.compile(r"""(?<![\w"'])(["']?)(?:bbox_2d|bbox)\1\s*:\s*["']?\s*\[""", re.I)
-_LABEL_KEYS = ("label", "name", "phrase", "text")
+_LABEL_KEYS = ("label", "name", "phrase", "text", "description", "text_content")
 _LABEL_KEY_RES = tuple(
     re.compile(rf"""(?<![\w"'])(["']?){key}\1\s*:\s*""", re.I) for key in _LABEL_KEYS
 )
 _INNER_LIST_RE = re.compile(r"\[([^\[\]]*)\]")
-_REF_RE = re.compile(r"<\|object_ref_start\|>(.*?)<\|object_ref_end\|>", re.S)
+# The label of an object-ref span; it cannot run past the next ref token, so the scan is linear
+# even on thousands of unclosed ``<|object_ref_start|>`` tokens.
+_REF_RE = re.compile(
+    r"<\|object_ref_start\|>((?:(?!<\|object_ref_(?:start|end)\|>).)*)<\|object_ref_end\|>", re.S
+)
+# A box-token span: its content must be exactly two points, else nothing inside it is a box.
+_BOX_SPAN_RE = re.compile(r"<\|box_start\|>((?:(?!<\|box_(?:start|end)\|>).)*)<\|box_end\|>", re.S)
+_TWO_POINTS_RE = re.compile(
+    rf"\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\)\s*,\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\)\s*"
+)
+# Qwen2.5-VL cookbook's plain-text form, one box a line: ``x1,y1,x2,y2 label``.
+_LINE_BOX_RE = re.compile(
+    rf"^[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})"
+    r"[ \t]+([^\W\d_][^\n]*?)[ \t]*$",
+    re.M,
+)
 _PAREN_BOX_RE = re.compile(
     rf"(<\|box_start\|>)?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*"
     rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*(?:<\|box_end\|>)?"
@@ -261,6 +265,9 @@ def _paren_label(text: str, start: int, end: int) -> str | None:
 def _paren_boxes(text: str, skip: list[tuple[int, int]]) -> list[tuple[int, ParsedBox]]:
     """Boxes in Qwen2-VL's ``(x1,y1),(x2,y2)`` form, with or without its special tokens."""
     refs = [(m.end(), m.group(1).strip() or None) for m in _REF_RE.finditer(text)]
+    skip = skip + [
+        m.span() for m in _BOX_SPAN_RE.finditer(text) if not _TWO_POINTS_RE.fullmatch(m.group(1))
+    ]
     found: list[tuple[int, ParsedBox]] = []
     previous_end = 0
     for match in _PAREN_BOX_RE.finditer(text):
@@ -279,11 +286,22 @@ def _paren_boxes(text: str, skip: list[tuple[int, int]]) -> list[tuple[int, Pars
     return found
 
 
+def _line_boxes(text: str) -> list[ParsedBox]:
+    """Fallback: lines of ``x1,y1,x2,y2 label`` (a label starts with a letter)."""
+    found = []
+    for match in _LINE_BOX_RE.finditer(text):
+        box = _box_from_numbers(match.groups()[:4])
+        if box is not None:
+            found.append(ParsedBox(match.group(5).strip(_LABEL_STRIP) or None, box))
+    return found
+
+
 def _bare_boxes(text: str) -> list[ParsedBox]:
-    """Fallback: the whole output is ``[x1, y1, x2, y2]`` or a list of such lists."""
+    """Fallback: the whole output is ``[x1, y1, x2, y2]`` or a list of such lists; else lines of
+    ``x1,y1,x2,y2 label``."""
     body = _FENCE_RE.sub("", text).strip()
     if not body.startswith("[") or _matching_bracket(body, 0, len(body)) != len(body):
-        return []
+        return _line_boxes(body)
     boxes = (_box_from_list_body(m.group(1)) for m in _INNER_LIST_RE.finditer(body))
     return [ParsedBox(None, box) for box in boxes if box is not None]
 
@@ -293,9 +311,11 @@ def parse_grounding(text: str) -> list[ParsedBox]:
 
     Understands Qwen2.5-VL/Qwen3-VL JSON (one object or a list, in or out of ```json fences,
     with prose around it, python-literal quotes, numbers as strings, a truncated tail, label under
-    ``label``/``name``/``phrase``/``text``, nested ``[[...], [...]]`` lists as several boxes) and
-    Qwen2-VL's ``(x1,y1),(x2,y2)`` form with or without its box/object-ref tokens. Boxes whose
-    list has not exactly 4 finite numbers are skipped. Never raises.
+    ``label``/``name``/``phrase``/``text``/``description``/``text_content``, nested ``[[...], [...]]`` lists as several boxes) and
+    Qwen2-VL's ``(x1,y1),(x2,y2)`` form with or without its box/object-ref tokens (a box-token
+    span holding anything but two points gives no box), and, failing all of these, the plain
+    ``x1,y1,x2,y2 label`` lines of the Qwen2.5-VL cookbook. Boxes whose list has not exactly 4
+    finite numbers are skipped. Never raises.
 
     >>> parse_grounding('```json\\n[{"bbox_2d": [10, 20, 300, 400], "label": "cat"}]\\n```')
     [ParsedBox(label='cat', box=(10.0, 20.0, 300.0, 400.0))]
@@ -314,7 +334,7 @@ def parse_grounding(text: str) -> list[ParsedBox]:
         boxes = [box for _, box in found] or _bare_boxes(text)
         return list(dict.fromkeys(boxes))
     except Exception as exc:  # a parser of model output must never take a stage down
-        _guard(exc, "parse_grounding")
+        guard(exc, "parse_grounding")
         return []
 
 
@@ -323,7 +343,6 @@ def parse_grounding(text: str) -> list[ParsedBox]:
 # --------------------------------------------------------------------------------------------
 
 _YES_NO_RE = re.compile(r"(?<![\w'-])(yes|yeah|yep|yup|no|nope)(?![\w'-])", re.I)
-_ANSWER_MARK_RE = re.compile(r"(?<!\w)answer\s*(?:\*\*|__)?\s*:", re.I)
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -338,14 +357,14 @@ def parse_yes_no(text: str) -> bool | None:
     try:
         if not isinstance(text, str):
             return None
-        marks = list(_ANSWER_MARK_RE.finditer(text))
-        for start in ([marks[-1].end()] if marks else []) + [0]:
+        marker = find_answer(text)
+        for start in ([marker.value_start] if marker is not None else []) + [0]:
             match = _YES_NO_RE.search(text, start)
             if match:
                 return match.group(1).lower() not in ("no", "nope")
         return None
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "parse_yes_no")
+        guard(exc, "parse_yes_no")
         return None
 
 
@@ -353,42 +372,11 @@ def parse_yes_no(text: str) -> bool | None:
 # Labels of a joint grounding answer -> the phrases that were asked for
 # --------------------------------------------------------------------------------------------
 
-_ARTICLES = {"a", "an", "the", "some", "two", "three", "several"}
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("sses", "xes", "zes", "ches", "shes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def normalize_phrase(text: str) -> str:
-    """Lower case, words only, leading articles dropped, plurals made singular.
-
-    >>> normalize_phrase("The Red Balls")
-    'red ball'
-    >>> normalize_phrase("boxes")
-    'box'
-    """
-    try:
-        words = [w.lower() for w in _WORD_RE.findall(text if isinstance(text, str) else "")]
-        while words and words[0] in _ARTICLES:
-            words = words[1:]
-        return " ".join(_singular(w) for w in words)
-    except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "normalize_phrase")
-        return ""
-
 
 def match_label(label: str | None, phrases: Sequence[str]) -> str | None:
     """The phrase a model's box label refers to, or ``None``.
 
-    Case, articles and plurals do not matter (:func:`normalize_phrase`). An exact normalized match
+    Case, articles and plurals do not matter (:func:`hfgcot.parsing.phrases.phrase_key`). An exact normalized match
     wins; otherwise the single phrase whose words appear, whole, in the label (or the label's in
     the phrase) - longest first; ambiguity gives ``None``.
 
@@ -402,10 +390,10 @@ def match_label(label: str | None, phrases: Sequence[str]) -> str | None:
     try:
         if not label or not phrases:
             return None
-        target = normalize_phrase(label)
+        target = phrase_key(label)
         if not target:
             return None
-        normalized = [(normalize_phrase(p), p) for p in phrases]
+        normalized = [(phrase_key(p), p) for p in phrases]
         for norm, phrase in normalized:
             if norm == target:
                 return phrase
@@ -422,7 +410,7 @@ def match_label(label: str | None, phrases: Sequence[str]) -> str | None:
             return None
         return hits[0][1]
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "match_label")
+        guard(exc, "match_label")
         return None
 
 
@@ -438,7 +426,7 @@ _REGION_LINE_RE = re.compile(
     re.I | re.M,
 )
 _REGION_TAG_RE = re.compile(r"<\s*region\s*(\d{1,6})\s*>", re.I)
-_REGION_LEAD_RE = re.compile(r"^[\s*_]*(?:[:\-\u2013\u2014.)]\s*)?")
+_REGION_LEAD_RE = re.compile(r"^[\s*_]*(?:[:,\-\u2013\u2014.)]\s*)?")
 
 
 def parse_region_answer(text: str, n: int) -> list[str]:
@@ -480,5 +468,5 @@ def parse_region_answer(text: str, n: int) -> list[str]:
                 out[k - 1] = body
         return out
     except Exception as exc:  # never take a stage down on odd model output
-        _guard(exc, "parse_region_answer")
+        guard(exc, "parse_region_answer")
         return [""] * (max(0, n) if isinstance(n, int) else 0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import typing
 from typing import Any, ClassVar, Literal
 
@@ -19,8 +21,9 @@ import hfgcot
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
-from hfgcot.model.spec import ModelSpec, get_vlm, spec_fingerprint_data
-from hfgcot.model.vlm import VLM, GenerationSettings
+from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
+from hfgcot.model.vlm import VLM, GenerationSettings, Request
+from hfgcot.run.options import RunOptions
 
 OK = "ok"
 
@@ -76,38 +79,200 @@ def stable_hash(data: Any) -> str:
     return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
 
 
-class PipelineConfig:
-    """Methods shared by the pipeline configs (``GCoTConfig``, ``DenseCaptionConfig``...).
+def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002
+    """A config field with its one-line help text (and optional checks) in its metadata.
 
-    A subclass is a frozen dataclass with the fields ``max_new_tokens``, ``do_sample``,
-    ``temperature``, ``top_p``, ``seed``, ``min_image_side`` and ``max_aspect_ratio`` (and
-    optionally ``cache_implementation``).
+    ``min=`` (number: the value, when not None, must be >= it) and ``prompt=True`` (the value
+    is a template checked by :func:`hfgcot.prompts.check_template`) are checked by
+    :meth:`PipelineConfig.__post_init__`. The CLI reads ``help`` from ``field.metadata``.
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class C:
+    ...     n: int = option(1, "How many.", min=1)
+    >>> dataclasses.fields(C)[0].metadata["help"]
+    'How many.'
     """
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
+
+
+def prompt_option(default: str, help: str, kind: str | None = None) -> Any:  # noqa: A002
+    """A prompt template field, checked against ``hfgcot.prompts.PLACEHOLDERS[kind]``.
+
+    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...).
+    """
+    return option(default, help, prompt=kind or True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Fields every pipeline has, and the one validation of every config.
+
+    Subclasses are frozen dataclasses whose fields are made with :func:`option`; building one
+    checks ``Literal`` choices, minimums, finite floats and prompt placeholders, so a bad value
+    is a ``ValueError`` before any image is read or model called.
+
+    Example:
+        >>> PipelineConfig(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size must be >= 1, got 0
+    """
+
+    image_column: str = option(
+        "image", "Input column with the images (Image() feature, path or bytes)."
+    )
+    batch_size: int = option(8, "Rows per map batch (and requests per generate call).", min=1)
+    image_policy: ImagePolicy = option(
+        ImagePolicy(),
+        "Which images are accepted and how they are read (hfgcot.images.ImagePolicy).",
+    )
+    overwrite_columns: bool = option(
+        False, "Allow output columns that already exist in the input to be replaced."
+    )
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            low = f.metadata.get("min")
+            if low is not None and value is not None and value < low:
+                raise ValueError(f"{f.name} must be >= {low}, got {value}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+            kind = f.metadata.get("prompt")
+            if kind:
+                prompts.check_template(kind if isinstance(kind, str) else f.name, value)
+        if not isinstance(self.image_policy, ImagePolicy):
+            raise ValueError(f"image_policy must be an ImagePolicy, got {self.image_policy!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks of one pipeline beyond the field rules (override; raise ``ValueError``)."""
+
+    def prompts(self) -> dict[str, str | None]:
+        """The prompt templates of this config (and ``system_prompt``), by field name.
+
+        >>> PipelineConfig().prompts()
+        {}
+        """
+        names = [f.name for f in dataclasses.fields(self) if f.metadata.get("prompt")]
+        if any(f.name == "system_prompt" for f in dataclasses.fields(self)):
+            names.append("system_prompt")
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPipelineConfig(PipelineConfig):
+    """The fields of every pipeline that runs a model: generation settings and a system turn.
+
+    Example:
+        >>> ModelPipelineConfig(max_new_tokens=64).generation().max_new_tokens
+        64
+    """
+
+    max_new_tokens: int = option(512, "Most new tokens per generated answer.", min=1)
+    do_sample: bool = option(False, "Sample instead of greedy decoding.")
+    temperature: float = option(0.7, "Sampling temperature (with do_sample).")
+    top_p: float = option(0.9, "Nucleus sampling mass (with do_sample).")
+    seed: int = option(0, "Seed of sampled generation (per request, reproducible).")
+    cache_implementation: str | None = option(
+        None, "transformers KV-cache implementation, e.g. 'static' (compiled decode on CUDA)."
+    )
+    system_prompt: str | None = option(
+        None, "System turn of every request; default: the chat template's own."
+    )
 
     def generation(self, max_new_tokens: int | None = None) -> GenerationSettings:
         """The generation settings of the config (``max_new_tokens`` overrides its budget)."""
         return GenerationSettings(
-            max_new_tokens=max_new_tokens or self.max_new_tokens,  # type: ignore[attr-defined]
-            do_sample=self.do_sample,  # type: ignore[attr-defined]
-            temperature=self.temperature,  # type: ignore[attr-defined]
-            top_p=self.top_p,  # type: ignore[attr-defined]
-            seed=self.seed,  # type: ignore[attr-defined]
-            cache_implementation=getattr(self, "cache_implementation", None),
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
+            do_sample=self.do_sample,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            cache_implementation=self.cache_implementation,
         )
 
-    @property
-    def image_policy(self) -> ImagePolicy:
-        return ImagePolicy(
-            min_side=self.min_image_side,  # type: ignore[attr-defined]
-            max_aspect_ratio=self.max_aspect_ratio,  # type: ignore[attr-defined]
+
+LOAD_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name != "model")
+"""Model loading options accepted by every model entry point (fields of ``ModelSpec``)."""
+
+
+def resolve_model(model: Any, load: dict[str, Any]) -> ModelSpec:
+    """A :class:`ModelSpec` for a Hub id, a folder, a ``ModelSpec`` or a loaded VLM.
+
+    Loading options (``revision``, ``dtype``, ``trust_remote_code``...) build or update the spec;
+    with an already loaded VLM, one that is not its default is a ``TypeError`` (the model is
+    loaded: pass them to ``load_vlm``).
+
+    >>> resolve_model("org/m", {"dtype": "bfloat16"}).dtype
+    'bfloat16'
+    >>> resolve_model(ModelSpec("org/m"), {"trust_remote_code": True}).trust_remote_code
+    True
+    """
+    if isinstance(model, ModelSpec):
+        return dataclasses.replace(model, **load)
+    if isinstance(model, EndpointSpec):  # a served model: only what a client can honour
+        return model.with_load_options(**load)  # type: ignore[return-value]
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+    changed = {k: v for k, v in load.items() if v != defaults[k]}
+    if changed and not isinstance(model, str | os.PathLike):
+        raise TypeError(
+            f"loading options {sorted(changed)} cannot apply to an already loaded model; "
+            "pass them to hfgcot.load_vlm, or give a Hub id, folder or ModelSpec"
         )
+    return model_spec(model, **load)
+
+
+def split_options(
+    config_cls: type[PipelineConfig],
+    config: PipelineConfig | None,
+    options: dict[str, Any],
+    *,
+    extra: tuple[str, ...] = LOAD_OPTIONS,
+) -> tuple[Any, RunOptions, dict[str, Any]]:
+    """``(config, run options, other options)`` of an entry point's ``config=`` and ``**options``.
+
+    Config fields given as options are applied on top of ``config`` (or of the defaults) with
+    ``dataclasses.replace``; ``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``
+    (or ``run=RunOptions(...)``) make the run options; names in ``extra`` (the loading options
+    by default) are returned as they are. Any other name is a ``TypeError`` naming the valid ones.
+
+    >>> cfg, run, load = split_options(PipelineConfig, None, {"batch_size": 2, "num_proc": 3})
+    >>> cfg.batch_size, run.num_proc, load
+    (2, 3, {})
+    """
+    if config is not None and not isinstance(config, config_cls):
+        raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    run_fields = {f.name for f in dataclasses.fields(RunOptions)}
+    unknown = sorted(set(options) - fields - run_fields - set(extra) - {"run"})
+    if unknown:
+        valid = ", ".join(sorted(fields | run_fields | set(extra) | {"run"}))
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
+    run = options.get("run") or RunOptions()
+    if not isinstance(run, RunOptions):
+        raise TypeError(f"run must be a RunOptions, got {type(run).__name__}")
+    run_set = {k: v for k, v in options.items() if k in run_fields}
+    run = dataclasses.replace(run, **run_set) if run_set else run
+    settings = {k: v for k, v in options.items() if k in fields}
+    if config is None:
+        config = config_cls(**settings)
+    elif settings:
+        config = dataclasses.replace(config, **settings)
+    return config, run, {k: v for k, v in options.items() if k in extra}
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``."""
+    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``.
+
+    ``version`` is bumped whenever what the stage writes changes; it, the stage's own fields
+    (its prompts included) and its model make the stage's fingerprint, and nothing else does.
+    """
 
     name: ClassVar[str] = "stage"
+    version: ClassVar[str] = "1"
     status_column: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
@@ -121,10 +286,11 @@ class Stage:
         raise NotImplementedError
 
     def fingerprint_data(self) -> dict[str, Any]:
+        """What the fingerprint hashes: name, version, the stage's fields, model, library."""
         data = {
             "stage": self.name,
+            "version": self.version,
             "config": _jsonable(self),
-            "prompts": prompts.prompt_fingerprint_data(),
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)
@@ -134,7 +300,7 @@ class Stage:
 
     @property
     def fingerprint(self) -> str:
-        """Deterministic across processes: same config, prompts, model, version -> same hash."""
+        """Deterministic across processes: same fields, prompts, model, version -> same hash."""
         return stable_hash(self.fingerprint_data())
 
     def new_fingerprint(self, dataset_fingerprint: str) -> str:
@@ -144,11 +310,16 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class ModelStage(Stage):
-    """A stage that runs the VLM: a model spec, generation settings and a request batch size."""
+    """A stage that runs the VLM: a model spec, generation settings, a batch size, a system turn."""
 
     model: ModelSpec = ModelSpec()
     generation: GenerationSettings = GenerationSettings()
     batch_size: int = 8
+    system_prompt: str | None = None
 
     def vlm(self, rank: int | None = None) -> VLM:
         return get_vlm(self.model, rank)
+
+    def request(self, image: Any, prompt: str) -> Request:
+        """A request with this stage's system turn (``None``: the chat template's default)."""
+        return Request(image, prompt, self.system_prompt)

@@ -23,8 +23,6 @@ Every row is kept; ``dense_caption_status`` says ``"ok"`` (or ``"ok: <note>"``) 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +33,17 @@ from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status, require_prompt_logprobs
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
-from hfgcot.model.vlm import GenerationSettings, Request
+from hfgcot.model.vlm import GenerationSettings
 from hfgcot.parsing import captions as textproc
-from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
+from hfgcot.pipelines.base import (
+    OK,
+    ModelPipelineConfig,
+    ModelStage,
+    Stage,
+    option,
+    prompt_option,
+    split_options,
+)
 from hfgcot.pipelines.self_check import (
     Checker,
     CheckJob,
@@ -77,6 +83,7 @@ class InitCaptionStage(ModelStage):
     status_column = STATUS
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
+    prompt: str = prompts.DENSE_CAPTION_PROMPT
 
     def features(self) -> Features:
         return Features({"init_caption": Value("string"), STATUS: Value("string")})
@@ -88,7 +95,7 @@ class InitCaptionStage(ModelStage):
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             statuses[i] = status
             if status == OK:
-                requests.append(Request(image, prompts.dense_caption_prompt()))
+                requests.append(self.request(image, prompts.dense_caption_prompt(self.prompt)))
                 where.append(i)
         captions = [""] * n
         if requests:
@@ -129,6 +136,7 @@ class _CheckingStage(ModelStage):
     image_policy: ImagePolicy = ImagePolicy()
     checker: Checker = "yesno"
     threshold: float = 0.0
+    check_prompt: str = prompts.SENTENCE_CHECK_PROMPT
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +154,8 @@ class _CheckingStage(ModelStage):
             checker=self.checker,
             generation=self.generation,
             batch_size=self.batch_size,
+            prompt=self.check_prompt,
+            system_prompt=self.system_prompt,
         )
 
 
@@ -159,6 +169,7 @@ class SentenceCheckStage(_CheckingStage):
 
     name = "dense_check_sentences"
     status_column = STATUS
+    caption_prompt: str = prompts.DENSE_CAPTION_PROMPT
 
     def features(self) -> Features:
         return Features(
@@ -183,7 +194,8 @@ class SentenceCheckStage(_CheckingStage):
                 continue
             caption = batch["init_caption"][i]
             for prefix, sentence in locate_sentences(caption, batch["sentences"][i]):
-                jobs.append(CheckJob(image, prompts.dense_caption_prompt(), prefix, sentence))
+                caption_prompt = prompts.dense_caption_prompt(self.caption_prompt)
+                jobs.append(CheckJob(image, caption_prompt, prefix, sentence))
                 owners.append(i)
         results = self._check(jobs, rank)
         scores: list[list[float | None]] = [[] for _ in range(n)]
@@ -221,6 +233,9 @@ class QuestionStage(ModelStage):
     name = "dense_questions"
     status_column = STATUS
     max_questions: int = 5
+    prompt: str = prompts.OBJECT_QUESTIONS_PROMPT
+    detail_question: str = prompts.DETAIL_QUESTION
+    position_question: str = prompts.POSITION_QUESTION
 
     def features(self) -> Features:
         return Features(
@@ -234,8 +249,8 @@ class QuestionStage(ModelStage):
         for i in range(n):
             golden = batch["golden_sentences"][i]
             if _active(statuses[i]) and golden:
-                prompt = prompts.object_questions_prompt(golden, self.max_questions)
-                requests.append(Request(None, prompt))
+                prompt = prompts.object_questions_prompt(golden, self.max_questions, self.prompt)
+                requests.append(self.request(None, prompt))
                 where.append(i)
         raw, q_lists = [""] * n, [[] for _ in range(n)]
         if requests:
@@ -244,7 +259,10 @@ class QuestionStage(ModelStage):
                 raw[i] = out.text
                 objects = textproc.parse_object_list(out.text, self.max_questions)
                 for obj in objects:
-                    q_lists[i] += [prompts.detail_question(obj), prompts.position_question(obj)]
+                    q_lists[i] += [
+                        prompts.detail_question(obj, self.detail_question),
+                        prompts.position_question(obj, self.position_question),
+                    ]
                 if out.error:
                     statuses[i] = _note(statuses[i], "question generation failed")
                 elif not objects:
@@ -265,6 +283,7 @@ class AnswerStage(ModelStage):
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
     answer_batch_size: int | None = None
+    prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
     def features(self) -> Features:
         return Features({"raw_answers": STRINGS, STATUS: Value("string")})
@@ -281,7 +300,9 @@ class AnswerStage(ModelStage):
                 statuses[i] = status
                 continue
             for question in batch["q_list"][i]:
-                requests.append(Request(image, prompts.detail_answer_prompt(question)))
+                requests.append(
+                    self.request(image, prompts.detail_answer_prompt(question, self.prompt))
+                )
                 owners.append(i)
         answers: list[list[str]] = [[] for _ in range(n)]
         failed = [0] * n
@@ -308,6 +329,7 @@ class DetailCheckStage(_CheckingStage):
 
     name = "dense_check_details"
     status_column = STATUS
+    answer_prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
     def features(self) -> Features:
         return Features({"final_details": STRINGS, STATUS: Value("string")})
@@ -326,7 +348,7 @@ class DetailCheckStage(_CheckingStage):
                 continue
             pairs = zip(batch["q_list"][i], batch["raw_answers"][i], strict=True)
             for k, (question, answer) in enumerate(pairs):
-                prompt = prompts.detail_answer_prompt(question)
+                prompt = prompts.detail_answer_prompt(question, self.answer_prompt)
                 for prefix, sentence in locate_sentences(answer, textproc.split_sentences(answer)):
                     jobs.append(CheckJob(image, prompt, prefix, sentence))
                     owners.append((i, k))
@@ -357,6 +379,7 @@ class FuseStage(ModelStage):
 
     name = "dense_fuse"
     status_column = STATUS
+    prompt: str = prompts.FUSE_CAPTION_PROMPT
 
     def features(self) -> Features:
         return Features({"final_caption": Value("string"), STATUS: Value("string")})
@@ -369,7 +392,8 @@ class FuseStage(ModelStage):
         for i in range(n):
             golden, details = batch["golden_sentences"][i], batch["final_details"][i]
             if _active(statuses[i]) and (golden or details):
-                requests.append(Request(None, prompts.fuse_caption_prompt(golden, details)))
+                text = prompts.fuse_caption_prompt(golden, details, self.prompt)
+                requests.append(self.request(None, text))
                 where.append(i)
             else:  # nothing survived the check (or the row failed before): keep what there is
                 finals[i] = (batch["init_caption"][i] or "").strip()
@@ -389,121 +413,119 @@ class FuseStage(ModelStage):
 
 
 @dataclass(frozen=True)
-class DenseCaptionConfig(PipelineConfig):
-    """Every setting of the dense-caption pipeline (typed, validated; part of each fingerprint).
-
-    Args:
-        checker: ``"yesno"`` (ask the VLM) or ``"contrastive"`` (log-probs with vs. without the
-            image; keeps sentences whose mean per-token gain is above ``threshold``).
-        max_questions: at most this many objects get follow-up questions (two each).
-        max_new_tokens: for the caption, questions, answers and fusion.
-        check_max_new_tokens: for the yes/no answers (always greedy).
-        answer_batch_size: requests per generate call in stage 5 (default: the whole map batch).
+class DenseCaptionConfig(ModelPipelineConfig):
+    """Every setting of the dense-caption pipeline (typed, validated; each stage hashes its part).
 
     Example:
         >>> DenseCaptionConfig(checker="contrastive", threshold=0.5).checker
         'contrastive'
     """
 
-    image_column: str = "image"
-    checker: Checker = "yesno"
-    threshold: float = 0.0
-    max_questions: int = 5
-    batch_size: int = 8
-    answer_batch_size: int | None = None
-    max_new_tokens: int = 512
-    check_max_new_tokens: int = 16
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    min_image_side: int = 28
-    max_aspect_ratio: float = 200.0
-    num_proc: int | None = None
-
-    def __post_init__(self) -> None:
-        validate_choices(self)
-        if not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
-        for name in ("batch_size", "max_new_tokens", "check_max_new_tokens", "max_questions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("answer_batch_size", "num_proc"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be None or >= 1, got {value}")
+    checker: Checker = option(
+        "yesno",
+        "Self-check: ask the VLM yes/no, or compare log-probs with and without the image.",
+    )
+    threshold: float = option(
+        0.0, "Contrastive checker: keep sentences whose mean per-token gain is above this."
+    )
+    max_questions: int = option(5, "Most objects that get follow-up questions (two each).", min=1)
+    answer_batch_size: int | None = option(
+        None, "Requests per generate call in stage 5 (default: the whole map batch).", min=1
+    )
+    check_max_new_tokens: int = option(16, "Most new tokens per yes/no answer (greedy).", min=1)
+    caption_prompt: str = prompt_option(
+        prompts.DENSE_CAPTION_PROMPT, "Initial-caption prompt (no placeholders)."
+    )
+    check_prompt: str = prompt_option(
+        prompts.SENTENCE_CHECK_PROMPT, "Yes/no self-check prompt; placeholder {sentence}."
+    )
+    questions_prompt: str = prompt_option(
+        prompts.OBJECT_QUESTIONS_PROMPT,
+        "Prompt listing objects to ask about; placeholders {sentences}, {max_questions}.",
+    )
+    detail_question: str = prompt_option(
+        prompts.DETAIL_QUESTION, "Follow-up 'details' question; placeholder {object}."
+    )
+    position_question: str = prompt_option(
+        prompts.POSITION_QUESTION, "Follow-up 'position' question; placeholder {object}."
+    )
+    answer_prompt: str = prompt_option(
+        prompts.DETAIL_ANSWER_PROMPT,
+        "Prompt around each follow-up question; placeholder {question}.",
+    )
+    fuse_prompt: str = prompt_option(
+        prompts.FUSE_CAPTION_PROMPT, "Fusion prompt; placeholders {sentences} and {details}."
+    )
 
     def check_generation(self) -> GenerationSettings:
+        """Greedy settings of the yes/no self-check answers."""
         return GenerationSettings(max_new_tokens=self.check_max_new_tokens, seed=self.seed)
 
 
 def dense_caption_stages(config: DenseCaptionConfig, spec: ModelSpec) -> list[Stage]:
     """The seven stages for ``config`` (used by :func:`add_dense_captions`, Ray and resume)."""
-    common: dict[str, Any] = {"model": spec, "batch_size": config.batch_size}
+    common: dict[str, Any] = {
+        "model": spec,
+        "batch_size": config.batch_size,
+        "system_prompt": config.system_prompt,
+    }
     image = {"image_column": config.image_column, "image_policy": config.image_policy}
-    check = {"checker": config.checker, "threshold": config.threshold}
+    check = {
+        "checker": config.checker,
+        "threshold": config.threshold,
+        "check_prompt": config.check_prompt,
+    }
     gen, check_gen = config.generation(), config.check_generation()
+    questions = {
+        "max_questions": config.max_questions,
+        "prompt": config.questions_prompt,
+        "detail_question": config.detail_question,
+        "position_question": config.position_question,
+    }
     return [
-        InitCaptionStage(**common, generation=gen, **image),
+        InitCaptionStage(**common, generation=gen, **image, prompt=config.caption_prompt),
         SplitStage(),
-        SentenceCheckStage(**common, generation=check_gen, **image, **check),
-        QuestionStage(**common, generation=gen, max_questions=config.max_questions),
-        AnswerStage(**common, generation=gen, **image, answer_batch_size=config.answer_batch_size),
-        DetailCheckStage(**common, generation=check_gen, **image, **check),
-        FuseStage(**common, generation=gen),
+        SentenceCheckStage(
+            **common, generation=check_gen, **image, **check, caption_prompt=config.caption_prompt
+        ),
+        QuestionStage(**common, generation=gen, **questions),
+        AnswerStage(
+            **common,
+            generation=gen,
+            **image,
+            answer_batch_size=config.answer_batch_size,
+            prompt=config.answer_prompt,
+        ),
+        DetailCheckStage(
+            **common, generation=check_gen, **image, **check, answer_prompt=config.answer_prompt
+        ),
+        FuseStage(**common, generation=gen, prompt=config.fuse_prompt),
     ]
 
 
 def add_dense_captions(
     dataset: Dataset,
     model: Any = DEFAULT_MODEL,
-    *,
-    image_column: str = "image",
-    checker: Checker = "yesno",
-    threshold: float = 0.0,
-    max_questions: int = 5,
-    batch_size: int = 8,
-    answer_batch_size: int | None = None,
-    max_new_tokens: int = 512,
-    check_max_new_tokens: int = 16,
-    do_sample: bool = False,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    seed: int = 0,
-    num_proc: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1000,
-    sort_window: int | None = None,
-    revision: str | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
     config: DenseCaptionConfig | None = None,
+    **options: Any,
 ) -> Dataset:
     """Add ScaleCap-style dense captions to an image dataset.
 
     Seven chained ``Dataset.map`` stages (caption, split, sentence check, questions, answers,
-    detail check, fusion), each with a deterministic fingerprint (input, stage config, prompts and
-    their version, model and revision, generation settings, hfgcot version). Every input row is
-    kept, in order; ``dense_caption_status`` is ``"ok"``, ``"ok: <note>"`` or a reason
+    detail check, fusion), each with a deterministic fingerprint (input, the stage's own settings
+    and prompts, its version, model and revision, hfgcot version). Every input row is kept, in
+    order; ``dense_caption_status`` is ``"ok"``, ``"ok: <note>"`` or a reason
     (``undecodable_image``, ``empty_caption``, ``no_golden_sentences: ...``, ...).
 
     Args:
         dataset: rows with an image (``Image()`` feature, paths or bytes).
-        model: Hub id, local folder, or a VLM from :func:`hfgcot.load_vlm`.
-        checker: ``"yesno"`` (the VLM answers whether each sentence is supported by the image)
-            or ``"contrastive"`` (keep sentences whose mean per-token log-prob gain from seeing
-            the image is above ``threshold``; forward passes only).
-        max_questions: at most this many objects get a "details" and a "position" question.
-        answer_batch_size: requests per generate call when answering (default: all questions
-            of all images of a map batch at once).
-        num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
-        checkpoint_dir: resume after a crash (shards of ``shard_size`` rows with markers).
-        sort_window: process rows sorted by image size within windows of this many rows (less
-            padding); the result keeps the input order.
-        config: a :class:`DenseCaptionConfig`; when given, it replaces the keyword settings.
+        model: Hub id, local folder, :class:`~hfgcot.model.spec.ModelSpec` or a loaded VLM.
+        config: a :class:`DenseCaptionConfig`; ``options`` naming its fields are applied on top.
+        **options: any :class:`DenseCaptionConfig` field (``checker``, ``threshold``,
+            ``max_questions``, ``caption_prompt``...), any
+            :class:`~hfgcot.run.options.RunOptions` field or ``run=``, and the loading options
+            of a model given by name (``revision``, ``dtype``, ``max_pixels``,
+            ``trust_remote_code``...). Any other name is a ``TypeError``.
 
     Returns:
         The dataset with ``init_caption``, ``sentences``, ``golden_sentences``,
@@ -515,30 +537,7 @@ def add_dense_captions(
         ...                         checker="contrastive", threshold=0.2)   # doctest: +SKIP
         >>> ds[0]["golden_sentences"], ds[0]["final_caption"]             # doctest: +SKIP
     """
-    if config is None:
-        config = DenseCaptionConfig(
-            image_column=image_column,
-            checker=checker,
-            threshold=threshold,
-            max_questions=max_questions,
-            batch_size=batch_size,
-            answer_batch_size=answer_batch_size,
-            max_new_tokens=max_new_tokens,
-            check_max_new_tokens=check_max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            num_proc=num_proc,
-        )
-    load = {
-        "revision": revision,
-        "dtype": dtype,
-        "device": device,
-        "attn_implementation": attn_implementation,
-        "min_pixels": min_pixels,
-        "max_pixels": max_pixels,
-    }
+    config, run, load = split_options(DenseCaptionConfig, config, options)
     return run_model_pipeline(
         "dense_captions",
         dataset,
@@ -547,11 +546,7 @@ def add_dense_captions(
         dense_caption_stages,
         status_column=STATUS,
         load_kwargs=load,
-        run_kwargs={
-            "checkpoint_dir": checkpoint_dir,
-            "shard_size": shard_size,
-            "sort_window": sort_window,
-        },
+        run=run,
     )
 
 

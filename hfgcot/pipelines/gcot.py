@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +28,17 @@ from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
-from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, cell_text, validate_choices
+from hfgcot.parsing.phrases import dedupe, phrase_key
+from hfgcot.pipelines.base import (
+    OK,
+    ModelPipelineConfig,
+    ModelStage,
+    Stage,
+    cell_text,
+    option,
+    prompt_option,
+    split_options,
+)
 from hfgcot.run.local import run_model_pipeline, status_summary
 
 logger = logging.getLogger(__name__)
@@ -53,18 +62,26 @@ def _first_problem(*statuses: str) -> str:
 
 @dataclass(frozen=True)
 class ReasoningStage(ModelStage):
-    """Stage 1: ``raw_cot_output`` and ``gcot_status`` for every row."""
+    """Stage 1: ``raw_cot_output``, ``image_size`` (``[w, h]``, ``[]`` if unread), ``gcot_status``."""
 
     name = "gcot_reasoning"
+    version = "2"  # writes image_size
     status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
     answer_column: str = "answer"
     image_policy: ImagePolicy = ImagePolicy()
     max_question_chars: int = 4000
+    prompt: str = prompts.GCOT_PROMPT
 
     def features(self) -> Features:
-        return Features({"raw_cot_output": Value("string"), STATUS: Value("string")})
+        return Features(
+            {
+                "raw_cot_output": Value("string"),
+                "image_size": List(Value("int64")),
+                STATUS: Value("string"),
+            }
+        )
 
     def _text_status(self, question: str, answer: str) -> str:
         if not question:
@@ -76,14 +93,19 @@ class ReasoningStage(ModelStage):
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
+        sizes: list[list[int]] = [[] for _ in range(n)]
         for i in range(n):
             question = cell_text(batch[self.question_column][i])
             answer = cell_text(batch[self.answer_column][i])
             image, status = load_image(batch[self.image_column][i], self.image_policy)
+            if image is not None:
+                sizes[i] = list(image.size)
             status = _first_problem(status, self._text_status(question, answer))
             statuses[i] = status
             if status == OK:
-                requests.append(Request(image, prompts.gcot_prompt(question, answer)))
+                requests.append(
+                    self.request(image, prompts.gcot_prompt(question, answer, self.prompt))
+                )
                 where.append(i)
         raw = [""] * n
         if requests:
@@ -92,7 +114,7 @@ class ReasoningStage(ModelStage):
                 raw[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
-        return {"raw_cot_output": raw, STATUS: statuses}
+        return {"raw_cot_output": raw, "image_size": sizes, STATUS: statuses}
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,7 @@ class ParseStage(Stage):
     """Stage 2: ``cleaned_cot`` and ``extracted_keywords`` (adjacent keywords merged)."""
 
     name = "gcot_parse"
+    version = "2"  # one phrase key for keyword de-duplication; Chinese keyword separators
     status_column = STATUS
     merge_max: int = 3
 
@@ -149,17 +172,21 @@ class GroundingStage(ModelStage):
     """
 
     name = "gcot_grounding"
+    version = "2"  # keywords de-duplicated by the phrase key
     status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"
     max_keywords: int = 16
     image_policy: ImagePolicy = ImagePolicy()
     mode: GroundingMode = "per_keyword"
+    prompt: str = prompts.GROUNDING_PROMPT
+    joint_prompt: str = prompts.JOINT_GROUNDING_PROMPT
 
     def _requests(self, image: Any, phrases: list[str]) -> list[tuple[Request, str | None]]:
         if self.mode == "joint":
-            return [(Request(image, prompts.joint_grounding_prompt(phrases)), None)]
-        return [(Request(image, prompts.grounding_prompt(p)), p) for p in phrases]
+            text = prompts.joint_grounding_prompt(phrases, self.joint_prompt)
+            return [(self.request(image, text), None)]
+        return [(self.request(image, prompts.grounding_prompt(p, self.prompt)), p) for p in phrases]
 
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
@@ -176,11 +203,7 @@ class GroundingStage(ModelStage):
             if status != OK:  # pragma: no cover - stage 1 already checked the image
                 statuses[i] = status
                 continue
-            seen: set[str] = set()
-            for kw in batch[self.keywords_column][i]:
-                if kw.lower() not in seen and len(seen) < self.max_keywords:
-                    seen.add(kw.lower())
-                    phrases_of[i].append(kw)
+            phrases_of[i] = dedupe(batch[self.keywords_column][i])[: self.max_keywords]
             for request, phrase in self._requests(image, phrases_of[i]):
                 requests.append(request)
                 owners.append((i, phrase))
@@ -223,24 +246,32 @@ def format_box(box: list[float], space: BoxSpace, frame_size: tuple[int, int] | 
 
 @dataclass(frozen=True)
 class InjectStage(Stage):
-    """Stage 4: ``gcot`` = ``cleaned_cot`` with each phrase's box(es) after its first mention."""
+    """Stage 4: ``gcot`` = ``cleaned_cot`` with each phrase's box(es) after its first mention.
+
+    ``box_space="normalized"`` divides by the ``image_size`` stage 1 recorded (the image is not
+    read again); a row with boxes but no recorded size gets ``missing_image_size`` and no boxes.
+    """
 
     name = "gcot_inject"
+    version = "3"  # v2: normalized boxes from the recorded size; v3: the one final-answer rule
+    status_column = STATUS
     box_space: BoxSpace = "pixels"
-    image_column: str = "image"
 
     def features(self) -> Features:
-        return Features({"gcot": Value("string")})
+        return Features({"gcot": Value("string"), STATUS: Value("string")})
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
-        out = []
+        out, statuses = [], list(batch[STATUS])
+        sizes = batch.get("image_size") or [None] * len(statuses)
         for i, (cot, groundings) in enumerate(
             zip(batch["cleaned_cot"], batch["groundings"], strict=True)
         ):
-            size = None
-            if self.box_space == "normalized" and groundings:
-                image, _ = load_image(batch[self.image_column][i])
-                size = image.size if image is not None else None
+            size = (
+                tuple(sizes[i]) if sizes[i] and len(sizes[i]) == 2 and min(sizes[i]) > 0 else None
+            )
+            if self.box_space == "normalized" and groundings and size is None:
+                statuses[i] = "missing_image_size" if statuses[i] == OK else statuses[i]
+                groundings = []
             boxes: dict[str, list[str]] = {}
             for g in groundings:
                 key = "bbox_model" if self.box_space == "model" else "bbox"
@@ -250,50 +281,55 @@ class InjectStage(Stage):
                 for phrase, strs in boxes.items()
             ]
             out.append(gcot_text.inject_groundings(cot or "", annotations))
-        return {"gcot": out}
+        return {"gcot": out, STATUS: statuses}
 
 
 @dataclass(frozen=True)
-class GCoTConfig(PipelineConfig):
-    """Every setting of the GCoT pipeline (typed, validated; part of each stage's fingerprint).
+class GCoTConfig(ModelPipelineConfig):
+    """Every setting of the GCoT pipeline (typed, validated; each stage hashes its own part).
 
     Example:
         >>> GCoTConfig(batch_size=4, box_space="normalized").box_space
         'normalized'
+        >>> GCoTConfig(grounding_prompt="Find {object}.")
+        Traceback (most recent call last):
+        ...
+        ValueError: grounding_prompt: unknown placeholder {object} (allowed: {phrase}); missing {phrase}
     """
 
-    image_column: str = "image"
-    question_column: str = "question"
-    answer_column: str = "answer"
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    grounding_max_new_tokens: int = 128
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    cache_implementation: str | None = None
-    box_space: BoxSpace = "pixels"
-    grounding: GroundingMode = "per_keyword"
-    max_keywords: int = 16
-    merge_max: int = 3
-    max_question_chars: int = 4000
-    min_image_side: int = 28
-    max_aspect_ratio: float = 200.0
-    num_proc: int | None = None
+    question_column: str = option("question", "Input column with the questions.")
+    answer_column: str = option("answer", "Input column with the given answers.")
+    grounding_max_new_tokens: int = option(
+        128, "Most new tokens per grounding answer (stage 3).", min=1
+    )
+    box_space: BoxSpace = option(
+        "pixels",
+        "How boxes are written into `gcot`: original pixels, as the model wrote them, or 0..1.",
+    )
+    grounding: GroundingMode = option(
+        "per_keyword",
+        "One grounding request per keyword, or one per image for all keywords (joint).",
+    )
+    max_keywords: int = option(16, "Most distinct keywords grounded per row.", min=1)
+    merge_max: int = option(3, "Most adjacent keywords merged into one phrase.", min=1)
+    max_question_chars: int = option(4000, "Longer questions get status question_too_long.", min=1)
+    reasoning_prompt: str = prompt_option(
+        prompts.GCOT_PROMPT, "Stage-1 prompt; placeholders {question} and {answer}."
+    )
+    grounding_prompt: str = prompt_option(
+        prompts.GROUNDING_PROMPT, "Per-keyword grounding prompt; placeholder {phrase}."
+    )
+    joint_grounding_prompt: str = prompt_option(
+        prompts.JOINT_GROUNDING_PROMPT, "Joint grounding prompt; placeholder {phrases}."
+    )
 
-    def __post_init__(self) -> None:
-        validate_choices(self)
-        for name in ("batch_size", "max_new_tokens", "grounding_max_new_tokens", "max_keywords"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ValueError(f"num_proc must be None or >= 1, got {self.num_proc}")
+
+GCOT_COLUMNS = ("question_column", "answer_column")
 
 
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
     """The four stages of the pipeline for ``config`` (used by :func:`add_gcot`, Ray and resume)."""
-    common = {"model": spec, "batch_size": config.batch_size}
+    common = {"model": spec, "batch_size": config.batch_size, "system_prompt": config.system_prompt}
     return [
         ReasoningStage(
             **common,
@@ -303,6 +339,7 @@ def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
             answer_column=config.answer_column,
             image_policy=config.image_policy,
             max_question_chars=config.max_question_chars,
+            prompt=config.reasoning_prompt,
         ),
         ParseStage(merge_max=config.merge_max),
         GroundingStage(
@@ -312,8 +349,10 @@ def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
             max_keywords=config.max_keywords,
             image_policy=config.image_policy,
             mode=config.grounding,
+            prompt=config.grounding_prompt,
+            joint_prompt=config.joint_grounding_prompt,
         ),
-        InjectStage(box_space=config.box_space, image_column=config.image_column),
+        InjectStage(box_space=config.box_space),
     ]
 
 
@@ -326,7 +365,7 @@ def gcot_summary(dataset: Dataset) -> dict[str, Any]:
     keywords = grounded = 0
     for kws, groundings in zip(dataset["extracted_keywords"], dataset["groundings"], strict=True):
         keywords += len(kws)
-        grounded += len({g["phrase"].lower() for g in groundings})
+        grounded += len({phrase_key(g["phrase"]) for g in groundings})
     return {
         "rows": len(dataset),
         "status": status_summary(dataset, STATUS),
@@ -339,31 +378,8 @@ def gcot_summary(dataset: Dataset) -> dict[str, Any]:
 def add_gcot(
     dataset: Dataset,
     model: Any = DEFAULT_MODEL,
-    *,
-    image_column: str = "image",
-    question_column: str = "question",
-    answer_column: str = "answer",
-    batch_size: int = 8,
-    max_new_tokens: int = 512,
-    grounding_max_new_tokens: int = 128,
-    do_sample: bool = False,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    seed: int = 0,
-    box_space: BoxSpace = "pixels",
-    grounding: GroundingMode = "per_keyword",
-    max_keywords: int = 16,
-    num_proc: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1000,
-    sort_window: int | None = None,
-    revision: str | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
     config: GCoTConfig | None = None,
+    **options: Any,
 ) -> Dataset:
     """Add Grounded Chain-of-Thought columns to an image/question/answer dataset.
 
@@ -373,56 +389,27 @@ def add_gcot(
 
     Args:
         dataset: rows with an image (``Image()`` feature or paths), a question and an answer.
-        model: Hub id, local folder, or a VLM from :func:`hfgcot.load_vlm`.
-        box_space: how boxes are written into ``gcot``: ``"pixels"`` (original image),
-            ``"model"`` (as the model wrote them) or ``"normalized"`` (0..1).
-        grounding: ``"per_keyword"`` (one request per keyword) or ``"joint"`` (one request per
-            image for all keywords, labels mapped back to keywords).
-        num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
-        checkpoint_dir: resume after a crash: the run is saved in shards of ``shard_size`` rows
-            with completion markers; a rerun with the same arguments skips finished shards.
-        sort_window: process rows sorted by image size within windows of this many rows (less
-            padding in each batch); the output keeps the input order.
-        config: a :class:`GCoTConfig`; when given, it replaces the keyword settings above.
+        model: Hub id, local folder, :class:`~hfgcot.model.spec.ModelSpec` or a VLM from
+            :func:`hfgcot.load_vlm`.
+        config: a :class:`GCoTConfig`; ``options`` naming its fields are applied on top.
+        **options: any :class:`GCoTConfig` field (``batch_size``, ``box_space``,
+            ``reasoning_prompt``...), any :class:`~hfgcot.run.options.RunOptions` field
+            (``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``) or ``run=``, and
+            the loading options of a model given by name (``revision``, ``dtype``, ``device``,
+            ``attn_implementation``, ``min_pixels``, ``max_pixels``, ``trust_remote_code``).
+            Any other name is a ``TypeError``.
 
     Returns:
-        The dataset with ``raw_cot_output``, ``cleaned_cot``, ``extracted_keywords``,
-        ``groundings`` (``[{"phrase", "bbox", "bbox_model"}]``, ``bbox`` in original pixels
-        ``[x1, y1, x2, y2]``), ``gcot`` and ``gcot_status``.
+        The dataset with ``raw_cot_output``, ``image_size``, ``cleaned_cot``,
+        ``extracted_keywords``, ``groundings`` (``[{"phrase", "bbox", "bbox_model"}]``, ``bbox``
+        in original pixels ``[x1, y1, x2, y2]``), ``gcot`` and ``gcot_status``.
 
     Example:
         >>> ds = add_gcot(ds, model="Qwen/Qwen2.5-VL-3B-Instruct", batch_size=16)  # doctest: +SKIP
         >>> ds[0]["gcot"]                                                            # doctest: +SKIP
         'Step 1: The red ball [12, 40, 88, 117] is on the left ...'
     """
-    if config is None:
-        config = GCoTConfig(
-            image_column=image_column,
-            question_column=question_column,
-            answer_column=answer_column,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            grounding_max_new_tokens=grounding_max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            box_space=box_space,
-            grounding=grounding,
-            max_keywords=max_keywords,
-            num_proc=num_proc,
-        )
-    for column in (config.question_column, config.answer_column):
-        if column not in dataset.column_names:
-            raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
-    load = {
-        "revision": revision,
-        "dtype": dtype,
-        "device": device,
-        "attn_implementation": attn_implementation,
-        "min_pixels": min_pixels,
-        "max_pixels": max_pixels,
-    }
+    config, run, load = split_options(GCoTConfig, config, options)
     return run_model_pipeline(
         "gcot",
         dataset,
@@ -431,11 +418,8 @@ def add_gcot(
         gcot_stages,
         status_column=STATUS,
         load_kwargs=load,
-        run_kwargs={
-            "checkpoint_dir": checkpoint_dir,
-            "shard_size": shard_size,
-            "sort_window": sort_window,
-        },
+        run=run,
+        required_columns=[getattr(config, c) for c in GCOT_COLUMNS],
         boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
         f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
         summarize=_log_gcot_summary,

@@ -11,7 +11,6 @@ back to original pixels through the frame the processor actually produced.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +20,21 @@ from hfgcot import prompts
 from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
-from hfgcot.model.spec import DEFAULT_MODEL, model_spec
-from hfgcot.model.vlm import GenerationSettings, Request
-from hfgcot.pipelines.base import OK, ModelStage, cell_text
+from hfgcot.model.spec import DEFAULT_MODEL
+from hfgcot.pipelines.base import (
+    OK,
+    ModelPipelineConfig,
+    ModelStage,
+    cell_text,
+    option,
+    prompt_option,
+    resolve_model,
+    split_options,
+)
 from hfgcot.pipelines.gcot import ground_boxes
-from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, _check_prompt, user_text
+from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
 from hfgcot.publishing.provenance import record_provenance
-from hfgcot.run.local import run_pipeline
+from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class GroundingPredictionStage(ModelStage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_prompt(self.prompt)
+        prompts.check_template("grounding_sft_prompt", self.prompt)
         if not self.prefix:
             raise ValueError("prefix must not be empty")
 
@@ -113,7 +120,7 @@ class GroundingPredictionStage(ModelStage):
                 status = "empty_question"
             statuses[i] = status
             if status == OK:
-                requests.append(Request(image, question))
+                requests.append(self.request(image, question))
                 where.append(i)
         boxes: list[list[float]] = [[] for _ in range(n)]
         texts = [""] * n
@@ -137,91 +144,86 @@ class GroundingPredictionStage(ModelStage):
         }
 
 
+@dataclass(frozen=True)
+class GroundingPredictionConfig(ModelPipelineConfig):
+    """Every setting of :func:`add_grounding_predictions` (typed, validated).
+
+    Example:
+        >>> GroundingPredictionConfig(prefix="base").max_new_tokens
+        64
+    """
+
+    max_new_tokens: int = option(64, "Most new tokens per answer.", min=1)
+    text_column: str = option(
+        "question", "Column asked with `prompt` on rows without a `messages` user turn."
+    )
+    messages_column: str = option(
+        "messages", "Column of chat rows (to_grounding_sft): its user turn is asked verbatim."
+    )
+    status_column: str = option(
+        STATUS, "Input status column: rows whose status is not 'ok' are skipped, status kept."
+    )
+    prefix: str = option(
+        "pred", "Output columns are <prefix>_bbox, <prefix>_text, <prefix>_status."
+    )
+    prompt: str = prompt_option(
+        prompts.GROUNDING_SFT_PROMPT,
+        "Prompt for `text_column` rows; placeholder {question}.",
+        kind="grounding_sft_prompt",
+    )
+
+    def validate(self) -> None:
+        if not self.prefix:
+            raise ValueError("prefix must not be empty")
+
+
 def add_grounding_predictions(
     dataset: Dataset,
     model: Any = DEFAULT_MODEL,
-    *,
-    image_column: str = "image",
-    text_column: str = "question",
-    messages_column: str = "messages",
-    status_column: str = STATUS,
-    prompt: str = prompts.GROUNDING_SFT_PROMPT,
-    prefix: str = "pred",
-    batch_size: int = 8,
-    max_new_tokens: int = 64,
-    num_proc: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1000,
-    revision: str | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
+    config: GroundingPredictionConfig | None = None,
+    **options: Any,
 ) -> Dataset:
     """Ground every row with a VLM; store the predicted box in original-image pixels.
 
     Works on the output of :func:`to_grounding_sft` (the user turn of ``messages`` is asked
     verbatim; rows whose ``sft_status`` is not ``"ok"`` are skipped and keep that status) or on
-    plain rows with ``image_column`` and ``text_column`` (asked with ``prompt``). Greedy batched
-    generation; the first box of the answer is parsed (:func:`hfgcot.parsing.grounding.parse_grounding`)
-    and mapped to original pixels through the frame the processor really produced, in the
-    model's own family convention.
+    plain rows with ``image_column`` and ``text_column`` (asked with ``prompt``). Batched
+    generation (greedy by default); the first box of the answer is parsed
+    (:func:`hfgcot.parsing.grounding.parse_grounding`) and mapped to original pixels through the
+    frame the processor really produced, in the model's own family convention.
 
     Adds ``pred_bbox`` (``[x1, y1, x2, y2]`` original pixels, ``[]`` when no box could be read),
     ``pred_text`` (the raw answer) and ``pred_status`` (``ok``, ``unparseable``,
     ``generation_error: ...`` or the row's input status); ``prefix`` renames them.
 
-    ``num_proc`` starts one worker (and model) per GPU; ``checkpoint_dir`` saves the run in
-    shards of ``shard_size`` rows so that a rerun after a crash only computes the missing ones.
+    Args:
+        dataset: a ``Dataset`` (or ``DatasetDict``, split by split).
+        model: Hub id, local folder, :class:`~hfgcot.model.spec.ModelSpec` or a loaded VLM.
+        config: a :class:`GroundingPredictionConfig`; ``options`` naming its fields win.
+        **options: any :class:`GroundingPredictionConfig` field, any
+            :class:`~hfgcot.run.options.RunOptions` field (``num_proc``, ``checkpoint_dir``...)
+            or ``run=``, and the loading options of a model given by name.
 
     Example:
         >>> ds = add_grounding_predictions(sft, model="my-org/qwen-grounding")  # doctest: +SKIP
         >>> evaluate_grounding(ds)["acc@0.5"]                                   # doctest: +SKIP
         0.71
     """
-    spec = model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        device=device,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    stage = GroundingPredictionStage(
-        model=spec,
-        generation=GenerationSettings(max_new_tokens=max_new_tokens),
-        batch_size=batch_size,
-        image_column=image_column,
-        text_column=text_column,
-        messages_column=messages_column,
-        input_status_column=status_column,
-        prompt=prompt,
-        prefix=prefix,
-    )
+    config, run, load = split_options(GroundingPredictionConfig, config, options)
+    spec = resolve_model(model, load)
+    stage = prediction_stage(config, spec)
 
-    config = {
-        "image_column": image_column,
-        "text_column": text_column,
-        "messages_column": messages_column,
-        "status_column": status_column,
-        "prefix": prefix,
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
-        "num_proc": num_proc,
-        "shard_size": shard_size,
-    }
-
-    def run(ds: Dataset) -> Dataset:
+    def run_split(ds: Dataset) -> Dataset:
+        check_overwrite(ds, [stage], "grounding_predictions", config.overwrite_columns)
         out = run_pipeline(
             ds,
             [stage],
-            image_column=image_column,
-            batch_size=batch_size,
-            num_proc=num_proc,
-            checkpoint_dir=checkpoint_dir,
-            shard_size=shard_size,
+            image_column=config.image_column,
+            batch_size=config.batch_size,
+            num_proc=run.num_proc,
+            checkpoint_dir=run.checkpoint_dir,
+            shard_size=run.shard_size,
+            sort_window=run.sort_window,
         )
         return record_provenance(
             out,
@@ -230,10 +232,35 @@ def add_grounding_predictions(
             spec=spec,
             stages=[stage],
             status_column=stage.status_column,
-            boxes=PREDICTION_BOXES.format(prefix=prefix),
+            boxes=PREDICTION_BOXES.format(prefix=config.prefix),
+            extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return _apply_per_split(dataset, run)
+    return _apply_per_split(dataset, run_split)
 
 
-__all__ = ["PREDICTION_BOXES", "GroundingPredictionStage", "add_grounding_predictions", "first_box"]
+def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:
+    """The stage of :func:`add_grounding_predictions` for ``config`` and a model spec."""
+    return GroundingPredictionStage(
+        model=spec,
+        generation=config.generation(),
+        batch_size=config.batch_size,
+        system_prompt=config.system_prompt,
+        image_column=config.image_column,
+        text_column=config.text_column,
+        messages_column=config.messages_column,
+        input_status_column=config.status_column,
+        prompt=config.prompt,
+        prefix=config.prefix,
+        image_policy=config.image_policy,
+    )
+
+
+__all__ = [
+    "PREDICTION_BOXES",
+    "GroundingPredictionConfig",
+    "GroundingPredictionStage",
+    "add_grounding_predictions",
+    "first_box",
+    "prediction_stage",
+]

@@ -17,6 +17,7 @@ Predictions on such rows: :mod:`hfgcot.pipelines.grounding_predictions`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -36,9 +37,17 @@ from hfgcot.geometry.frames import (
     xywh_to_xyxy,
 )
 from hfgcot.images import ImagePolicy, image_size, load_image
-from hfgcot.pipelines.base import OK, Stage, cell_text
+from hfgcot.pipelines.base import (
+    OK,
+    PipelineConfig,
+    Stage,
+    cell_text,
+    option,
+    prompt_option,
+    split_options,
+)
 from hfgcot.publishing.provenance import record_provenance
-from hfgcot.run.local import run_pipeline
+from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +90,6 @@ FRAME_FEATURE = {
 }
 """Arrow type of ``sft_frame``: the original size, the resized size and the resize limits.
 :meth:`hfgcot.geometry.frames.Frame.from_dict` reads it back (extra keys are ignored)."""
-
-
-def _check_prompt(template: str) -> None:
-    if "{question}" not in template:
-        raise ValueError("prompt must contain the placeholder '{question}'")
-    try:
-        template.format(question="x")
-    except (KeyError, IndexError, ValueError) as err:
-        raise ValueError(
-            f"prompt is not a valid format string with only {{question}} ({err!r}); "
-            "write literal braces as '{{' and '}}'"
-        ) from None
 
 
 def _pixel_limits(processor: Any) -> tuple[int, int, int]:
@@ -187,7 +184,7 @@ class GroundingSFTStage(Stage):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_pixels > self.max_pixels:  # type: ignore[operator]
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
-        _check_prompt(self.prompt)
+        prompts.check_template("grounding_sft_prompt", self.prompt)
 
     def features(self) -> Features:
         return Features(
@@ -320,22 +317,50 @@ def _apply_per_split(dataset: Any, fn: Any) -> Any:
     return fn(dataset)
 
 
+@dataclass(frozen=True)
+class GroundingSFTConfig(PipelineConfig):
+    """Every setting of :func:`to_grounding_sft` (typed, validated; part of the fingerprint).
+
+    Example:
+        >>> GroundingSFTConfig(model_family="qwen3_vl", bbox_format="xyxy").batch_size
+        64
+    """
+
+    batch_size: int = option(64, "Rows per map batch.", min=1)
+    text_column: str = option("question", "Input column with the question or referring phrase.")
+    bbox_column: str = option("bbox", "Input column with the box (original pixels).")
+    bbox_format: BBoxFormat = option(
+        "xywh", "Input boxes as [x, y, w, h] (TextVQA/COCO) or [x1, y1, x2, y2] pixels."
+    )
+    model_family: Family = option(
+        "qwen2_5_vl", "Family that will be trained: decides the box convention of the answers."
+    )
+    min_pixels: int | None = option(
+        None,
+        "Resize lower limit of the training processor (default: the family's Hub value).",
+        min=1,
+    )
+    max_pixels: int | None = option(
+        None,
+        "Resize upper limit of the training processor (default: the family's Hub value).",
+        min=1,
+    )
+    prompt: str = prompt_option(
+        prompts.GROUNDING_SFT_PROMPT,
+        "User text of every row; placeholder {question}.",
+        kind="grounding_sft_prompt",
+    )
+    verify_images: bool = option(
+        True, "Decode every image fully (False: read only the header; for trusted data)."
+    )
+
+
 def to_grounding_sft(
     dataset: Dataset,
+    config: GroundingSFTConfig | None = None,
     *,
-    image_column: str = "image",
-    text_column: str = "question",
-    bbox_column: str = "bbox",
-    bbox_format: BBoxFormat = "xywh",
-    model_family: Family = "qwen2_5_vl",
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    prompt: str = prompts.GROUNDING_SFT_PROMPT,
     processor: Any = None,
-    min_image_side: int = 28,
-    verify_images: bool = True,
-    batch_size: int = 64,
-    num_proc: int | None = None,
+    **options: Any,
 ) -> Dataset:
     """Turn image + question/referring phrase + box rows into grounding SFT chat rows.
 
@@ -366,87 +391,90 @@ def to_grounding_sft(
 
     Args:
         dataset: a ``Dataset`` (or ``DatasetDict``, converted split by split).
-        bbox_format: ``"xywh"`` (``[x, y, w, h]`` pixels, TextVQA/COCO) or ``"xyxy"``.
-        model_family: ``"qwen2_5_vl"``, ``"qwen2_vl"`` or ``"qwen3_vl"``.
-        prompt: the user text; must contain ``{question}``.
+        config: a :class:`GroundingSFTConfig`; ``options`` naming its fields are applied on top.
         processor: a Qwen-VL processor whose resize limits and patch factor to use (its family
             must be ``model_family``).
-        min_image_side: images with a smaller side get ``image_too_small``.
-        verify_images: decode every image fully (catches truncated files before training);
-            ``False`` reads only the header (faster, for trusted data).
+        **options: any :class:`GroundingSFTConfig` field (``bbox_format``, ``model_family``,
+            ``prompt``, ``image_policy``...) or :class:`~hfgcot.run.options.RunOptions` field.
 
     Example:
         >>> sft = to_grounding_sft(ds, bbox_format="xywh", processor=processor)  # doctest: +SKIP
         >>> sft[0]["messages"][1]["content"][0]["text"]                          # doctest: +SKIP
         '{"bbox_2d": [112, 40, 188, 117]}'
     """
-    factor = None
-    if processor is not None:
-        from hfgcot.collator import processor_family
-
-        family = processor_family(processor)
-        if family is not None and family != model_family:
-            raise ValueError(
-                f"processor is a {type(processor).__name__} ({family!r}) but "
-                f"model_family={model_family!r}; pass model_family={family!r}"
-            )
-        min_pixels, max_pixels, factor = _pixel_limits(processor)
-    stage = GroundingSFTStage(
-        image_column=image_column,
-        text_column=text_column,
-        bbox_column=bbox_column,
-        bbox_format=bbox_format,
-        model_family=model_family,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        factor=factor,
-        prompt=prompt,
-        image_policy=ImagePolicy(min_side=min_image_side),
-        verify_images=verify_images,
-    )
-
-    config = {
-        "image_column": image_column,
-        "text_column": text_column,
-        "bbox_column": bbox_column,
-        "bbox_format": bbox_format,
-        "model_family": model_family,
+    config, run, _ = split_options(GroundingSFTConfig, config, options, extra=())
+    stage = sft_stage(config, processor)
+    record = {
+        **dataclasses.asdict(config),
         "min_pixels": stage.min_pixels,
         "max_pixels": stage.max_pixels,
         "factor": stage.factor,
         "processor": type(processor).__name__ if processor is not None else None,
-        "min_image_side": min_image_side,
-        "verify_images": verify_images,
-        "batch_size": batch_size,
-        "num_proc": num_proc,
     }
 
-    def run(ds: Dataset) -> Dataset:
-        for column in (text_column, bbox_column):
-            if column not in ds.column_names:
-                raise KeyError(f"column {column!r} not in dataset (columns: {ds.column_names})")
+    def run_split(ds: Dataset) -> Dataset:
+        check_columns(ds, [config.text_column, config.bbox_column])
+        check_overwrite(ds, [stage], "grounding_sft", config.overwrite_columns)
         out = run_pipeline(
-            ds, [stage], image_column=image_column, batch_size=batch_size, num_proc=num_proc
+            ds,
+            [stage],
+            image_column=config.image_column,
+            batch_size=config.batch_size,
+            num_proc=run.num_proc,
+            checkpoint_dir=run.checkpoint_dir,
+            shard_size=run.shard_size,
+            sort_window=run.sort_window,
         )
         return record_provenance(
             out,
             "grounding_sft",
-            config=config,
+            config=record,
             spec=None,  # no model runs; the frame settings are in the config and the stage
             stages=[stage],
             status_column=STATUS,
             boxes=SFT_BOXES,
+            extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return _apply_per_split(dataset, run)
+    return _apply_per_split(dataset, run_split)
+
+
+def sft_stage(config: GroundingSFTConfig, processor: Any = None) -> GroundingSFTStage:
+    """The stage of :func:`to_grounding_sft` for ``config`` (a processor's limits win)."""
+    min_pixels, max_pixels, factor = config.min_pixels, config.max_pixels, None
+    if processor is not None:
+        from hfgcot.collator import processor_family
+
+        family = processor_family(processor)
+        if family is not None and family != config.model_family:
+            raise ValueError(
+                f"processor is a {type(processor).__name__} ({family!r}) but "
+                f"model_family={config.model_family!r}; pass model_family={family!r}"
+            )
+        min_pixels, max_pixels, factor = _pixel_limits(processor)
+    return GroundingSFTStage(
+        image_column=config.image_column,
+        text_column=config.text_column,
+        bbox_column=config.bbox_column,
+        bbox_format=config.bbox_format,
+        model_family=config.model_family,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        factor=factor,
+        prompt=config.prompt,
+        image_policy=config.image_policy,
+        verify_images=config.verify_images,
+    )
 
 
 __all__ = [
     "DEFAULT_PIXELS",
     "FRAME_FEATURE",
     "MESSAGES_FEATURE",
+    "GroundingSFTConfig",
     "GroundingSFTStage",
     "sft_answer",
+    "sft_stage",
     "sft_messages",
     "to_grounding_sft",
     "user_text",

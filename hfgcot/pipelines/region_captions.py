@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,7 +38,15 @@ from hfgcot.images import ImagePolicy, encode_image, load_image
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing.grounding import parse_region_answer
-from hfgcot.pipelines.base import OK, ModelStage, PipelineConfig, Stage, validate_choices
+from hfgcot.pipelines.base import (
+    OK,
+    ModelPipelineConfig,
+    ModelStage,
+    Stage,
+    option,
+    prompt_option,
+    split_options,
+)
 from hfgcot.run.local import run_model_pipeline
 from hfgcot.viz.draw import draw_regions
 
@@ -63,6 +70,8 @@ class RegionPrepareStage(Stage):
     mode: RegionMode = "marked"
     image_format: ImageFormat = "PNG"
     image_policy: ImagePolicy = ImagePolicy()
+    marked_prompt: str = prompts.REGION_MARKED_PROMPT
+    crop_prompt: str = prompts.REGION_CROP_PROMPT
 
     def features(self) -> Features:
         return Features(
@@ -101,9 +110,9 @@ class RegionPrepareStage(Stage):
                     normalized = [normalize_box(b, image.width, image.height) for b in valid]
                     marked = encode_image(draw_regions(image, valid), self.image_format)
                     prompt = (
-                        prompts.region_marked_prompt(len(valid))
+                        prompts.region_marked_prompt(len(valid), self.marked_prompt)
                         if self.mode == "marked"
-                        else prompts.region_crop_prompt()
+                        else prompts.region_crop_prompt(self.crop_prompt)
                     )
             out["image_with_bbox"].append(marked)
             out["normalized_bbox"].append(normalized)
@@ -136,13 +145,14 @@ class RegionCaptionStage(ModelStage):
     def _requests(self, batch: dict[str, list], i: int) -> list[Request]:
         prompt = batch["prompt"][i]
         if self.mode == "marked":
-            marked, _ = load_image(batch["image_with_bbox"][i], ImagePolicy(min_side=1))
-            return [Request(marked, prompt)] if marked is not None else []
+            # the marked copy is the accepted image redrawn (same size, embedded bytes)
+            marked, _ = load_image(batch["image_with_bbox"][i], self.image_policy)
+            return [self.request(marked, prompt)] if marked is not None else []
         image, _ = load_image(batch[self.image_column][i], self.image_policy)
         if image is None:  # pragma: no cover - stage 1 already checked the image
             return []
         return [
-            Request(image.crop(crop_box(box, image.width, image.height)), prompt)
+            self.request(image.crop(crop_box(box, image.width, image.height)), prompt)
             for box in batch["normalized_bbox"][i]
         ]
 
@@ -185,41 +195,40 @@ class RegionCaptionStage(ModelStage):
 
 
 @dataclass(frozen=True)
-class RegionCaptionConfig(PipelineConfig):
-    """Every setting of the region-caption pipeline (typed, validated; part of the fingerprints).
+class RegionCaptionConfig(ModelPipelineConfig):
+    """Every setting of the region-caption pipeline (typed, validated; each stage hashes its part).
 
     Example:
         >>> RegionCaptionConfig(mode="crop", max_boxes=5).mode
         'crop'
     """
 
-    image_column: str = "image"
-    bbox_column: str = "bbox"
-    bbox_format: BBoxFormat = "xywh"
-    max_boxes: int = 10
-    mode: RegionMode = "marked"
-    image_format: ImageFormat = "PNG"
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    min_image_side: int = 28
-    max_aspect_ratio: float = 200.0
-    num_proc: int | None = None
-
-    def __post_init__(self) -> None:
-        validate_choices(self)
-        for name in ("batch_size", "max_new_tokens", "max_boxes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ValueError(f"num_proc must be None or >= 1, got {self.num_proc}")
+    bbox_column: str = option("bbox", "Input column with each row's boxes (a list, or one box).")
+    bbox_format: BBoxFormat = option(
+        "xywh", "Input boxes as [x, y, w, h] or [x1, y1, x2, y2] pixels."
+    )
+    max_boxes: int = option(
+        10, "Most boxes captioned per row (the rest named in the status).", min=1
+    )
+    mode: RegionMode = option(
+        "marked",
+        "One request on the image with numbered boxes drawn, or one request per cropped region.",
+    )
+    image_format: ImageFormat = option("PNG", "Encoding of the `image_with_bbox` column.")
+    marked_prompt: str = prompt_option(
+        prompts.REGION_MARKED_PROMPT, "Prompt of mode 'marked'; placeholder {n} (box count)."
+    )
+    crop_prompt: str = prompt_option(
+        prompts.REGION_CROP_PROMPT, "Prompt of mode 'crop' (no placeholders)."
+    )
 
 
 def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[Stage]:
-    """The two stages for ``config`` (used by :func:`add_region_captions`, Ray and resume)."""
+    """The two stages for ``config`` (used by :func:`add_region_captions`, Ray and resume).
+
+    Only the prompt of ``config.mode`` enters the stage (the other one is never sent).
+    """
+    marked = config.mode == "marked"
     return [
         RegionPrepareStage(
             image_column=config.image_column,
@@ -229,11 +238,14 @@ def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[
             mode=config.mode,
             image_format=config.image_format,
             image_policy=config.image_policy,
+            marked_prompt=config.marked_prompt if marked else "",
+            crop_prompt="" if marked else config.crop_prompt,
         ),
         RegionCaptionStage(
             model=spec,
             generation=config.generation(),
             batch_size=config.batch_size,
+            system_prompt=config.system_prompt,
             image_column=config.image_column,
             mode=config.mode,
             image_policy=config.image_policy,
@@ -244,30 +256,8 @@ def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[
 def add_region_captions(
     dataset: Dataset,
     model: Any = DEFAULT_MODEL,
-    *,
-    image_column: str = "image",
-    bbox_column: str = "bbox",
-    bbox_format: BBoxFormat = "xywh",
-    max_boxes: int = 10,
-    mode: RegionMode = "marked",
-    image_format: ImageFormat = "PNG",
-    batch_size: int = 8,
-    max_new_tokens: int = 512,
-    do_sample: bool = False,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    seed: int = 0,
-    num_proc: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1000,
-    sort_window: int | None = None,
-    revision: str | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
     config: RegionCaptionConfig | None = None,
+    **options: Any,
 ) -> Dataset:
     """Caption given regions of each image.
 
@@ -278,18 +268,20 @@ def add_region_captions(
     ``no_valid_boxes: ...``, ``no_boxes``), never dropped silently. The valid boxes are drawn,
     numbered, on a copy of the image kept in the dataset (``image_with_bbox``, PNG by default).
 
+    ``mode="marked"``: one request on the marked image asking for ``<region1>`` to
+    ``<regionN>`` (``answer`` is a string); ``"crop"``: one request per region on its crop,
+    batched (``answer`` is a list, one text per valid box). Either way ``region_captions`` holds
+    one description per valid box; a region the answer does not describe is ``""`` and named in
+    the status (``regions_missing: 2 of 3``). An input that already has an ``answer`` (or any
+    other output) column is refused unless ``overwrite_columns=True``.
+
     Args:
-        mode: ``"marked"`` - one request on the marked image asking for ``<region1>`` to
-            ``<regionN>`` (``answer`` is a string); ``"crop"`` - one request per region on its
-            crop, batched (``answer`` is a list, one text per valid box). Either way
-            ``region_captions`` holds one description per valid box; a region the answer does
-            not describe is ``""`` and named in the status (``regions_missing: 2 of 3``).
-        image_format: ``"PNG"`` or ``"JPEG"`` (smaller) for ``image_with_bbox``.
-        num_proc: map worker processes, one model each (one per GPU: ``cuda:{rank % n}``).
-        checkpoint_dir: resume after a crash (shards of ``shard_size`` rows with markers).
-        sort_window: process rows sorted by image size within windows of this many rows (less
-            padding); the result keeps the input order.
-        config: a :class:`RegionCaptionConfig`; when given, it replaces the keyword settings.
+        dataset: rows with an image and ``bbox_column``.
+        model: Hub id, local folder, :class:`~hfgcot.model.spec.ModelSpec` or a loaded VLM.
+        config: a :class:`RegionCaptionConfig`; ``options`` naming its fields are applied on top.
+        **options: any :class:`RegionCaptionConfig` field, any
+            :class:`~hfgcot.run.options.RunOptions` field or ``run=``, and the loading options of
+            a model given by name. Any other name is a ``TypeError``.
 
     Returns:
         The dataset with ``image_with_bbox``, ``normalized_bbox`` (valid boxes as
@@ -299,34 +291,7 @@ def add_region_captions(
     Example:
         >>> ds = add_region_captions(ds, model="Qwen/Qwen2.5-VL-3B-Instruct", max_boxes=5)  # doctest: +SKIP
     """
-    if config is None:
-        config = RegionCaptionConfig(
-            image_column=image_column,
-            bbox_column=bbox_column,
-            bbox_format=bbox_format,
-            max_boxes=max_boxes,
-            mode=mode,
-            image_format=image_format,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            num_proc=num_proc,
-        )
-    if config.bbox_column not in dataset.column_names:
-        raise KeyError(
-            f"column {config.bbox_column!r} not in dataset (columns: {dataset.column_names})"
-        )
-    load = {
-        "revision": revision,
-        "dtype": dtype,
-        "device": device,
-        "attn_implementation": attn_implementation,
-        "min_pixels": min_pixels,
-        "max_pixels": max_pixels,
-    }
+    config, run, load = split_options(RegionCaptionConfig, config, options)
     return run_model_pipeline(
         "region_captions",
         dataset,
@@ -335,11 +300,8 @@ def add_region_captions(
         region_caption_stages,
         status_column=STATUS,
         load_kwargs=load,
-        run_kwargs={
-            "checkpoint_dir": checkpoint_dir,
-            "shard_size": shard_size,
-            "sort_window": sort_window,
-        },
+        run=run,
+        required_columns=[config.bbox_column],
         boxes=(
             "`normalized_bbox`: the valid input boxes as fractions of width and height "
             "[x1, y1, x2, y2]; `image_with_bbox`: the image with numbered boxes drawn."

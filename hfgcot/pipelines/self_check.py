@@ -58,6 +58,8 @@ def check_sentences(
     checker: Checker,
     generation: GenerationSettings,
     batch_size: int,
+    prompt: str = prompts.SENTENCE_CHECK_PROMPT,
+    system_prompt: str | None = None,
 ) -> list[tuple[float | None, str | None]]:
     """Score each sentence against its image: ``(score, error)`` per job, in order.
 
@@ -66,11 +68,17 @@ def check_sentences(
     - ``"contrastive"``: mean over the sentence's tokens of ``log p(token | image, text so far)
       - log p(token | no image, text so far)``, from forward passes only (one batched call for
       both contexts); ``None`` when scoring failed.
+
+    ``prompt`` is the yes/no template (``{sentence}``); ``system_prompt`` the system turn of
+    every request (``None``: the chat template's own).
     """
     if not jobs:
         return []
     if checker == "yesno":
-        requests = [Request(j.image, prompts.sentence_check_prompt(j.sentence)) for j in jobs]
+        requests = [
+            Request(j.image, prompts.sentence_check_prompt(j.sentence, prompt), system_prompt)
+            for j in jobs
+        ]
         outs = vlm.generate(requests, generation, batch_size=batch_size)
         results: list[tuple[float | None, str | None]] = []
         for out in outs:
@@ -80,7 +88,7 @@ def check_sentences(
     requests, continuations, prefixes = [], [], []
     for j in jobs:
         for image in (j.image, None):
-            requests.append(Request(image, j.prompt))
+            requests.append(Request(image, j.prompt, system_prompt))
             continuations.append(j.sentence)
             prefixes.append(j.prefix)
     scores = vlm.continuation_logprobs(requests, continuations, prefixes, batch_size=batch_size)

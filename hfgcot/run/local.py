@@ -20,7 +20,8 @@ from datasets.utils.logging import (
 )
 
 from hfgcot.model.endpoint import is_endpoint_error
-from hfgcot.pipelines.base import OK, Stage, stable_hash
+from hfgcot.pipelines.base import OK, Stage, resolve_model, stable_hash
+from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ def apply_stage(
     """
     features = Features({**dataset.features, **stage.features()})
     n_in = len(dataset)
+    if n_in == 0:  # ``map`` never calls the stage on 0 rows: add its columns, empty and typed
+        return empty_with(dataset, features)
     num_proc = num_proc if num_proc and num_proc > 1 and n_in > 1 else None
     with _spawn_workers(num_proc), _progress():
         out = dataset.map(
@@ -114,6 +117,21 @@ def apply_stage(
     if status and status in out.column_names:
         log_summary(out, status, stage.name)
     return out
+
+
+def empty_with(dataset: Dataset, features: Features) -> Dataset:
+    """A 0-row ``dataset`` with every column of ``features`` (missing ones added, all typed).
+
+    >>> from datasets import Value
+    >>> features = Features({"a": Value("string"), "b": Value("int64")})
+    >>> empty_with(Dataset.from_dict({"a": []}), features).column_names
+    ['a', 'b']
+    """
+    out = dataset
+    for name, feature in features.items():
+        if name not in out.column_names:
+            out = out.add_column(name, [], feature=feature)
+    return out.cast(features) if out.features != features else out
 
 
 def run_stages(
@@ -199,7 +217,7 @@ def run_pipeline(
     def run_shard(part: Dataset) -> Dataset:
         return run_stages(part, stages, batch_size=batch_size, num_proc=num_proc)
 
-    if checkpoint_dir is None:
+    if checkpoint_dir is None or len(ds) == 0:
         out = run_shard(ds)
     else:
         fingerprint = stable_hash([ds._fingerprint, [s.fingerprint for s in stages], shard_size])
@@ -219,19 +237,31 @@ def run_pipeline(
     return restore_feature(out, image_column, feature)
 
 
-def warn_replaced(dataset: Dataset, stages: Sequence[Stage], what: str) -> None:
-    """Log input columns a pipeline will overwrite (e.g. a VQA ``answer`` column).
+def check_overwrite(dataset: Dataset, stages: Sequence[Stage], what: str, allowed: bool) -> None:
+    """Raise ``ValueError`` if ``stages`` would replace columns of the input (e.g. ``answer``).
 
-    Columns that only a rerun of the same pipeline would carry (its status columns) are not
-    reported.
+    A rerun of the same pipeline on its own output (the input already has its status column) is
+    allowed, and so is everything when ``allowed`` (``overwrite_columns=True``).
     """
-    written = {name for stage in stages for name in stage.features()}
+    if allowed:
+        return
     own = {s.status_column for s in stages if s.status_column}
     if own & set(dataset.column_names):
         return
+    written = {name for stage in stages for name in stage.features()}
     replaced = sorted(written.intersection(dataset.column_names))
     if replaced:
-        logger.warning("%s: input columns %s will be replaced", what, replaced)
+        raise ValueError(
+            f"{what}: the input already has the output column(s) {replaced}; rename or remove "
+            "them, or pass overwrite_columns=True to replace them"
+        )
+
+
+def check_columns(dataset: Dataset, columns: Sequence[str]) -> None:
+    """Raise ``KeyError`` naming the first of ``columns`` the dataset lacks."""
+    for column in columns:
+        if column not in dataset.column_names:
+            raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
 
 
 def run_model_pipeline(
@@ -243,30 +273,34 @@ def run_model_pipeline(
     *,
     status_column: str,
     load_kwargs: dict[str, Any],
-    run_kwargs: dict[str, Any],
+    run: RunOptions,
+    required_columns: Sequence[str] = (),
     boxes: str | None = None,
     summarize: Callable[[Dataset], dict[str, Any]] | None = None,
 ) -> Dataset:
     """What every model pipeline does around its stages.
 
-    Resolve ``model`` (name, path or loaded VLM) to a spec, build the stages from ``config``,
-    warn about input columns that will be replaced, run them (:func:`run_pipeline` with the
-    config's image column, batch size and ``num_proc``, plus ``run_kwargs``: checkpointing and
-    sorting), log the status summary and return the result with its provenance record.
+    Resolve ``model`` (name, path, ``ModelSpec`` or loaded VLM) to a spec, build the stages
+    from ``config``, check the input columns (present; not overwritten unless
+    ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
+    column and batch size and the ``run`` options), log the status summary and return the
+    result with its provenance record (the prompts the run used included).
     """
-    from hfgcot.model.spec import model_spec
     from hfgcot.publishing.provenance import record_provenance
 
-    spec = model_spec(model, **load_kwargs)
+    check_columns(dataset, required_columns)
+    spec = resolve_model(model, load_kwargs)
     stages = build_stages(config, spec)
-    warn_replaced(dataset, stages, name)
+    check_overwrite(dataset, stages, name, config.overwrite_columns)
     ds = run_pipeline(
         dataset,
         stages,
         image_column=config.image_column,
         batch_size=config.batch_size,
-        num_proc=config.num_proc,
-        **run_kwargs,
+        num_proc=run.num_proc,
+        checkpoint_dir=run.checkpoint_dir,
+        shard_size=run.shard_size,
+        sort_window=run.sort_window,
     )
     summary = summarize(ds) if summarize is not None else log_summary(ds, status_column, name)
     return record_provenance(
@@ -277,8 +311,14 @@ def run_model_pipeline(
         stages=stages,
         status_column=status_column,
         boxes=boxes,
-        extra={"summary": summary},
+        extra={"summary": summary, "run": run.record(), "prompts": prompt_record(config)},
     )
+
+
+def prompt_record(config: Any) -> dict[str, Any]:
+    """The prompts a run used (``config.prompts()``) and ``version``: a short hash of them."""
+    used = config.prompts()
+    return {**used, "version": stable_hash(used)[:12]}
 
 
 def status_summary(dataset: Dataset, status_column: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfgcot.parsing.phrases import phrase_key
 from hfgcot.testing.shapes import Scene
 
 __all__ = ["TINY_SHAPES_DIR", "score_gcot", "tiny_shapes_path", "vqa_rows"]
@@ -80,13 +81,13 @@ def score_gcot(
     for scene, kws, grounds in zip(scenes, keywords, groundings, strict=True):
         seen: set[str] = set()
         for kw in kws:
-            key = " ".join(kw.lower().split())
+            key = phrase_key(kw)
             if key in seen:
                 continue
             seen.add(key)
             total += 1
             obj = scene.by_label(key)
-            boxes = [g[box_key] for g in grounds if " ".join(g["phrase"].lower().split()) == key]
+            boxes = [g[box_key] for g in grounds if phrase_key(g["phrase"]) == key]
             if obj is None:
                 unmatched += 1
                 ious.append(0.0)
