@@ -46,6 +46,26 @@ def _add_model_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument(
         "--sort-window", type=int, default=None, help="sort rows by image size within windows"
     )
+    p.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible server (vLLM, SGLang, transformers serve), e.g. "
+        "http://localhost:8000/v1; --model then names the served model",
+    )
+    p.add_argument(
+        "--max-concurrency", type=int, default=32, help="requests in flight (with --endpoint)"
+    )
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        help="environment variable holding the server's API key (with --endpoint)",
+    )
+    p.add_argument(
+        "--family",
+        default=None,
+        help="model family of the served model when its config cannot be read (with --endpoint)",
+    )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
@@ -289,7 +309,7 @@ _SHARED_OPTIONS = (
     "shard_size",
     "sort_window",
 )
-_RUN_FIELDS = ("model", "input", "output")
+_RUN_FIELDS = ("model", "input", "output", "endpoint")
 
 
 def _file_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -315,6 +335,31 @@ def _check_output(args: argparse.Namespace) -> None:
         )
 
 
+# Loading options that only an in-process model has.
+_IN_PROCESS_ONLY = ("device", "dtype", "trust_remote_code", "attn_implementation")
+
+
+def _endpoint_model(args: argparse.Namespace, options: dict[str, Any]) -> Any:
+    """The :class:`~hfgcot.model.endpoint.EndpointSpec` of ``--endpoint`` (takes the frame
+    limits and revision out of ``options``); in-process loading options are refused."""
+    from hfgcot.model.endpoint import EndpointSpec
+
+    stray = [name for name in _IN_PROCESS_ONLY if name in options]
+    if stray:
+        raise ValueError(f"--endpoint runs no model here: drop {', '.join(stray)}")
+    extra = {"api_key_env": args.api_key_env} if args.api_key_env else {}
+    return EndpointSpec(
+        args.endpoint,
+        args.model,
+        revision=options.pop("revision", None),
+        min_pixels=options.pop("min_pixels", None),
+        max_pixels=options.pop("max_pixels", None),
+        max_concurrency=args.max_concurrency,
+        family=args.family,
+        **extra,
+    )
+
+
 def _run_model_command(
     args: argparse.Namespace, pipeline: Any, status_column: str, **command_options: Any
 ) -> int:
@@ -336,7 +381,8 @@ def _run_model_command(
             options[name] = value
     check_publish_args(args)
     _check_output(args)
-    out = pipeline(_load(args), args.model, **options)
+    model = _endpoint_model(args, options) if getattr(args, "endpoint", None) else args.model
+    out = pipeline(_load(args), model, **options)
     _save_and_report(args, out, status_column)
     publish_if_requested(args, out)
     return 0
@@ -493,7 +539,13 @@ def _explicit(argv: list[str] | None) -> set[str]:
 
 
 # Errors that mean the user asked for something that cannot be done: one line, exit status 2.
-_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError)
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,9 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         "region-captions": _cmd_region_captions,
         "sft": _cmd_sft,
     }
+    from hfgcot.model.endpoint import EndpointError
+
     try:
         return commands[args.command](args)
-    except _USER_ERRORS as exc:
+    except (*_USER_ERRORS, EndpointError) as exc:
         if getattr(args, "debug", False):
             raise
         text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)

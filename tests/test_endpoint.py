@@ -467,3 +467,27 @@ def test_wrong_key_is_one_clear_error_and_no_key_reaches_any_output(
         json.dumps(out.to_dict(), default=str),
     ]
     assert not any(right in t or wrong in t for t in texts)
+
+
+def test_cli_endpoint_flag_runs_a_pipeline_on_the_server(server, tmp_path, capsys):
+    from datasets import load_from_disk
+
+    from hfgcot.cli import main
+    from hfgcot.testing.shapes import make_scene
+
+    rows = []
+    for i in range(2):
+        make_scene(seed=100 + i).image().save(tmp_path / f"s{i}.png")
+        rows.append({"image": f"s{i}.png", "question": "What shapes are there?", "answer": "x"})
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "out"
+    argv = ["gcot", "--input", str(data), "--output", str(out), "--endpoint", server.base_url]
+    argv += ["--model", server.model, "--max-new-tokens", "48", "--max-concurrency", "2"]
+    assert main(argv) == 0
+    ds = load_from_disk(str(out))
+    assert len(ds) == 2 and all(not s.startswith("endpoint_error") for s in ds["gcot_status"])
+    # in-process loading options make no sense for a server: one clear line, exit status 2
+    capsys.readouterr()
+    assert main([*argv[:4], str(tmp_path / "o2"), *argv[5:], "--dtype", "bfloat16"]) == 2
+    assert "--endpoint runs no model here: drop dtype" in capsys.readouterr().err
