@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hfgcot.geometry.frames import (
@@ -37,6 +35,7 @@ from hfgcot.geometry.frames import (
     patch_factor,
     smart_resize,
 )
+from hfgcot.model.files import processor_limits, read_model_json
 
 logger = logging.getLogger(__name__)
 
@@ -154,37 +153,6 @@ class FrameLimits:
     source: str = "spec"
 
 
-def _read_model_json(model: str, filename: str, revision: str | None) -> dict[str, Any] | None:
-    """A JSON file of a local model folder or of the local Hub cache (never the network)."""
-    try:
-        if os.path.isdir(model):
-            path: Path | None = Path(model) / filename
-        else:
-            from huggingface_hub import try_to_load_from_cache
-
-            found = try_to_load_from_cache(model, filename, revision=revision)
-            path = Path(found) if isinstance(found, str) else None
-        if path is None or not path.exists():
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except Exception:  # noqa: BLE001 - a missing or odd file only means "not readable"
-        logger.debug("no readable %s for %s", filename, model, exc_info=True)
-        return None
-
-
-def _config_limits(model: str, revision: str | None) -> tuple[int | None, int | None]:
-    for filename in ("preprocessor_config.json", "processor_config.json"):
-        data = _read_model_json(model, filename, revision) or {}
-        data = data.get("image_processor", data)
-        size = data.get("size") or {}
-        lo = data.get("min_pixels", size.get("shortest_edge"))
-        hi = data.get("max_pixels", size.get("longest_edge"))
-        if lo is not None or hi is not None:
-            return lo, hi
-    return None, None
-
-
 @functools.lru_cache(maxsize=64)
 def frame_limits(spec: EndpointSpec) -> FrameLimits:
     """The family and pixel limits the client resizes images with: the spec's values first,
@@ -199,13 +167,13 @@ def frame_limits(spec: EndpointSpec) -> FrameLimits:
     """
     family = spec.family
     if family is None:
-        config = _read_model_json(spec.model, "config.json", spec.revision) or {}
+        config = read_model_json(spec.model, "config.json", spec.revision) or {}
         if "model_type" in config:
             family = family_for_model_type(config["model_type"])
     lo, hi = spec.min_pixels, spec.max_pixels
     source = "spec"
     if lo is None or hi is None:
-        config_lo, config_hi = _config_limits(spec.model, spec.revision)
+        config_lo, config_hi = processor_limits(spec.model, spec.revision)
         lo = config_lo if lo is None else lo
         hi = config_hi if hi is None else hi
         source = "processor config"

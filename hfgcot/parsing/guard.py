@@ -5,11 +5,10 @@ takes a stage down, and reports them through :func:`guard`. Tests run under :fun
 :func:`guard` re-raises, so a parser that breaks is seen instead of absorbed.
 
     >>> with strict():
-    ...     try:
-    ...         guard(ValueError("boom"), "example")
-    ...     except ValueError as exc:
-    ...         print("raised:", exc)
-    raised: boom
+    ...     guard(ValueError("boom"), "example")
+    Traceback (most recent call last):
+    ...
+    ValueError: boom
 """
 
 from __future__ import annotations

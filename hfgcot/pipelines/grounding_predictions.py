@@ -220,10 +220,7 @@ def add_grounding_predictions(
             [stage],
             image_column=config.image_column,
             batch_size=config.batch_size,
-            num_proc=run.num_proc,
-            checkpoint_dir=run.checkpoint_dir,
-            shard_size=run.shard_size,
-            sort_window=run.sort_window,
+            run=run,
         )
         return record_provenance(
             out,

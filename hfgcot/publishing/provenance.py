@@ -28,8 +28,9 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
+
+from hfgcot.model.files import processor_limits, read_model_json
 
 logger = logging.getLogger(__name__)
 
@@ -109,34 +110,6 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
 # ------------------------------------------------------------------------------------------
 
 
-def _read_json(model: str, filename: str, revision: str | None) -> dict[str, Any] | None:
-    """A JSON file of a local model folder or of the Hub cache; ``None`` when unavailable."""
-    try:
-        if os.path.isdir(model):
-            path = Path(model) / filename
-            return json.loads(path.read_text()) if path.exists() else None
-        from huggingface_hub import hf_hub_download
-
-        return json.loads(Path(hf_hub_download(model, filename, revision=revision)).read_text())
-    except Exception:  # noqa: BLE001 - provenance is best effort, never fails a run
-        logger.debug("no %s for %s", filename, model, exc_info=True)
-        return None
-
-
-def _processor_limits(model: str, revision: str | None) -> tuple[int | None, int | None]:
-    for filename in ("preprocessor_config.json", "processor_config.json"):
-        data = _read_json(model, filename, revision)
-        if not data:
-            continue
-        data = data.get("image_processor", data)
-        size = data.get("size") or {}
-        lo = data.get("min_pixels", size.get("shortest_edge"))
-        hi = data.get("max_pixels", size.get("longest_edge"))
-        if lo is not None or hi is not None:
-            return lo, hi
-    return None, None
-
-
 def _loaded_vlm(spec: Any) -> Any:
     """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
     from hfgcot.model.spec import _CACHE
@@ -172,13 +145,13 @@ def model_provenance(model: Any) -> dict[str, Any]:
             "model_id": spec.model,
             "revision": spec_fingerprint_data(spec)["resolved_revision"],
         }
-        config = _read_json(spec.model, "config.json", spec.revision) or {}
+        config = read_model_json(spec.model, "config.json", spec.revision, download=True) or {}
         try:
             ident["family"] = family_for_model_type(config.get("model_type", ""))
         except Exception:  # noqa: BLE001 - unknown family: recorded as such
             ident["family"] = config.get("model_type")
         ident["dtype"] = str(spec.dtype)
-        lo, hi = _processor_limits(spec.model, spec.revision)
+        lo, hi = processor_limits(spec.model, spec.revision, download=True)
         ident["min_pixels"] = spec.min_pixels if spec.min_pixels is not None else lo
         ident["max_pixels"] = spec.max_pixels if spec.max_pixels is not None else hi
     else:

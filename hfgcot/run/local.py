@@ -192,12 +192,12 @@ def run_pipeline(
     *,
     image_column: str = "image",
     batch_size: int = 8,
-    num_proc: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 1000,
-    sort_window: int | None = None,
+    run: RunOptions | None = None,
 ) -> Dataset:
     """Run ``stages`` in order over ``dataset``: the common driver of every pipeline.
+
+    ``run`` (:class:`~hfgcot.run.options.RunOptions`, default: its defaults) supplies
+    ``num_proc``, ``checkpoint_dir``, ``shard_size`` and ``sort_window``:
 
     - the image column is read undecoded (stages decode and write a status for bad images) and
       its feature is restored at the end;
@@ -208,6 +208,9 @@ def run_pipeline(
     - ``sort_window``: rows are processed sorted by image size within windows of that many rows
       (less padding across map batches); the result comes back in the input order.
     """
+    run = run or RunOptions()
+    num_proc, checkpoint_dir, shard_size = run.num_proc, run.checkpoint_dir, run.shard_size
+    sort_window = run.sort_window
     ds, feature = undecoded(dataset, image_column)
     order = None
     if sort_window and sort_window > 1 and len(ds) > 1:
@@ -297,10 +300,7 @@ def run_model_pipeline(
         stages,
         image_column=config.image_column,
         batch_size=config.batch_size,
-        num_proc=run.num_proc,
-        checkpoint_dir=run.checkpoint_dir,
-        shard_size=run.shard_size,
-        sort_window=run.sort_window,
+        run=run,
     )
     summary = summarize(ds) if summarize is not None else log_summary(ds, status_column, name)
     return record_provenance(
