@@ -33,6 +33,7 @@ from hfgcot.pipelines.base import (
 )
 from hfgcot.pipelines.gcot import ground_boxes
 from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
 
@@ -217,7 +218,7 @@ def add_grounding_predictions(
         check_overwrite(ds, [stage], "grounding_predictions", config.overwrite_columns)
         out = run_pipeline(
             ds,
-            [stage],
+            read_urls_first(ds, [stage], config),
             image_column=config.image_column,
             batch_size=config.batch_size,
             run=run,

@@ -46,6 +46,7 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
 
@@ -417,7 +418,7 @@ def to_grounding_sft(
         check_overwrite(ds, [stage], "grounding_sft", config.overwrite_columns)
         out = run_pipeline(
             ds,
-            [stage],
+            read_urls_first(ds, [stage], config),
             image_column=config.image_column,
             batch_size=config.batch_size,
             run=run,

@@ -43,6 +43,10 @@ def undecoded(dataset: Dataset, column: str) -> tuple[Dataset, Any]:
 
 
 def restore_feature(dataset: Dataset, column: str, feature: Any) -> Dataset:
+    """Give ``column`` its input feature back; a column a stage filled with the images
+    themselves (fetched URLs, :mod:`hfgcot.pipelines.url_images`) becomes ``Image()``."""
+    if isinstance(dataset.features[column], Image) and not isinstance(feature, Image):
+        feature = Image()
     if dataset.features[column] != feature:
         dataset = dataset.cast_column(column, feature)
     return dataset
@@ -171,14 +175,16 @@ def size_order(dataset: Dataset, image_column: str, window: int) -> list[int]:
     """A permutation that sorts rows by image area within consecutive windows of ``window`` rows.
 
     Rows of similar size then share map batches, so batches carry less padding. Image sizes are
-    read from the headers (no full decode); unreadable images sort first.
+    read from the headers (no full decode); unreadable images and URLs (not fetched here) sort
+    first.
     """
-    from hfgcot.images import image_size
+    from hfgcot.images import ImagePolicy, image_size
 
+    no_urls = ImagePolicy(allow_urls=False)
     keys: list[int] = []
     for batch in dataset.select_columns([image_column]).iter(batch_size=1000):
         for value in batch[image_column]:
-            size = image_size(value)
+            size = image_size(value, no_urls)
             keys.append(size[0] * size[1] if size else 0)
     order: list[int] = []
     for start in range(0, len(keys), window):
@@ -289,12 +295,14 @@ def run_model_pipeline(
     column and batch size and the ``run`` options), log the status summary and return the
     result with its provenance record (the prompts the run used included).
     """
+    from hfgcot.pipelines.url_images import read_urls_first
     from hfgcot.publishing.provenance import record_provenance
 
     check_columns(dataset, required_columns)
     spec = resolve_model(model, load_kwargs)
     stages = build_stages(config, spec)
     check_overwrite(dataset, stages, name, config.overwrite_columns)
+    stages = read_urls_first(dataset, stages, config)
     ds = run_pipeline(
         dataset,
         stages,

@@ -347,6 +347,7 @@ def add_gcot_ray(
         ...                   num_actors=8, num_gpus_per_actor=1)          # doctest: +SKIP
     """
     from hfgcot.pipelines.gcot import STATUS, GCoTConfig, gcot_stages
+    from hfgcot.pipelines.url_images import read_urls_first
 
     if config is None:
         config = GCoTConfig(**gcot_kwargs)
@@ -365,7 +366,7 @@ def add_gcot_ray(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
-    stages = gcot_stages(config, spec)
+    stages = read_urls_first(dataset, gcot_stages(config, spec), config)
     ds, image_feature = undecoded(dataset, config.image_column)
     num_rows = len(ds)
     ds = ds.add_column(ROW_INDEX, list(range(num_rows)))
