@@ -24,6 +24,7 @@ from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
+from hfgcot.untrusted import strip_invisible
 
 OK = "ok"
 
@@ -39,16 +40,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def cell_text(value: Any) -> str:
-    """A text cell as stripped text; lists (e.g. TextVQA answers) give their first non-empty item.
+    """A text cell without the invisible characters at its ends (whitespace, controls,
+    zero-width characters: :func:`hfgcot.untrusted.strip_invisible`); lists (e.g. TextVQA
+    answers) give their first item that is not blank.
 
-    >>> cell_text(["", " red "]), cell_text(None), cell_text(3)
-    ('red', '', '3')
+    >>> cell_text(["", " red "]), cell_text(None), cell_text(3), cell_text("\u200b\ufeff")
+    ('red', '', '3', '')
     """
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return next((str(v).strip() for v in value if v is not None and str(v).strip()), "")
-    return str(value).strip()
+        texts = (strip_invisible(str(v)) for v in value if v is not None)
+        return next((t for t in texts if t), "")
+    return strip_invisible(str(value))
 
 
 def validate_choices(config: Any) -> None:

@@ -168,6 +168,7 @@ class SentenceCheckStage(_CheckingStage):
     """
 
     name = "dense_check_sentences"
+    version = "2"  # model text neutralised in prompts (hfgcot.untrusted)
     status_column = STATUS
     caption_prompt: str = prompts.DENSE_CAPTION_PROMPT
 
@@ -231,6 +232,7 @@ class QuestionStage(ModelStage):
     """
 
     name = "dense_questions"
+    version = "2"  # model text neutralised in prompts (hfgcot.untrusted)
     status_column = STATUS
     max_questions: int = 5
     prompt: str = prompts.OBJECT_QUESTIONS_PROMPT
@@ -279,6 +281,7 @@ class AnswerStage(ModelStage):
     """
 
     name = "dense_answers"
+    version = "2"  # model text neutralised in prompts (hfgcot.untrusted)
     status_column = STATUS
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
@@ -328,6 +331,7 @@ class DetailCheckStage(_CheckingStage):
     """
 
     name = "dense_check_details"
+    version = "2"  # model text neutralised in prompts (hfgcot.untrusted)
     status_column = STATUS
     answer_prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
@@ -378,6 +382,7 @@ class FuseStage(ModelStage):
     """
 
     name = "dense_fuse"
+    version = "2"  # model text neutralised in prompts (hfgcot.untrusted)
     status_column = STATUS
     prompt: str = prompts.FUSE_CAPTION_PROMPT
 

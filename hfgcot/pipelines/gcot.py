@@ -65,7 +65,7 @@ class ReasoningStage(ModelStage):
     """Stage 1: ``raw_cot_output``, ``image_size`` (``[w, h]``, ``[]`` if unread), ``gcot_status``."""
 
     name = "gcot_reasoning"
-    version = "2"  # writes image_size
+    version = "3"  # v2: writes image_size; v3: untrusted text neutralised, blank questions
     status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
@@ -172,7 +172,7 @@ class GroundingStage(ModelStage):
     """
 
     name = "gcot_grounding"
-    version = "2"  # keywords de-duplicated by the phrase key
+    version = "3"  # v2: keywords de-duplicated by the phrase key; v3: keywords neutralised
     status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"

@@ -36,6 +36,7 @@ from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
+from hfgcot.untrusted import neutralize_special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class GroundingPredictionStage(ModelStage):
     """
 
     name = "grounding_predict"
+    version = "2"  # special tokens of the asked text neutralised; blank questions
     image_column: str = "image"
     text_column: str = "question"
     messages_column: str = "messages"
@@ -99,7 +101,7 @@ class GroundingPredictionStage(ModelStage):
         if self.messages_column in batch:
             text = user_text(batch[self.messages_column][i])
             if text:
-                return text
+                return neutralize_special_tokens(text)
         if self.text_column in batch:
             question = cell_text(batch[self.text_column][i])
             if question:

@@ -49,11 +49,13 @@ from hfgcot.pipelines.base import (
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
+from hfgcot.untrusted import has_special_tokens
 
 logger = logging.getLogger(__name__)
 
 BBoxFormat = Literal["xywh", "xyxy"]
 STATUS = "sft_status"
+SPECIAL_TOKENS_IN_TEXT = "special_tokens_in_text"
 
 SFT_BOXES = (
     "`gt_bbox`: original-image pixels [x1, y1, x2, y2] (clipped); `gt_bbox_model` and the "
@@ -158,6 +160,7 @@ class GroundingSFTStage(Stage):
     """
 
     name = "grounding_sft"
+    version = "2"  # special_tokens_in_text; invisible-only questions are empty_question
     status_column = STATUS
     image_column: str = "image"
     text_column: str = "question"
@@ -262,6 +265,8 @@ class GroundingSFTStage(Stage):
         question = cell_text(text)
         if not question:
             return {**out, STATUS: "empty_question"}
+        if has_special_tokens(question):  # it would train the model on a chat of its own
+            return {**out, STATUS: SPECIAL_TOKENS_IN_TEXT}
         box_status, box = self._pixel_box(bbox, width, height)
         if box_status != OK or box is None:
             return {**out, STATUS: box_status}
@@ -379,7 +384,9 @@ def to_grounding_sft(
       written by the model back to original pixels.
     - ``model_family`` and ``sft_status``: ``"ok"`` or why the row cannot be trained on
       (``missing_bbox``, ``invalid_bbox: ...``, ``bbox_outside_image``, ``bbox_too_small``,
-      ``empty_question``, or an image status such as ``undecodable_image``).
+      ``empty_question``, ``special_tokens_in_text`` (the question holds a ``<|...|>`` special
+      token, which would put a chat of its own into the training row), or an image status such
+      as ``undecodable_image``).
 
     Filter before training: ``ds.filter(lambda s: s == "ok", input_columns="sft_status")``;
     :class:`hfgcot.GroundingCollator` refuses rows with another status.
