@@ -24,8 +24,7 @@ from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
-
-OK = "ok"
+from hfgcot.status import cap
 
 
 def _jsonable(value: Any) -> Any:
@@ -265,20 +264,39 @@ def split_options(
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``.
+    """Base class: subclasses are frozen dataclasses and implement ``process`` and ``features``.
 
     ``version`` is bumped whenever what the stage writes changes; it, the stage's own fields
     (its prompts included) and its model make the stage's fingerprint, and nothing else does.
+    Calling a stage runs :meth:`process` and caps every status it writes
+    (:func:`hfgcot.status.cap`): the one place row statuses are finished.
     """
 
     name: ClassVar[str] = "stage"
     version: ClassVar[str] = "1"
     status_column: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} defines __call__: implement process(batch, rank) instead "
+                "(Stage.__call__ caps the statuses it writes)"
+            )
+
     def __post_init__(self) -> None:
         validate_choices(self)
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The ``Dataset.map`` function: :meth:`process`, with its statuses capped."""
+        out = self.process(batch, rank)
+        column = self.status_column
+        if column and column in out:
+            out[column] = [s if s is None else cap(s) for s in out[column]]
+        return out
+
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The output columns of one batch (``dict`` of equal-length lists, rows in order)."""
         raise NotImplementedError
 
     def features(self) -> Features:

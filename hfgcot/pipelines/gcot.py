@@ -30,7 +30,6 @@ from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.phrases import dedupe, phrase_key
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     Stage,
@@ -40,6 +39,7 @@ from hfgcot.pipelines.base import (
     split_options,
 )
 from hfgcot.run.local import run_model_pipeline, status_summary
+from hfgcot.status import EMPTY_QUESTION, OK, first_problem
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ GROUNDING_FEATURE = List(
         "bbox_model": List(Value("float64")),
     }
 )
-
-
-def _first_problem(*statuses: str) -> str:
-    return next((s for s in statuses if s != OK), OK)
 
 
 @dataclass(frozen=True)
@@ -85,12 +81,12 @@ class ReasoningStage(ModelStage):
 
     def _text_status(self, question: str, answer: str) -> str:
         if not question:
-            return "empty_question"
+            return EMPTY_QUESTION
         if len(question) > self.max_question_chars:
             return f"question_too_long: {len(question)} chars"
         return OK if answer else "empty_answer"
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         sizes: list[list[int]] = [[] for _ in range(n)]
@@ -100,7 +96,7 @@ class ReasoningStage(ModelStage):
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if image is not None:
                 sizes[i] = list(image.size)
-            status = _first_problem(status, self._text_status(question, answer))
+            status = first_problem(status, self._text_status(question, answer))
             statuses[i] = status
             if status == OK:
                 requests.append(
@@ -135,7 +131,7 @@ class ParseStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         cleaned, keywords, statuses = [], [], []
         for raw, status in zip(batch["raw_cot_output"], batch[STATUS], strict=True):
             cot, kws = gcot_text.parse_gcot(raw or "")
@@ -191,7 +187,7 @@ class GroundingStage(ModelStage):
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = list(batch[STATUS])
         requests, owners = [], []
@@ -260,7 +256,7 @@ class InjectStage(Stage):
     def features(self) -> Features:
         return Features({"gcot": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out, statuses = [], list(batch[STATUS])
         sizes = batch.get("image_size") or [None] * len(statuses)
         for i, (cot, groundings) in enumerate(

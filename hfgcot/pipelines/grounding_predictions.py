@@ -22,7 +22,6 @@ from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     cell_text,
@@ -35,6 +34,7 @@ from hfgcot.pipelines.gcot import ground_boxes
 from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
+from hfgcot.status import EMPTY_QUESTION, OK
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class GroundingPredictionStage(ModelStage):
                 return prompts.grounding_sft_prompt(question, self.prompt)
         return ""
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = [OK] * n
         if self.input_status_column in batch:
@@ -117,7 +117,7 @@ class GroundingPredictionStage(ModelStage):
             question = self._question(batch, i)
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status == OK and not question:
-                status = "empty_question"
+                status = EMPTY_QUESTION
             statuses[i] = status
             if status == OK:
                 requests.append(self.request(image, question))

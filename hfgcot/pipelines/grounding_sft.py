@@ -38,7 +38,6 @@ from hfgcot.geometry.frames import (
 )
 from hfgcot.images import ImagePolicy, image_size, load_image
 from hfgcot.pipelines.base import (
-    OK,
     PipelineConfig,
     Stage,
     cell_text,
@@ -48,6 +47,7 @@ from hfgcot.pipelines.base import (
 )
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
+from hfgcot.status import EMPTY_QUESTION, OK
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class GroundingSFTStage(Stage):
         out["sft_frame"] = frame_dict
         question = cell_text(text)
         if not question:
-            return {**out, STATUS: "empty_question"}
+            return {**out, STATUS: EMPTY_QUESTION}
         box_status, box = self._pixel_box(bbox, width, height)
         if box_status != OK or box is None:
             return {**out, STATUS: box_status}
@@ -297,7 +297,7 @@ class GroundingSFTStage(Stage):
             return "bbox_outside_image", None
         return OK, clipped
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         columns: dict[str, list] = {name: [] for name in self.features()}
         for i in range(n):

@@ -39,7 +39,6 @@ from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing.grounding import parse_region_answer
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     Stage,
@@ -48,6 +47,7 @@ from hfgcot.pipelines.base import (
     split_options,
 )
 from hfgcot.run.local import run_model_pipeline
+from hfgcot.status import OK
 from hfgcot.viz.draw import draw_regions
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class RegionPrepareStage(Stage):
     """Stage 1 (no model): validated boxes, the marked image and the prompt of every row."""
 
     name = "region_prepare"
+    version = "2"  # statuses capped (hfgcot.status.cap): long skipped-box lists
     status_column = STATUS
     image_column: str = "image"
     bbox_column: str = "bbox"
@@ -84,7 +85,7 @@ class RegionPrepareStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out: dict[str, list] = {name: [] for name in self.features()}
         for value, boxes_value in zip(
             batch[self.image_column], batch[self.bbox_column], strict=True
@@ -131,6 +132,7 @@ class RegionCaptionStage(ModelStage):
     """Stage 2: ``answer`` - text for ``mode="marked"``, one text per region for ``"crop"``."""
 
     name = "region_caption"
+    version = "2"  # statuses capped (hfgcot.status.cap): long error lists
     status_column = STATUS
     image_column: str = "image"
     mode: RegionMode = "marked"
@@ -156,7 +158,7 @@ class RegionCaptionStage(ModelStage):
             for box in batch["normalized_bbox"][i]
         ]
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests: list[Request] = []

@@ -16,11 +16,12 @@ generation settings, prompts and their version, configs) and a short sample.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
+
+from hfgcot import status
 
 __all__ = [
     "CARD_OPTIONS",
@@ -119,16 +120,11 @@ def _sample(ds: Any, n: int = _SAMPLE_ROWS) -> list[dict[str, Any]]:
 
 
 def _status_summaries(ds: Any) -> dict[str, dict[str, int]]:
-    out = {}
-    for column in ds.column_names:
-        if column.endswith("_status") and ds.features[column].dtype == "string":
-            counts = Counter(str(s).split(":", 1)[0] for s in ds[column])
-            out[column] = dict(counts.most_common())
-    return out
-
-
-def _summary_text(summary: Mapping[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in summary.items()) or "-"
+    return {
+        column: status.summary(ds[column])
+        for column in ds.column_names
+        if column.endswith("_status") and ds.features[column].dtype == "string"
+    }
 
 
 def _generation_table(record: Mapping[str, Any]) -> list[str]:
@@ -169,7 +165,7 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
     if record.get("status") is not None:
         lines.append(
             f"| status (`{_cell(record.get('status_column'))}`) | "
-            f"{_cell(_summary_text(record['status']))} |"
+            f"{_cell(status.summary_text(record['status']))} |"
         )
     lines += _generation_table(record)
     if record.get("boxes"):
@@ -306,7 +302,7 @@ def build_card(
     for s, ds in splits.items():
         for column, summary in _status_summaries(ds).items():
             body.append("")
-            body.append(f"Status `{column}` ({s}): {_summary_text(summary)}.")
+            body.append(f"Status `{column}` ({s}): {status.summary_text(summary)}.")
     has_boxes = any(r.get("boxes") for r in records) or any(
         "bbox" in repr(f) for f in first.features.values()
     )

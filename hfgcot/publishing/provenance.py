@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from hfgcot import status
 from hfgcot.model.files import processor_limits, read_model_json
 
 logger = logging.getLogger(__name__)
@@ -204,10 +205,8 @@ def pipeline_provenance(
     if spec is not None:
         record["model"] = model_provenance(spec)
     if status_column is not None and status_column in dataset.column_names:
-        from hfgcot.run.local import status_summary
-
         record["status_column"] = status_column
-        record["status"] = status_summary(dataset, status_column)
+        record["status"] = status.summary(dataset[status_column])
     if boxes:
         record["boxes"] = boxes
     if extra:

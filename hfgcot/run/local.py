@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,9 +19,10 @@ from datasets.utils.logging import (
 )
 
 from hfgcot.model.endpoint import is_endpoint_error
-from hfgcot.pipelines.base import OK, Stage, resolve_model, stable_hash
+from hfgcot.pipelines.base import Stage, resolve_model, stable_hash
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
+from hfgcot.status import OK, summary
 
 logger = logging.getLogger(__name__)
 
@@ -322,9 +322,9 @@ def prompt_record(config: Any) -> dict[str, Any]:
 
 
 def status_summary(dataset: Dataset, status_column: str) -> dict[str, int]:
-    """Rows per status reason (the part before ``':'``), e.g. ``{"ok": 7, "truncated_image": 1}``."""
-    counts = Counter(str(s).split(":", 1)[0] for s in dataset[status_column])
-    return dict(counts.most_common())
+    """Rows per status reason (:func:`hfgcot.status.summary` of the column), e.g.
+    ``{"ok": 7, "truncated_image": 1}``."""
+    return summary(dataset[status_column])
 
 
 def log_summary(dataset: Dataset, status_column: str, what: str) -> dict[str, int]:
