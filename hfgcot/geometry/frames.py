@@ -23,7 +23,8 @@ A :class:`Frame` records both sizes and converts boxes either way::
     >>> frame.box_to_pixels([0, 0, 500, 500], "qwen2_vl")
     [0.0, 0.0, 320.0, 240.0]
 
-All boxes are ``[x1, y1, x2, y2]`` lists unless a function says otherwise.
+All boxes are ``[x1, y1, x2, y2]`` lists unless a function says otherwise; the plain box
+helpers (``clip_box``, ``iou``...) live in :mod:`hfgcot.geometry.boxes` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+from hfgcot.geometry.boxes import (
+    as_box,
+    box_area,
+    clip_box,
+    iou,
+    is_finite_box,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
 
 __all__ = [
     "FAMILIES",
@@ -175,118 +186,6 @@ def smart_resize(
 
 
 # --------------------------------------------------------------------------------------------
-# Plain box helpers (xyxy unless named otherwise)
-# --------------------------------------------------------------------------------------------
-
-
-def _is_number(value: object) -> bool:
-    """A real number (python, numpy or 0-d tensor scalar); not a bool, str or bytes."""
-    if isinstance(value, (bool, str, bytes)):
-        return False
-    return hasattr(type(value), "__float__")
-
-
-def _as_box(box: object) -> list[float]:
-    """Validate ``box`` as 4 finite numbers and return it as floats."""
-    if isinstance(box, (str, bytes)):
-        raise ValueError(f"box must be 4 numbers, got {box!r}")
-    try:
-        items = list(box)  # type: ignore[call-overload]
-    except TypeError as err:
-        raise ValueError(f"box must be 4 numbers, got {box!r}") from err
-    if len(items) != 4:
-        raise ValueError(f"box must have 4 numbers, got {len(items)}: {box!r}")
-    if not all(_is_number(v) for v in items):
-        raise ValueError(f"box must be 4 numbers, got {box!r}")
-    values = [float(v) for v in items]  # type: ignore[arg-type]
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"box has a non-finite number: {box!r}")
-    return values
-
-
-def is_finite_box(box: object) -> bool:
-    """Whether ``box`` is exactly 4 finite numbers (list, tuple, array...).
-
-    >>> is_finite_box([0, 1, 2.5, 3]), is_finite_box([0, 1, float("nan"), 3]), is_finite_box([1])
-    (True, False, False)
-    """
-    try:
-        _as_box(box)
-    except ValueError:
-        return False
-    return True
-
-
-def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
-    """``[x, y, w, h]`` -> ``[x1, y1, x2, y2]``.
-
-    >>> xywh_to_xyxy([10, 20, 30, 40])
-    [10.0, 20.0, 40.0, 60.0]
-    """
-    x, y, w, h = _as_box(box)
-    return [x, y, x + w, y + h]
-
-
-def xyxy_to_xywh(box: Sequence[float]) -> list[float]:
-    """``[x1, y1, x2, y2]`` -> ``[x, y, w, h]``.
-
-    >>> xyxy_to_xywh([10, 20, 40, 60])
-    [10.0, 20.0, 30.0, 40.0]
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    return [x1, y1, x2 - x1, y2 - y1]
-
-
-def _clamp(v: float, hi: float) -> float:
-    return min(max(v, 0.0), hi)
-
-
-def clip_box(box: Sequence[float], width: float, height: float) -> list[float]:
-    """Order the corners (``x1 <= x2``, ``y1 <= y2``) and clip to ``[0, width] x [0, height]``.
-
-    >>> clip_box([120, -5, 30, 50], 100, 80)
-    [30.0, 0.0, 100.0, 50.0]
-
-    Raises:
-        ValueError: if ``box`` is not 4 finite numbers.
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    x1, x2 = sorted((x1, x2))
-    y1, y2 = sorted((y1, y2))
-    w, h = float(width), float(height)
-    return [_clamp(x1, w), _clamp(y1, h), _clamp(x2, w), _clamp(y2, h)]
-
-
-def box_area(box: Sequence[float]) -> float:
-    """Area of an xyxy box; reversed or degenerate boxes have area 0.
-
-    >>> box_area([0, 0, 10, 5]), box_area([10, 0, 0, 5])
-    (50.0, 0.0)
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes, in ``[0, 1]``; 0.0 when the union is empty.
-
-    >>> iou([0, 0, 10, 10], [5, 0, 15, 10])
-    0.3333333333333333
-    >>> iou([0, 0, 0, 0], [0, 0, 0, 0])
-    0.0
-    """
-    ax1, ay1, ax2, ay2 = _as_box(a)
-    bx1, by1, bx2, by2 = _as_box(b)
-    inter_w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    inter_h = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = inter_w * inter_h
-    union = box_area(a) + box_area(b) - inter
-    if union <= 0.0 or inter <= 0.0:
-        return 0.0
-    return min(1.0, inter / union)
-
-
-# --------------------------------------------------------------------------------------------
 # Frame
 # --------------------------------------------------------------------------------------------
 
@@ -368,7 +267,7 @@ class Frame:
         Raises:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
-        x1, y1, x2, y2 = _as_box(box)
+        x1, y1, x2, y2 = as_box(box)
         if _check_family(family) in _RELATIVE_FAMILIES:
             # Divide last so that 1000 maps exactly onto the image edge.
             px = [x1 * self.width / _RELATIVE_SCALE, x2 * self.width / _RELATIVE_SCALE]
@@ -391,7 +290,7 @@ class Frame:
         Raises:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
-        x1, y1, x2, y2 = _as_box(box)
+        x1, y1, x2, y2 = as_box(box)
         if _check_family(family) in _RELATIVE_FAMILIES:
             mx = [x1 * _RELATIVE_SCALE / self.width, x2 * _RELATIVE_SCALE / self.width]
             my = [y1 * _RELATIVE_SCALE / self.height, y2 * _RELATIVE_SCALE / self.height]

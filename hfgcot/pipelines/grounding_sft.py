@@ -20,23 +20,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfgcot import prompts
-from hfgcot.geometry.frames import (
-    Family,
-    Frame,
-    box_area,
-    clip_box,
-    is_finite_box,
-    patch_factor,
-    xywh_to_xyxy,
+from hfgcot.geometry.boxes import MISSING, BBoxFormat, check_box
+from hfgcot.geometry.frames import Family, Frame, patch_factor
+from hfgcot.images import (
+    ASPECT_RATIO_TOO_LARGE,
+    IMAGE_TOO_SMALL,
+    UNDECODABLE_IMAGE,
+    ImagePolicy,
+    image_size,
+    load_image,
 )
-from hfgcot.images import ImagePolicy, image_size, load_image
 from hfgcot.pipelines.base import (
     PipelineConfig,
     Stage,
@@ -47,12 +46,13 @@ from hfgcot.pipelines.base import (
 )
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
-from hfgcot.status import EMPTY_QUESTION, OK
+from hfgcot.status import EMPTY_QUESTION, OK, make
 
 logger = logging.getLogger(__name__)
 
-BBoxFormat = Literal["xywh", "xyxy"]
 STATUS = "sft_status"
+MISSING_BBOX = "missing_bbox"
+INVALID_BBOX = "invalid_bbox"
 
 SFT_BOXES = (
     "`gt_bbox`: original-image pixels [x1, y1, x2, y2] (clipped); `gt_bbox_model` and the "
@@ -157,6 +157,7 @@ class GroundingSFTStage(Stage):
     """
 
     name = "grounding_sft"
+    version = "2"  # box statuses: invalid_bbox: <reason> of the one validator (geometry.boxes)
     status_column = STATUS
     image_column: str = "image"
     text_column: str = "question"
@@ -204,12 +205,12 @@ class GroundingSFTStage(Stage):
             return (image.size if image is not None else None), status
         size = image_size(value)
         if size is None:
-            return None, "undecodable_image"
+            return None, UNDECODABLE_IMAGE
         w, h = size
         if min(w, h) < self.image_policy.min_side:
-            return None, f"image_too_small: {w}x{h}"
+            return None, make(IMAGE_TOO_SMALL, f"{w}x{h}")
         if max(w, h) / min(w, h) > self.image_policy.max_aspect_ratio:
-            return None, f"aspect_ratio_too_large: {w}x{h}"
+            return None, make(ASPECT_RATIO_TOO_LARGE, f"{w}x{h}")
         return size, OK
 
     def frame(self, width: int, height: int) -> Frame:
@@ -235,7 +236,7 @@ class GroundingSFTStage(Stage):
         """One output row for an image value (PIL, ``{bytes, path}``, path), a text and a box."""
         size, status = self._size(image)
         if status != OK or size is None:
-            return {**self._empty(), STATUS: status if status != OK else "undecodable_image"}
+            return {**self._empty(), STATUS: status if status != OK else UNDECODABLE_IMAGE}
         return self.row_for_size(size[0], size[1], text, bbox)
 
     def row_for_size(self, width: int, height: int, text: Any, bbox: Any) -> dict[str, Any]:
@@ -250,7 +251,7 @@ class GroundingSFTStage(Stage):
         try:
             frame = self.frame(width, height)
         except ValueError as err:
-            return {**out, STATUS: f"unsupported_image_size: {str(err)[:120]}"}
+            return {**out, STATUS: make("unsupported_image_size", str(err)[:120])}
         frame_dict = {
             **frame.to_dict(),
             "min_pixels": int(self.min_pixels),  # type: ignore[arg-type]
@@ -261,9 +262,10 @@ class GroundingSFTStage(Stage):
         question = cell_text(text)
         if not question:
             return {**out, STATUS: EMPTY_QUESTION}
-        box_status, box = self._pixel_box(bbox, width, height)
-        if box_status != OK or box is None:
-            return {**out, STATUS: box_status}
+        box, reason = check_box(bbox, self.bbox_format, width=width, height=height)
+        if box is None:
+            status = MISSING_BBOX if reason == MISSING else make(INVALID_BBOX, reason)
+            return {**out, STATUS: status}
         model_box = [int(round(v)) for v in frame.box_to_model(box, self.model_family)]
         if model_box[2] <= model_box[0] or model_box[3] <= model_box[1]:
             return {**out, STATUS: "bbox_too_small"}
@@ -277,25 +279,6 @@ class GroundingSFTStage(Stage):
             "gt_bbox_model": model_box,
             STATUS: OK,
         }
-
-    def _pixel_box(self, bbox: Any, width: int, height: int) -> tuple[str, list[float] | None]:
-        if bbox is None:
-            return "missing_bbox", None
-        if not is_finite_box(bbox):
-            return f"invalid_bbox: {str(bbox)[:60]}", None
-        values = [float(v) for v in bbox]
-        if self.bbox_format == "xywh":
-            if values[2] <= 0 or values[3] <= 0:
-                return f"invalid_bbox: non-positive width/height {values[2]:g}x{values[3]:g}", None
-            xyxy = xywh_to_xyxy(values)
-        else:
-            if values[2] <= values[0] or values[3] <= values[1]:
-                return "invalid_bbox: x2 <= x1 or y2 <= y1", None
-            xyxy = values
-        clipped = clip_box(xyxy, width, height)
-        if box_area(clipped) <= 0 or not all(math.isfinite(v) for v in clipped):
-            return "bbox_outside_image", None
-        return OK, clipped
 
     def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
@@ -377,8 +360,10 @@ def to_grounding_sft(
       factor}``; ``Frame.from_dict(row["sft_frame"]).box_to_pixels(box, family)`` maps a box
       written by the model back to original pixels.
     - ``model_family`` and ``sft_status``: ``"ok"`` or why the row cannot be trained on
-      (``missing_bbox``, ``invalid_bbox: ...``, ``bbox_outside_image``, ``bbox_too_small``,
-      ``empty_question``, or an image status such as ``undecodable_image``).
+      (``missing_bbox``; ``invalid_bbox: <reason>``, reason ``malformed``, ``not_finite``,
+      ``non_positive_size`` or ``outside_image``, as :func:`hfgcot.geometry.boxes.check_box`
+      names them; ``bbox_too_small``; ``empty_question``; or an image status such as
+      ``undecodable_image``).
 
     Filter before training: ``ds.filter(lambda s: s == "ok", input_columns="sft_status")``;
     :class:`hfgcot.GroundingCollator` refuses rows with another status.
