@@ -9,7 +9,6 @@ hash or pickle weights, and ``num_proc`` workers each load their own copy once.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import typing
@@ -19,22 +18,13 @@ from datasets import Features
 
 import hfgcot
 from hfgcot import prompts
+from hfgcot.fingerprint import jsonable, stable_hash
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
 from hfgcot.status import cap
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def cell_text(value: Any) -> str:
@@ -69,13 +59,6 @@ def validate_choices(config: Any) -> None:
             value = getattr(config, f.name)
             if value not in choices:
                 raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
-
-
-def stable_hash(data: Any) -> str:
-    """A process-independent hash of JSON-able data (dataclasses allowed)."""
-    from datasets.fingerprint import Hasher
-
-    return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002
@@ -308,7 +291,7 @@ class Stage:
         data = {
             "stage": self.name,
             "version": self.version,
-            "config": _jsonable(self),
+            "config": jsonable(self),
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)

@@ -323,6 +323,18 @@ class GCoTConfig(ModelPipelineConfig):
 GCOT_COLUMNS = ("question_column", "answer_column")
 
 
+def boxes_note(config: GCoTConfig) -> str:
+    """What the boxes of a GCoT run mean, for its provenance record and dataset card.
+
+    >>> boxes_note(GCoTConfig(box_space="normalized")).split("; ")[-1]
+    'boxes in the `gcot` text: normalized.'
+    """
+    return (
+        "`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
+        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}."
+    )
+
+
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
     """The four stages of the pipeline for ``config`` (used by :func:`add_gcot`, Ray and resume)."""
     common = {"model": spec, "batch_size": config.batch_size, "system_prompt": config.system_prompt}
@@ -416,8 +428,7 @@ def add_gcot(
         load_kwargs=load,
         run=run,
         required_columns=[getattr(config, c) for c in GCOT_COLUMNS],
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+        boxes=boxes_note(config),
         summarize=_log_gcot_summary,
     )
 
@@ -442,6 +453,7 @@ __all__ = [
     "ParseStage",
     "ReasoningStage",
     "add_gcot",
+    "boxes_note",
     "gcot_stages",
     "gcot_summary",
     "ground_boxes",

@@ -31,9 +31,10 @@ from hfgcot.pipelines.base import (
     split_options,
 )
 from hfgcot.pipelines.gcot import ground_boxes
-from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
+from hfgcot.pipelines.grounding_sft import STATUS, user_text
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
+from hfgcot.splits import map_splits
 from hfgcot.status import EMPTY_QUESTION, OK
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def add_grounding_predictions(
             extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return _apply_per_split(dataset, run_split)
+    return map_splits(dataset, run_split)
 
 
 def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:

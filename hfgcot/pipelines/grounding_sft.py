@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from datasets import Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.geometry.boxes import MISSING, BBoxFormat, check_box
@@ -46,6 +46,7 @@ from hfgcot.pipelines.base import (
 )
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
+from hfgcot.splits import map_splits
 from hfgcot.status import EMPTY_QUESTION, OK, make
 
 logger = logging.getLogger(__name__)
@@ -294,12 +295,6 @@ class GroundingSFTStage(Stage):
         return columns
 
 
-def _apply_per_split(dataset: Any, fn: Any) -> Any:
-    if isinstance(dataset, DatasetDict):
-        return DatasetDict({split: fn(ds) for split, ds in dataset.items()})
-    return fn(dataset)
-
-
 @dataclass(frozen=True)
 class GroundingSFTConfig(PipelineConfig):
     """Every setting of :func:`to_grounding_sft` (typed, validated; part of the fingerprint).
@@ -418,7 +413,7 @@ def to_grounding_sft(
             extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return _apply_per_split(dataset, run_split)
+    return map_splits(dataset, run_split)
 
 
 def sft_stage(config: GroundingSFTConfig, processor: Any = None) -> GroundingSFTStage:

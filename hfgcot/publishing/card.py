@@ -22,6 +22,7 @@ from typing import Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from hfgcot import status
+from hfgcot.splits import as_splits
 
 __all__ = [
     "CARD_OPTIONS",
@@ -74,13 +75,6 @@ def size_category(n: int) -> str:
         (1_000_000_000, "100M<n<1B"),
     ]
     return next((label for bound, label in bounds if n < bound), "n>1B")
-
-
-def _splits(dataset: Any, split: str) -> dict[str, Any]:
-    """``{split name: Dataset}`` for a Dataset or a DatasetDict."""
-    from datasets import Dataset
-
-    return {split: dataset} if isinstance(dataset, Dataset) else dict(dataset.items())
 
 
 def _cell(value: Any) -> str:
@@ -232,7 +226,7 @@ def build_card(
     unknown = sorted(set(options) - set(CARD_OPTIONS))
     if unknown:
         raise ValueError(f"unknown card option(s) {unknown}; allowed: {list(CARD_OPTIONS)}")
-    splits = _splits(dataset, split)
+    splits = as_splits(dataset, split)
     records = _collect_records(splits)
     pipelines = list(dict.fromkeys(str(r.get("pipeline")) for r in records))
     created_at = created_at or now_utc()

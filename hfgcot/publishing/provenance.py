@@ -21,16 +21,15 @@ For pipeline authors, one line at the end of the pipeline function::
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from hfgcot import status
+from hfgcot.fingerprint import jsonable
 from hfgcot.model.files import processor_limits, read_model_json
 
 logger = logging.getLogger(__name__)
@@ -47,21 +46,6 @@ __all__ = [
 FORMAT_VERSION = 1
 _OPEN, _CLOSE = "<hfgcot-provenance>", "</hfgcot-provenance>"
 _BLOCK = re.compile(re.escape(_OPEN) + r"(.*?)" + re.escape(_CLOSE), re.DOTALL)
-
-
-def _jsonable(value: Any) -> Any:
-    """Dataclasses, mappings, tuples and paths as plain JSON data (unknown objects as ``str``)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def _split_description(description: str) -> tuple[str, list[dict[str, Any]]]:
@@ -97,7 +81,7 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
     """
     text, records = _split_description(getattr(dataset.info, "description", None) or "")
     records = [] if replace else records
-    records.append(_jsonable(dict(record)))
+    records.append(jsonable(dict(record)))
     block = _OPEN + json.dumps({"format": FORMAT_VERSION, "records": records}) + _CLOSE
     info = dataset.info.copy()
     info.description = f"{text}\n\n{block}" if text else block
@@ -134,7 +118,7 @@ def model_provenance(model: Any) -> dict[str, Any]:
 
     served = model if isinstance(model, EndpointSpec) else getattr(model, "spec", None)
     if isinstance(served, EndpointSpec):  # no URL, no key: see docs/serving.md
-        return _jsonable(endpoint_identity(served))
+        return jsonable(endpoint_identity(served))
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
     loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
     if loaded is not None:
@@ -160,7 +144,7 @@ def model_provenance(model: Any) -> dict[str, Any]:
     if spec is not None:
         ident["requested_revision"] = spec.revision
         ident["attn_implementation"] = spec.attn_implementation
-    return _jsonable(ident)
+    return jsonable(ident)
 
 
 def now_utc() -> str:
@@ -198,8 +182,8 @@ def pipeline_provenance(
         "created_at": now_utc(),
         "hfgcot_version": hfgcot.__version__,
         "rows": len(dataset),
-        "config": _jsonable(config) if config is not None else None,
-        "stages": [{"name": s.name, "config": _jsonable(s)} for s in stages],
+        "config": jsonable(config) if config is not None else None,
+        "stages": [{"name": s.name, "config": jsonable(s)} for s in stages],
         "prompts": prompts.prompt_fingerprint_data(),
     }
     if spec is not None:
@@ -210,7 +194,7 @@ def pipeline_provenance(
     if boxes:
         record["boxes"] = boxes
     if extra:
-        record.update(_jsonable(dict(extra)))
+        record.update(jsonable(dict(extra)))
     return record
 
 

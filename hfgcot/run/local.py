@@ -18,8 +18,9 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
+from hfgcot.fingerprint import stable_hash
 from hfgcot.model.endpoint import is_endpoint_error
-from hfgcot.pipelines.base import Stage, resolve_model, stable_hash
+from hfgcot.pipelines.base import Stage, resolve_model
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
 from hfgcot.status import OK, summary

@@ -346,7 +346,7 @@ def add_gcot_ray(
         >>> ds = add_gcot_ray(ds, "Qwen/Qwen2.5-VL-3B-Instruct", output_dir="s3://b/gcot",
         ...                   num_actors=8, num_gpus_per_actor=1)          # doctest: +SKIP
     """
-    from hfgcot.pipelines.gcot import STATUS, GCoTConfig, gcot_stages
+    from hfgcot.pipelines.gcot import STATUS, GCoTConfig, boxes_note, gcot_stages
 
     if config is None:
         config = GCoTConfig(**gcot_kwargs)
@@ -403,8 +403,7 @@ def add_gcot_ray(
         spec=spec,
         stages=stages,
         status_column=STATUS,
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+        boxes=boxes_note(config),
         extra={
             "executor": {
                 "name": "ray",
