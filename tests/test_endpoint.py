@@ -276,7 +276,7 @@ def test_grounding_predictions_match_in_process_in_original_pixels(server):
 
 def test_ray_actors_use_the_endpoint(server, scenes_ds, served_gcot, tmp_path):
     ray = pytest.importorskip("ray")
-    from hfgcot.run.ray import add_gcot_ray
+    from hfgcot.ray import add_gcot_ray
 
     _, ds = scenes_ds
     started = not ray.is_initialized()

@@ -137,6 +137,14 @@ def register_vlm(vlm: Any) -> ModelSpec:
     return vlm.spec
 
 
+def loaded_vlm(spec: Any) -> Any:
+    """The model of ``spec`` if this process already loaded it, else None (never loads one)."""
+    for vlm in list(_CACHE.values()):
+        if getattr(vlm, "spec", None) == spec:
+            return vlm
+    return None
+
+
 def get_vlm(spec: ModelSpec | EndpointSpec, rank: int | None = None) -> VLM:
     """The per-process cached model for ``spec`` (loaded on first use; device from ``rank``).
 
@@ -261,6 +269,7 @@ __all__ = [
     "ModelSpec",
     "get_vlm",
     "load_vlm",
+    "loaded_vlm",
     "model_spec",
     "register_vlm",
     "spec_fingerprint_data",

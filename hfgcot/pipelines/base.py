@@ -282,6 +282,9 @@ class Stage:
         """The output columns of one batch (``dict`` of equal-length lists, rows in order)."""
         raise NotImplementedError
 
+    def prepare(self, rank: int | None = None) -> None:
+        """Load what the stage needs before its first batch (nothing; model stages: the model)."""
+
     def features(self) -> Features:
         """The Arrow features of the columns this stage writes."""
         raise NotImplementedError
@@ -320,6 +323,10 @@ class ModelStage(Stage):
 
     def vlm(self, rank: int | None = None) -> VLM:
         return get_vlm(self.model, rank)
+
+    def prepare(self, rank: int | None = None) -> None:
+        """Load the model of ``rank`` now (a broken model fails here, not on the first batch)."""
+        self.vlm(rank)
 
     def request(self, image: Any, prompt: str) -> Request:
         """A request with this stage's system turn (``None``: the chat template's default)."""

@@ -43,6 +43,7 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
+from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.pipelines.self_check import (
     Checker,
     CheckJob,
@@ -50,7 +51,6 @@ from hfgcot.pipelines.self_check import (
     is_supported,
     locate_sentences,
 )
-from hfgcot.run.local import run_model_pipeline
 from hfgcot.status import OK, is_ok, with_note
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,8 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
-from hfgcot.run.local import run_model_pipeline, status_summary
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.run.local import status_summary
 from hfgcot.status import EMPTY_QUESTION, OK, first_problem
 
 logger = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
-from hfgcot.run.local import run_model_pipeline
+from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.status import OK
 from hfgcot.viz.draw import draw_regions
 

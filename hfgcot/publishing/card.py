@@ -21,7 +21,9 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+import hfgcot
 from hfgcot import status
+from hfgcot.publishing.provenance import get_provenance, now_utc
 from hfgcot.splits import as_splits
 
 __all__ = [
@@ -187,8 +189,6 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
 
 
 def _collect_records(splits: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from hfgcot.publishing.provenance import get_provenance
-
     records: list[dict[str, Any]] = []
     for ds in splits.values():
         for record in get_provenance(ds):
@@ -219,9 +219,6 @@ def build_card(
 
     The card holds no ``configs``/``dataset_info`` YAML: the publishing backend adds those.
     """
-    import hfgcot
-    from hfgcot.publishing.provenance import now_utc
-
     options = dict(options or {})
     unknown = sorted(set(options) - set(CARD_OPTIONS))
     if unknown:

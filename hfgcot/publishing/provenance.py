@@ -28,9 +28,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from hfgcot import status
+import hfgcot
+from hfgcot import prompts, status
 from hfgcot.fingerprint import jsonable
+from hfgcot.geometry.frames import family_for_model_type
+from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
 from hfgcot.model.files import processor_limits, read_model_json
+from hfgcot.model.spec import ModelSpec, loaded_vlm, spec_fingerprint_data
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +99,6 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
 # ------------------------------------------------------------------------------------------
 
 
-def _loaded_vlm(spec: Any) -> Any:
-    """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
-    from hfgcot.model.spec import _CACHE
-
-    for loaded in list(_CACHE.values()):
-        if getattr(loaded, "spec", None) == spec:
-            return loaded
-    return None
-
-
 def model_provenance(model: Any) -> dict[str, Any]:
     """Identity of a model for a card: id, resolved revision, family, dtype and resize limits.
 
@@ -113,19 +107,14 @@ def model_provenance(model: Any) -> dict[str, Any]:
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
-    from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
-    from hfgcot.model.spec import ModelSpec, spec_fingerprint_data
-
     served = model if isinstance(model, EndpointSpec) else getattr(model, "spec", None)
     if isinstance(served, EndpointSpec):  # no URL, no key: see docs/serving.md
         return jsonable(endpoint_identity(served))
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
-    loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
+    loaded = model if hasattr(model, "identity") else loaded_vlm(spec)
     if loaded is not None:
         ident = dict(loaded.identity())
     elif spec is not None:
-        from hfgcot.geometry.frames import family_for_model_type
-
         ident = {
             "model_id": spec.model,
             "revision": spec_fingerprint_data(spec)["resolved_revision"],
@@ -174,9 +163,6 @@ def pipeline_provenance(
         boxes: the box convention of the pipeline's output columns, in one or two sentences.
         extra: anything else to record (JSON-able).
     """
-    import hfgcot
-    from hfgcot import prompts
-
     record: dict[str, Any] = {
         "pipeline": name,
         "created_at": now_utc(),

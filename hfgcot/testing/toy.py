@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfgcot.geometry.boxes import iou
 from hfgcot.parsing.phrases import phrase_key
 from hfgcot.testing.shapes import Scene
 
@@ -74,8 +75,6 @@ def score_gcot(
     >>> score_gcot([s], [[o.label]], [[{"phrase": o.label, "bbox": list(o.bbox)}]])["acc50"]
     1.0
     """
-    from hfgcot.geometry.frames import iou
-
     total = correct = unmatched = ungrounded = 0
     ious: list[float] = []
     for scene, kws, grounds in zip(scenes, keywords, groundings, strict=True):
