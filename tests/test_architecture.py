@@ -35,7 +35,6 @@ BIG_MODULES = {
     "hfgcot.cli": "cli helper: becomes the package hfgcot/cli/ (#19)",
     "hfgcot.images": "inputs helper: reading vs policy checks (#18)",
     "hfgcot.model.vlm": "engine helper: batching, memory and scoring move out (#22)",
-    "hfgcot.parsing.grounding": "design helper: box spans and region answers apart (#17)",
     "hfgcot.pipelines.dense_captions": "lead: pipelines are split once the helpers merged (#17)",
     "hfgcot.pipelines.gcot": "lead: pipelines are split once the helpers merged (#17)",
     "hfgcot.pipelines.grounding_sft": "lead: pipelines are split once the helpers merged (#17)",

@@ -6,7 +6,7 @@
    an ``Image()`` column), and writes ``normalized_bbox``, ``valid_bboxes_num`` and ``prompt``.
 2. :class:`RegionCaptionStage` - ``mode="marked"``: one request per row on the marked image,
    "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text,
-   split per region into ``region_captions`` by :func:`hfgcot.parsing.grounding.parse_region_answer`);
+   split per region into ``region_captions`` by :func:`hfgcot.parsing.replies.parse_region_answer`);
    ``mode="crop"``: one request per region on its crop, all batched (``answer``: list of texts).
 
     >>> from hfgcot import add_region_captions
@@ -37,7 +37,7 @@ from hfgcot.geometry.regions import (
 from hfgcot.images import ImagePolicy, encode_image, load_image
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
-from hfgcot.parsing.grounding import parse_region_answer
+from hfgcot.parsing.replies import parse_region_answer
 from hfgcot.pipelines.base import (
     ModelPipelineConfig,
     ModelStage,
