@@ -33,7 +33,7 @@ from datasets import Dataset, Features, load_dataset
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
-from hfgcot.pipelines.base import ModelStage, Stage
+from hfgcot.pipelines.base import ModelStage, Stage, config_for_model
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import log_summary, restore_feature, undecoded
 
@@ -365,6 +365,7 @@ def add_gcot_ray(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
+    config = config_for_model(config, spec)  # refuses other models; fills the family prompts
     stages = gcot_stages(config, spec)
     ds, image_feature = undecoded(dataset, config.image_column)
     num_rows = len(ds)
