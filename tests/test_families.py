@@ -6,7 +6,8 @@ import dataclasses
 import json
 
 import pytest
-from datasets import Dataset
+from conftest import png_bytes, random_image
+from datasets import Dataset, Image
 
 from hfgcot.geometry import families
 from hfgcot.geometry.families import (
@@ -223,3 +224,82 @@ def test_a_fourth_row_is_offered_by_the_cli(fake_family):
 def test_rows_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         FAKE.patch_size = 3  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------
+# Models outside the table: one clear error, before anything long runs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["llava", "idefics3"])
+def other_model(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A LLaVA or Idefics3 style model folder (its config only: nothing may be loaded)."""
+    from transformers import Idefics3Config, LlavaConfig
+
+    config = LlavaConfig() if request.param == "llava" else Idefics3Config()
+    folder = tmp_path / request.param
+    config.save_pretrained(folder)
+    return str(folder)
+
+
+def assert_lists_the_families(message: str, model_type: str) -> None:
+    assert f"model_type {model_type!r} is not a Qwen-VL family" in message
+    for row in FAMILY_TABLE:
+        assert f"{row.name} (model_type {', '.join(row.model_types)})" in message
+
+
+def _rows(tmp_path) -> Dataset:
+    ds = Dataset.from_dict(
+        {"image": [png_bytes(random_image(40, 30))], "question": ["q"], "answer": ["a"]}
+    )
+    return ds.cast_column("image", Image())
+
+
+def test_load_vlm_refuses_another_model_type_before_loading_it(other_model, monkeypatch):
+    import transformers
+
+    from hfgcot import load_vlm
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing may be loaded")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", never)
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", never)
+    with pytest.raises(UnknownFamilyError) as err:
+        load_vlm(other_model)
+    assert_lists_the_families(
+        str(err.value), json.load(open(f"{other_model}/config.json"))["model_type"]
+    )
+
+
+def test_pipelines_refuse_another_model_type_before_any_row(other_model, tmp_path, monkeypatch):
+    from hfgcot import add_gcot, add_grounding_predictions
+    from hfgcot.model import spec as spec_module
+    from hfgcot.model.endpoint import EndpointSpec
+
+    monkeypatch.setattr(spec_module, "_load", lambda *a: pytest.fail("a model was loaded"))
+    model_type = json.load(open(f"{other_model}/config.json"))["model_type"]
+    for model in (other_model, EndpointSpec("http://127.0.0.1:9/v1", other_model)):
+        for entry in (add_gcot, add_grounding_predictions):
+            with pytest.raises(UnknownFamilyError) as err:
+                entry(_rows(tmp_path), model)
+            assert_lists_the_families(str(err.value), model_type)
+
+
+@pytest.mark.parametrize("endpoint", [False, True])
+def test_the_cli_says_it_in_one_line(other_model, tmp_path, capsys, endpoint):
+    from hfgcot.cli import main
+
+    random_image(40, 30).save(tmp_path / "img.png")
+    row = {"image": "img.png", "question": "q", "answer": "a"}
+    (tmp_path / "rows.jsonl").write_text(json.dumps(row))
+    argv = ["gcot", "--input", str(tmp_path / "rows.jsonl"), "--output", str(tmp_path / "out")]
+    argv += ["--model", other_model]
+    if endpoint:
+        argv += ["--endpoint", "http://127.0.0.1:9/v1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert last.startswith("hfgcot: error: ") and "Traceback" not in err
+    assert "is not a Qwen-VL family" in last and "qwen3_vl_moe" in last
+    assert not (tmp_path / "out").exists()

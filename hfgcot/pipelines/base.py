@@ -13,7 +13,7 @@ import json
 import math
 import os
 import typing
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, TypeVar
 
 from datasets import Features
 
@@ -33,6 +33,8 @@ from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
 
 OK = "ok"
+
+_Config = TypeVar("_Config", bound="PipelineConfig")
 
 
 def _jsonable(value: Any) -> Any:
@@ -163,7 +165,7 @@ class PipelineConfig:
     def validate(self) -> None:
         """Checks of one pipeline beyond the field rules (override; raise ``ValueError``)."""
 
-    def for_family(self, family: str) -> Self:
+    def for_family(self: _Config, family: str) -> _Config:
         """This config with each family-default prompt left ``None`` set to ``family``'s text.
 
         >>> from hfgcot.pipelines.grounding_sft import GroundingSFTConfig
