@@ -285,8 +285,8 @@ def run_model_pipeline(
 
     Resolve ``model`` (name, path, ``ModelSpec`` or loaded VLM) to a spec and fill the
     family-default prompts of ``config`` for its family (a model of another family is refused
-    here), build the stages from ``config``, check the input columns (present; not overwritten unless
-    ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
+    here), build the stages from ``config``, check the input columns (present; not overwritten
+    unless ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
     column and batch size and the ``run`` options), log the status summary and return the
     result with its provenance record (the prompts the run used included).
     """

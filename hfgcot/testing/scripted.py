@@ -105,7 +105,8 @@ class GroundingScriptedVLM(ScriptedVLM):
     otherwise.
 
     Example:
-        >>> fake = GroundingScriptedVLM(vlm, lambda req, text: [("cat", [10, 10, 50, 40])])  # doctest: +SKIP
+        >>> objects = lambda request, text: [("cat", [10, 10, 50, 40])]
+        >>> fake = GroundingScriptedVLM(vlm, objects)                # doctest: +SKIP
     """
 
     def __init__(

@@ -1,9 +1,10 @@
 """Tiny offline Qwen-VL models of every family for tests, notebooks and the demo.
 
 The Hugging Face Hub is not needed: :func:`build_tiny_vlm` trains a small byte-level BPE tokenizer
-locally (with Qwen's special tokens and the family's chat template), builds a randomly initialised
-stock model of the family (``Qwen2VLForConditionalGeneration``, ``Qwen2_5_VLForConditionalGeneration``,
-``Qwen3VLForConditionalGeneration`` or, with ``moe=True``, ``Qwen3VLMoeForConditionalGeneration``)
+locally (with Qwen's special tokens and the family's chat template), builds a randomly
+initialised stock model of the family (``Qwen2VLForConditionalGeneration``,
+``Qwen2_5_VLForConditionalGeneration``, ``Qwen3VLForConditionalGeneration`` or, with
+``moe=True``, ``Qwen3VLMoeForConditionalGeneration``)
 with tiny text and vision towers (patch and merge size from the family table: 14 x 2, or 16 x 2
 for Qwen3-VL; temporal patch 2) and saves everything with ``save_pretrained``. The folder loads
 through the ordinary public path::
