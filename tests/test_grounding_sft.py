@@ -33,8 +33,11 @@ LIB_MAX_PIXELS = 1003520
 def assistant_box(row: dict) -> list[float]:
     """The box written in the assistant turn, parsed back like a model answer would be."""
     text = row["messages"][1]["content"][0]["text"]
-    assert json.loads(text) == {"bbox_2d": row["gt_bbox_model"]}
-    assert all(type(v) is int for v in json.loads(text)["bbox_2d"])
+    if row["model_family"] == "qwen2_vl":  # box tokens, as Qwen2-VL writes boxes
+        assert text == "<|box_start|>({},{}),({},{})<|box_end|>".format(*row["gt_bbox_model"])
+    else:
+        assert json.loads(text) == {"bbox_2d": row["gt_bbox_model"]}
+        assert all(type(v) is int for v in json.loads(text)["bbox_2d"])
     (parsed,) = parse_grounding(text)
     return list(parsed.box)
 

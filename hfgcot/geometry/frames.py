@@ -5,15 +5,9 @@ Pure Python (stdlib only): importable without torch, transformers or numpy.
 A Qwen-VL model never sees the original image: the processor resizes it with
 :func:`smart_resize` so that each side is a multiple of the patch factor and the area lies
 between ``min_pixels`` and ``max_pixels``. Boxes the model writes are in one of two
-conventions, depending on the family:
-
-=============  =====================================  ===========================
-family         box numbers mean                       to original pixels
-=============  =====================================  ===========================
-``qwen2_vl``   0..1000 relative                       ``x * W / 1000``
-``qwen2_5_vl`` absolute pixels of the resized image   ``x * W / model_width``
-``qwen3_vl``   0..1000 relative                       ``x * W / 1000``
-=============  =====================================  ===========================
+conventions, depending on the family (:mod:`hfgcot.geometry.families`, the one table): 0..1000
+relative to the image (``x * W / 1000`` in original pixels: Qwen2-VL, Qwen3-VL), or pixels of the
+resized image (``x * W / model_width``: Qwen2.5-VL).
 
 A :class:`Frame` records both sizes and converts boxes either way::
 
@@ -33,7 +27,6 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from hfgcot.geometry.boxes import (
     as_box,
@@ -43,6 +36,14 @@ from hfgcot.geometry.boxes import (
     is_finite_box,
     xywh_to_xyxy,
     xyxy_to_xywh,
+)
+from hfgcot.geometry.families import (
+    FAMILIES,
+    RELATIVE_SCALE,
+    Family,
+    family_for_model_type,
+    get_family,
+    patch_factor,
 )
 
 __all__ = [
@@ -60,58 +61,8 @@ __all__ = [
     "xyxy_to_xywh",
 ]
 
-Family = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
-"""A Qwen-VL model family: decides the patch factor and the box convention."""
-
-FAMILIES: tuple[str, ...] = get_args(Family)
-"""All supported families, in release order."""
-
-_MODEL_TYPES: dict[str, Family] = {
-    "qwen2_vl": "qwen2_vl",
-    "qwen2_5_vl": "qwen2_5_vl",
-    "qwen3_vl": "qwen3_vl",
-    "qwen3_vl_moe": "qwen3_vl",
-}
-
-# Families whose boxes are 0..1000 relative to the image (the rest use resized-image pixels).
-_RELATIVE_FAMILIES = frozenset({"qwen2_vl", "qwen3_vl"})
-_RELATIVE_SCALE = 1000.0
-
 MAX_ASPECT_RATIO = 200
 """Largest ``long side / short side`` ratio :func:`smart_resize` accepts."""
-
-
-def family_for_model_type(model_type: str) -> Family:
-    """Map a config ``model_type`` to its :data:`Family`.
-
-    >>> family_for_model_type("qwen2_5_vl")
-    'qwen2_5_vl'
-    >>> family_for_model_type("qwen3_vl_moe")
-    'qwen3_vl'
-
-    Raises:
-        ValueError: for any model type outside the Qwen-VL families.
-    """
-    try:
-        return _MODEL_TYPES[model_type]
-    except (KeyError, TypeError):
-        supported = ", ".join(sorted(_MODEL_TYPES))
-        raise ValueError(f"unsupported model_type {model_type!r}; supported: {supported}") from None
-
-
-def _check_family(family: str) -> Family:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
-    return family  # type: ignore[return-value]
-
-
-def patch_factor(family: Family | str) -> int:
-    """Side multiple of the resized image: ``patch_size * merge_size`` of the vision encoder.
-
-    >>> patch_factor("qwen2_5_vl"), patch_factor("qwen3_vl")
-    (28, 32)
-    """
-    return 32 if _check_family(family) == "qwen3_vl" else 28
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -253,12 +204,12 @@ class Frame:
         _, h_patches, w_patches = (int(v) for v in values)
         return cls(width, height, w_patches * int(patch_size), h_patches * int(patch_size))
 
-    def _model_extent(self, family: Family | str) -> tuple[float, float]:
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            return _RELATIVE_SCALE, _RELATIVE_SCALE
+    def _model_extent(self, family: Family) -> tuple[float, float]:
+        if get_family(family).relative:
+            return float(RELATIVE_SCALE), float(RELATIVE_SCALE)
         return float(self.model_width), float(self.model_height)
 
-    def box_to_pixels(self, box: Sequence[float], family: Family | str) -> list[float]:
+    def box_to_pixels(self, box: Sequence[float], family: Family) -> list[float]:
         """Model-convention box -> original-pixel ``[x1, y1, x2, y2]``, ordered and clipped.
 
         >>> Frame(200, 100, 196, 112).box_to_pixels([1100, 500, -20, 0], "qwen2_vl")
@@ -268,16 +219,13 @@ class Frame:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
         x1, y1, x2, y2 = as_box(box)
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            # Divide last so that 1000 maps exactly onto the image edge.
-            px = [x1 * self.width / _RELATIVE_SCALE, x2 * self.width / _RELATIVE_SCALE]
-            py = [y1 * self.height / _RELATIVE_SCALE, y2 * self.height / _RELATIVE_SCALE]
-        else:
-            px = [x1 * self.width / self.model_width, x2 * self.width / self.model_width]
-            py = [y1 * self.height / self.model_height, y2 * self.height / self.model_height]
+        # Divide last so that the full extent maps exactly onto the image edge.
+        ext_x, ext_y = self._model_extent(family)
+        px = [x1 * self.width / ext_x, x2 * self.width / ext_x]
+        py = [y1 * self.height / ext_y, y2 * self.height / ext_y]
         return clip_box([px[0], py[0], px[1], py[1]], self.width, self.height)
 
-    def box_to_model(self, box: Sequence[float], family: Family | str) -> list[float]:
+    def box_to_model(self, box: Sequence[float], family: Family) -> list[float]:
         """Original-pixel box -> the family's convention (unrounded floats), ordered and clipped.
 
         Clipped to ``[0, model_width] x [0, model_height]`` for ``qwen2_5_vl`` and to
@@ -291,14 +239,10 @@ class Frame:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
         x1, y1, x2, y2 = as_box(box)
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            mx = [x1 * _RELATIVE_SCALE / self.width, x2 * _RELATIVE_SCALE / self.width]
-            my = [y1 * _RELATIVE_SCALE / self.height, y2 * _RELATIVE_SCALE / self.height]
-        else:
-            mx = [x1 * self.model_width / self.width, x2 * self.model_width / self.width]
-            my = [y1 * self.model_height / self.height, y2 * self.model_height / self.height]
-        max_x, max_y = self._model_extent(family)
-        return clip_box([mx[0], my[0], mx[1], my[1]], max_x, max_y)
+        ext_x, ext_y = self._model_extent(family)
+        mx = [x1 * ext_x / self.width, x2 * ext_x / self.width]
+        my = [y1 * ext_y / self.height, y2 * ext_y / self.height]
+        return clip_box([mx[0], my[0], mx[1], my[1]], ext_x, ext_y)
 
     def to_dict(self) -> dict[str, int]:
         """Plain dict for storing with the data; inverse of :meth:`from_dict`.

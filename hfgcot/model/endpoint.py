@@ -28,14 +28,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry.frames import (
-    FAMILIES,
-    Family,
-    family_for_model_type,
-    patch_factor,
-    smart_resize,
-)
-from hfgcot.model.files import processor_limits, read_model_json
+from hfgcot.geometry.families import Family, get_family, patch_factor
+from hfgcot.geometry.frames import smart_resize
+from hfgcot.model.family import config_family
+from hfgcot.model.files import processor_limits
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +65,9 @@ class EndpointSpec:
         max_concurrency: requests in flight at once.
         timeout: seconds per request (each attempt).
         max_retries: retries with exponential backoff on connection errors, timeouts, 429, 5xx.
-        family: ``"qwen2_vl"``, ``"qwen2_5_vl"`` or ``"qwen3_vl"``; default from the model's
-            ``config.json`` when readable.
+        family: a family of :mod:`hfgcot.geometry.families` (``"qwen2_vl"``, ``"qwen2_5_vl"``,
+            ``"qwen3_vl"``); default from the model's ``config.json`` when readable (another
+            ``model_type`` is refused, listing the known families).
         min_pixels, max_pixels: the frame limits; default from the model's processor config
             when readable. They must lie within the server's own limits.
 
@@ -101,8 +98,8 @@ class EndpointSpec:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.family is not None and self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        if self.family is not None:
+            get_family(self.family)  # UnknownFamilyError (a ValueError) listing the known ones
         lo, hi = self.min_pixels, self.max_pixels
         for name, v in (("min_pixels", lo), ("max_pixels", hi)):
             if v is not None and not v > 0:
@@ -167,9 +164,7 @@ def frame_limits(spec: EndpointSpec) -> FrameLimits:
     """
     family = spec.family
     if family is None:
-        config = read_model_json(spec.model, "config.json", spec.revision) or {}
-        if "model_type" in config:
-            family = family_for_model_type(config["model_type"])
+        family = config_family(spec.model, spec.revision, download=False)
     lo, hi = spec.min_pixels, spec.max_pixels
     source = "spec"
     if lo is None or hi is None:

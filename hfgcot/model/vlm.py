@@ -17,7 +17,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry.frames import Family, Frame, family_for_model_type
+from hfgcot.geometry.families import Family, family_for_model_type, get_family
+from hfgcot.geometry.frames import Frame
 from hfgcot.model.spec import ModelSpec, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -254,17 +255,14 @@ class VLM:
         if request.image is None:
             return text
         w, h = request.image.size
+        factor = get_family(self.family).factor
         try:
             frame = Frame.for_image(
-                w,
-                h,
-                min_pixels=self.min_pixels,
-                max_pixels=self.max_pixels,
-                factor=self.patch_size * 2,
+                w, h, min_pixels=self.min_pixels, max_pixels=self.max_pixels, factor=factor
             )
         except ValueError:
             return text
-        return text + frame.model_width * frame.model_height // (self.patch_size * 2) ** 2
+        return text + frame.model_width * frame.model_height // factor**2
 
     def generate(
         self,

@@ -12,19 +12,28 @@ import dataclasses
 import math
 import os
 import typing
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from datasets import Features
 
 import hfgcot
 from hfgcot import prompts
 from hfgcot.fingerprint import jsonable, stable_hash
+from hfgcot.geometry.families import get_family
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
-from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
+from hfgcot.model.spec import (
+    ModelSpec,
+    get_vlm,
+    model_family,
+    model_spec,
+    spec_fingerprint_data,
+)
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
 from hfgcot.status import cap
+
+_Config = TypeVar("_Config", bound="PipelineConfig")
 
 
 def cell_text(value: Any) -> str:
@@ -77,12 +86,19 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> A
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
-def prompt_option(default: str, help: str, kind: str | None = None) -> Any:  # noqa: A002
+def prompt_option(default: str | None, help: str, kind: str | None = None) -> Any:  # noqa: A002
     """A prompt template field, checked against ``hfgcot.prompts.PLACEHOLDERS[kind]``.
 
-    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...).
+    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...). A kind in
+    :data:`hfgcot.prompts.FAMILY_PROMPTS` may default to ``None``: the model family's text
+    (:meth:`PipelineConfig.for_family`).
     """
     return option(default, help, prompt=kind or True)
+
+
+def _prompt_kind(f: dataclasses.Field) -> str | None:
+    kind = f.metadata.get("prompt")
+    return (kind if isinstance(kind, str) else f.name) if kind else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,15 +137,30 @@ class PipelineConfig:
                 raise ValueError(f"{f.name} must be >= {low}, got {value}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
-            kind = f.metadata.get("prompt")
-            if kind:
-                prompts.check_template(kind if isinstance(kind, str) else f.name, value)
+            kind = _prompt_kind(f)
+            if kind and not (value is None and kind in prompts.FAMILY_PROMPTS):
+                prompts.check_template(kind, value)
         if not isinstance(self.image_policy, ImagePolicy):
             raise ValueError(f"image_policy must be an ImagePolicy, got {self.image_policy!r}")
         self.validate()
 
     def validate(self) -> None:
         """Checks of one pipeline beyond the field rules (override; raise ``ValueError``)."""
+
+    def for_family(self: _Config, family: str) -> _Config:
+        """This config with each family-default prompt left ``None`` set to ``family``'s text.
+
+        >>> from hfgcot.pipelines.grounding_sft import GroundingSFTConfig
+        >>> GroundingSFTConfig().for_family("qwen2_vl").prompt.endswith("or that answers it.")
+        True
+        """
+        row = get_family(family)
+        filled = {
+            f.name: getattr(row, kind)
+            for f in dataclasses.fields(self)
+            if (kind := _prompt_kind(f)) in prompts.FAMILY_PROMPTS and getattr(self, f.name) is None
+        }
+        return dataclasses.replace(self, **filled) if filled else self
 
     def prompts(self) -> dict[str, str | None]:
         """The prompt templates of this config (and ``system_prompt``), by field name.
@@ -204,6 +235,25 @@ def resolve_model(model: Any, load: dict[str, Any]) -> ModelSpec:
             "pass them to hfgcot.load_vlm, or give a Hub id, folder or ModelSpec"
         )
     return model_spec(model, **load)
+
+
+def config_for_model(config: PipelineConfig, spec: Any) -> Any:
+    """``config`` with its family-default prompts filled in for the family of model ``spec``.
+
+    The family is read without loading the model (:func:`~hfgcot.model.spec.model_family`), so
+    a model outside the known families is refused here, before any row is read. When its
+    config cannot be read, the prompts stay ``None`` and the stages take the loaded model's.
+    """
+    family = model_family(spec)
+    return config.for_family(family) if family is not None else config
+
+
+def resolve_model_config(
+    model: Any, load: dict[str, Any], config: PipelineConfig
+) -> tuple[Any, Any]:
+    """``(spec, config)``: :func:`resolve_model`, then :func:`config_for_model`."""
+    spec = resolve_model(model, load)
+    return spec, config_for_model(config, spec)
 
 
 def split_options(
@@ -327,6 +377,14 @@ class ModelStage(Stage):
     def prepare(self, rank: int | None = None) -> None:
         """Load the model of ``rank`` now (a broken model fails here, not on the first batch)."""
         self.vlm(rank)
+
+    def family_prompt(self, kind: str, template: str | None, rank: int | None = None) -> str:
+        """``template``, or when it is ``None`` the model family's default for prompt ``kind``
+        (the entry points fill these in before building stages; this covers stages built by
+        hand)."""
+        return (
+            template if template is not None else getattr(get_family(self.vlm(rank).family), kind)
+        )
 
     def request(self, image: Any, prompt: str) -> Request:
         """A request with this stage's system turn (``None``: the chat template's default)."""

@@ -176,14 +176,18 @@ class GroundingStage(ModelStage):
     max_keywords: int = 16
     image_policy: ImagePolicy = ImagePolicy()
     mode: GroundingMode = "per_keyword"
-    prompt: str = prompts.GROUNDING_PROMPT
-    joint_prompt: str = prompts.JOINT_GROUNDING_PROMPT
+    prompt: str | None = None  # None: the model family's default
+    joint_prompt: str | None = None
 
-    def _requests(self, image: Any, phrases: list[str]) -> list[tuple[Request, str | None]]:
+    def _requests(
+        self, image: Any, phrases: list[str], rank: int | None
+    ) -> list[tuple[Request, str | None]]:
         if self.mode == "joint":
-            text = prompts.joint_grounding_prompt(phrases, self.joint_prompt)
+            template = self.family_prompt("joint_grounding_prompt", self.joint_prompt, rank)
+            text = prompts.joint_grounding_prompt(phrases, template)
             return [(self.request(image, text), None)]
-        return [(self.request(image, prompts.grounding_prompt(p, self.prompt)), p) for p in phrases]
+        template = self.family_prompt("grounding_prompt", self.prompt, rank)
+        return [(self.request(image, prompts.grounding_prompt(p, template)), p) for p in phrases]
 
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
@@ -201,7 +205,7 @@ class GroundingStage(ModelStage):
                 statuses[i] = status
                 continue
             phrases_of[i] = dedupe(batch[self.keywords_column][i])[: self.max_keywords]
-            for request, phrase in self._requests(image, phrases_of[i]):
+            for request, phrase in self._requests(image, phrases_of[i], rank):
                 requests.append(request)
                 owners.append((i, phrase))
         groundings: list[list[dict[str, Any]]] = [[] for _ in range(n)]
@@ -313,11 +317,11 @@ class GCoTConfig(ModelPipelineConfig):
     reasoning_prompt: str = prompt_option(
         prompts.GCOT_PROMPT, "Stage-1 prompt; placeholders {question} and {answer}."
     )
-    grounding_prompt: str = prompt_option(
-        prompts.GROUNDING_PROMPT, "Per-keyword grounding prompt; placeholder {phrase}."
+    grounding_prompt: str | None = prompt_option(
+        None, "Per-keyword grounding prompt; placeholder {phrase} (default: the model family's)."
     )
-    joint_grounding_prompt: str = prompt_option(
-        prompts.JOINT_GROUNDING_PROMPT, "Joint grounding prompt; placeholder {phrases}."
+    joint_grounding_prompt: str | None = prompt_option(
+        None, "Joint grounding prompt; placeholder {phrases} (default: the model family's)."
     )
 
 

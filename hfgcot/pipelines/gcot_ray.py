@@ -20,6 +20,7 @@ from datasets import Dataset
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
+from hfgcot.pipelines.base import config_for_model
 from hfgcot.pipelines.gcot import STATUS, GCoTConfig, boxes_note, gcot_stages
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import log_summary
@@ -112,6 +113,7 @@ def add_gcot_ray(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
+    config = config_for_model(config, spec)  # refuses other models; fills the family prompts
     stages = gcot_stages(config, spec)
     out = run_pipeline_on_ray(
         dataset,

@@ -27,7 +27,7 @@ from hfgcot.pipelines.base import (
     cell_text,
     option,
     prompt_option,
-    resolve_model,
+    resolve_model_config,
     split_options,
 )
 from hfgcot.pipelines.gcot import ground_boxes
@@ -71,13 +71,14 @@ class GroundingPredictionStage(ModelStage):
     text_column: str = "question"
     messages_column: str = "messages"
     input_status_column: str = STATUS
-    prompt: str = prompts.GROUNDING_SFT_PROMPT
+    prompt: str | None = None  # None: the model family's default
     prefix: str = "pred"
     image_policy: ImagePolicy = ImagePolicy()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        prompts.check_template("grounding_sft_prompt", self.prompt)
+        if self.prompt is not None:
+            prompts.check_template("grounding_sft_prompt", self.prompt)
         if not self.prefix:
             raise ValueError("prefix must not be empty")
 
@@ -95,7 +96,7 @@ class GroundingPredictionStage(ModelStage):
             }
         )
 
-    def _question(self, batch: dict[str, list], i: int) -> str:
+    def _question(self, batch: dict[str, list], i: int, rank: int | None) -> str:
         if self.messages_column in batch:
             text = user_text(batch[self.messages_column][i])
             if text:
@@ -103,7 +104,8 @@ class GroundingPredictionStage(ModelStage):
         if self.text_column in batch:
             question = cell_text(batch[self.text_column][i])
             if question:
-                return prompts.grounding_sft_prompt(question, self.prompt)
+                template = self.family_prompt("grounding_sft_prompt", self.prompt, rank)
+                return prompts.grounding_sft_prompt(question, template)
         return ""
 
     def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
@@ -115,7 +117,7 @@ class GroundingPredictionStage(ModelStage):
         for i in range(n):
             if statuses[i] != OK:
                 continue
-            question = self._question(batch, i)
+            question = self._question(batch, i, rank)
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status == OK and not question:
                 status = EMPTY_QUESTION
@@ -167,9 +169,9 @@ class GroundingPredictionConfig(ModelPipelineConfig):
     prefix: str = option(
         "pred", "Output columns are <prefix>_bbox, <prefix>_text, <prefix>_status."
     )
-    prompt: str = prompt_option(
-        prompts.GROUNDING_SFT_PROMPT,
-        "Prompt for `text_column` rows; placeholder {question}.",
+    prompt: str | None = prompt_option(
+        None,
+        "Prompt for `text_column` rows; placeholder {question} (default: the model family's).",
         kind="grounding_sft_prompt",
     )
 
@@ -211,7 +213,7 @@ def add_grounding_predictions(
         0.71
     """
     config, run, load = split_options(GroundingPredictionConfig, config, options)
-    spec = resolve_model(model, load)
+    spec, config = resolve_model_config(model, load, config)
     stage = prediction_stage(config, spec)
 
     def run_split(ds: Dataset) -> Dataset:

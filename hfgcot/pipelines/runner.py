@@ -15,7 +15,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from hfgcot.pipelines.base import Stage, resolve_model
+from hfgcot.pipelines.base import Stage, resolve_model_config
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import (
     check_columns,
@@ -45,14 +45,15 @@ def run_model_pipeline(
 ) -> Dataset:
     """What every model pipeline does around its stages.
 
-    Resolve ``model`` (name, path, ``ModelSpec`` or loaded VLM) to a spec, build the stages
-    from ``config``, check the input columns (present; not overwritten unless
-    ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
+    Resolve ``model`` (name, path, ``ModelSpec`` or loaded VLM) to a spec and fill the
+    family-default prompts of ``config`` for its family (a model of another family is refused
+    here), build the stages from ``config``, check the input columns (present; not overwritten
+    unless ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
     column and batch size and the ``run`` options), log the status summary and return the
     result with its provenance record (the prompts the run used included).
     """
     check_columns(dataset, required_columns)
-    spec = resolve_model(model, load_kwargs)
+    spec, config = resolve_model_config(model, load_kwargs, config)
     stages = build_stages(config, spec)
     check_overwrite(dataset, stages, name, config.overwrite_columns)
     ds = run_pipeline(

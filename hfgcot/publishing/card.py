@@ -23,6 +23,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 import hfgcot
 from hfgcot import status
+from hfgcot.geometry.families import get_family, known_families
 from hfgcot.publishing.provenance import get_provenance, now_utc
 from hfgcot.splits import as_splits
 
@@ -44,14 +45,6 @@ PIPELINE_TAGS: dict[str, tuple[list[str], list[str]]] = {
     "dense_captions": (["image-to-text"], ["dense-captions"]),
     "region_captions": (["image-to-text"], ["region-captions", "grounding"]),
     "grounding_sft": (["image-text-to-text"], ["grounding", "sft"]),
-}
-
-# What the numbers a model writes mean, per model family (see DESIGN.md, "Coordinates").
-FAMILY_BOXES = {
-    "qwen2_vl": "0..1000 relative to the image, text form `(x1,y1),(x2,y2)`",
-    "qwen2_5_vl": "absolute pixels of the resized image the model saw (W' x H', from the "
-    "processor's `image_grid_thw`)",
-    "qwen3_vl": "0..1000 relative to the image, JSON `bbox_2d`",
 }
 
 # Keys a caller may set through ``publish(..., card={...})``.
@@ -167,10 +160,11 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
     if record.get("boxes"):
         lines += ["", f"Boxes: {record['boxes']}"]
     family = model.get("family")
-    if family in FAMILY_BOXES:
+    if family in known_families():  # what its numbers mean: the family table
         lines += [
             "",
-            f"The model ({family}) writes boxes as {FAMILY_BOXES[family]}; with the resize limits "
+            f"The model ({family}) writes boxes as {get_family(family).box_wording}; with the "
+            "resize limits "
             f"min_pixels={model.get('min_pixels')}, max_pixels={model.get('max_pixels')}. "
             "hfgcot converts them through the processor's own resize.",
         ]
