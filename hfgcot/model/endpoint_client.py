@@ -258,21 +258,24 @@ class EndpointVLM:
     def _score(
         self, requests: list[Request], continuations: list[str], prefixes: list[str]
     ) -> list[ContinuationScore]:
-        template = self._local_template()
+        template = self._local_template()  # tokenized here, not on the request threads
         contexts = [template.prompt_text(r) + p for r, p in zip(requests, prefixes, strict=True)]
         lengths = continuation_lengths(template.processor.tokenizer, contexts, continuations)
-        items = list(zip(requests, contexts, continuations, prefixes, lengths, strict=True))
-        return self._map(lambda item: self._score_one(template, *item), items)
+        expected = [template.token_ids(c + x) for c, x in zip(contexts, continuations, strict=True)]
+        items = list(zip(requests, prefixes, continuations, expected, lengths, strict=True))
+        placeholder = template.image_token_id
+        return self._map(lambda item: self._score_one(*item, placeholder), items)
 
     def _score_one(
         self,
-        template: scoring.LocalTemplate,
         request: Request,
-        context: str,
-        continuation: str,
         prefix: str,
+        continuation: str,
+        expected: list[int],
         length: int,
+        placeholder: int | None,
     ) -> ContinuationScore:
+        """One scoring request; ``expected``: the local tokens of the whole scored text."""
         if length == 0:
             return ContinuationScore(())
         frame = None if request.image is None else self.frame(request.image)
@@ -286,9 +289,8 @@ class EndpointVLM:
         )
         if error is not None:
             return ContinuationScore((), error=error)
-        expected = template.token_ids(context + continuation)
         answer = getattr(response, "model_extra", None) or {}
-        return scoring.read_scores(answer, expected, length, template.image_token_id)
+        return scoring.read_scores(answer, expected, length, placeholder)
 
     def check_prompt_logprobs(self) -> None:
         """Make sure the server scores text (vLLM's ``prompt_logprobs``); once per client.
@@ -302,31 +304,18 @@ class EndpointVLM:
         """
         if self._scores_text:
             return
-        _refuse_if_declared_off(self.spec)
+        scoring.refuse_if_declared_off(self.spec)
         self._local_template()
         if self.spec.prompt_logprobs is None:
             (probe,) = self._score([Request(None, "Say OK.")], ["OK."], [""])
             if probe.error:
-                raise _no_prompt_logprobs(self.spec, self._redact(probe.error))
+                raise scoring.no_prompt_logprobs(self.spec, self._redact(probe.error))
         self._scores_text = True
 
     def __repr__(self) -> str:
         return (
             f"EndpointVLM({self.spec.model!r}, family={self.family!r}, url={self.spec.base_url!r})"
         )
-
-
-def _no_prompt_logprobs(spec: EndpointSpec, reason: str) -> EndpointError:
-    return EndpointError(
-        f"scoring text (the contrastive self-check) needs prompt log-probs, which {spec.base_url} "
-        f"does not give ({reason}): serve the model with vLLM (its prompt_logprobs extension), "
-        'use checker="yesno", or load the model in process'
-    )
-
-
-def _refuse_if_declared_off(spec: EndpointSpec) -> None:
-    if spec.prompt_logprobs is False:
-        raise _no_prompt_logprobs(spec, "EndpointSpec(prompt_logprobs=False)")
 
 
 def require_prompt_logprobs(model: Any) -> None:
@@ -345,7 +334,7 @@ log-probs, which http://h/v1 does not give (EndpointSpec(prompt_logprobs=False))
 with vLLM (its prompt_logprobs extension), use checker="yesno", or load the model in process
     """
     if isinstance(model, EndpointSpec):
-        _refuse_if_declared_off(model)
+        scoring.refuse_if_declared_off(model)
         _checked(model)
 
 

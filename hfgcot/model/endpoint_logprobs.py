@@ -162,11 +162,28 @@ def scoring_messages(messages: list[dict[str, Any]], assistant_text: str) -> lis
     return [*messages, {"role": "assistant", "content": assistant_text}]
 
 
+def no_prompt_logprobs(spec: EndpointSpec, reason: str) -> EndpointError:
+    """The error of a server that does not score text, with what to do instead."""
+    return EndpointError(
+        f"scoring text (the contrastive self-check) needs prompt log-probs, which {spec.base_url} "
+        f"does not give ({reason}): serve the model with vLLM (its prompt_logprobs extension), "
+        'use checker="yesno", or load the model in process'
+    )
+
+
+def refuse_if_declared_off(spec: EndpointSpec) -> None:
+    """Raise at once, without asking the server, when the spec says it does not score text."""
+    if spec.prompt_logprobs is False:
+        raise no_prompt_logprobs(spec, "EndpointSpec(prompt_logprobs=False)")
+
+
 __all__ = [
     "PROMPT_LOGPROBS",
     "SCORING_BODY",
     "LocalTemplate",
     "load_template",
+    "no_prompt_logprobs",
     "read_scores",
+    "refuse_if_declared_off",
     "scoring_messages",
 ]
