@@ -102,6 +102,35 @@ class ContinuationScore:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
 
 
+def continuation_lengths(
+    tokenizer: Any, contexts: list[str], continuations: list[str]
+) -> list[int]:
+    """How many trailing tokens of ``context + continuation`` belong to the continuation.
+
+    The longest common token prefix of ``context`` and ``context + continuation`` is the
+    context; the rest is the continuation. Where BPE merges a token across the boundary, that
+    token counts as continuation (it is what the model has to write). Placeholders such as
+    ``<|image_pad|>`` are single special tokens here; the processor expands them before the
+    assistant turn only, so the count of trailing tokens is the same after expansion. The one
+    rule of both engines (:meth:`VLM.continuation_logprobs` and the endpoint's).
+
+    >>> chars = lambda texts, **kw: {"input_ids": [[ord(c) for c in t] for t in texts]}
+    >>> continuation_lengths(chars, ["ab"], ["cd"])
+    [2]
+    """
+    full = tokenizer(
+        [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
+    )
+    head = tokenizer(contexts, add_special_tokens=False)
+    lengths = []
+    for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
+        common = 0
+        while common < min(len(a), len(b)) and a[common] == b[common]:
+            common += 1
+        lengths.append(len(b) - common)
+    return lengths
+
+
 class VLM:
     """A loaded model + processor with the facts needed to interpret its boxes.
 
@@ -306,35 +335,13 @@ class VLM:
                     results.extend(self._generate_batches(chunk, settings, 1))
         return results
 
-    def _continuation_lengths(self, contexts: list[str], continuations: list[str]) -> list[int]:
-        """How many trailing tokens of ``context + continuation`` belong to the continuation.
-
-        The longest common token prefix of ``context`` and ``context + continuation`` is the
-        context; the rest is the continuation. Where BPE merges a token across the boundary, that
-        token counts as continuation (it is what the model has to write). Placeholders such as
-        ``<|image_pad|>`` are single special tokens here; the processor expands them before the
-        assistant turn only, so the count of trailing tokens is the same after expansion.
-        """
-        tok = self.processor.tokenizer
-        full = tok(
-            [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
-        )
-        head = tok(contexts, add_special_tokens=False)
-        lengths = []
-        for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
-            common = 0
-            while common < min(len(a), len(b)) and a[common] == b[common]:
-                common += 1
-            lengths.append(len(b) - common)
-        return lengths
-
     def _score_chunk(
         self, requests: list[Request], continuations: list[str], prefixes: list[str]
     ) -> list[ContinuationScore]:
         import torch
 
         contexts = [t + p for t, p in zip(self._prompt_texts(requests), prefixes, strict=True)]
-        lengths = self._continuation_lengths(contexts, continuations)
+        lengths = continuation_lengths(self.processor.tokenizer, contexts, continuations)
         present = [r.image for r in requests if r.image is not None]
         inputs = self.processor(
             text=[c + x for c, x in zip(contexts, continuations, strict=True)],
@@ -428,4 +435,5 @@ __all__ = [
     "GenerationSettings",
     "Request",
     "VLM",
+    "continuation_lengths",
 ]

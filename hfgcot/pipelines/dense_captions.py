@@ -31,7 +31,8 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.model.endpoint import error_status, require_prompt_logprobs
+from hfgcot.model.endpoint import error_status
+from hfgcot.model.endpoint_client import require_prompt_logprobs
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import GenerationSettings
 from hfgcot.parsing import captions as textproc
@@ -130,7 +131,7 @@ class _CheckingStage(ModelStage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.checker == "contrastive":  # a served model may not score text: say so now
+        if self.checker == "contrastive":  # a served model must score text: asked before any row
             require_prompt_logprobs(self.model)
 
     def _check(
