@@ -36,6 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hfgcot.image_modes import to_rgb
 from hfgcot.image_policy import ImagePolicy
+from hfgcot.status import OK
 from hfgcot.urls import URL_NOT_ALLOWED, UrlError, fetch, is_url, safe_url
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ __all__ = [
     "stored_image",
 ]
 
-OK = "ok"
 DEFAULT_POLICY = ImagePolicy()
 
 # Status reasons (the part before ": "). Stable: stages group rows by them.

@@ -29,9 +29,11 @@ nothing is left, which makes a question ``empty_question``.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 __all__ = [
     "TOKEN_BREAK",
+    "cell_text",
     "has_special_tokens",
     "is_blank",
     "neutralize_special_tokens",
@@ -95,3 +97,18 @@ def is_blank(text: str) -> bool:
     (True, True, False)
     """
     return not strip_invisible(text)
+
+
+def cell_text(value: Any) -> str:
+    """A text cell of a dataset as the text it shows: :func:`strip_invisible` of it; lists
+    (e.g. TextVQA answers) give their first item that is not blank, ``None`` gives ``""``.
+
+    >>> cell_text(["", " red "]), cell_text(None), cell_text(3), cell_text("\u200b\ufeff")
+    ('red', '', '3', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        texts = (strip_invisible(str(v)) for v in value if v is not None)
+        return next((t for t in texts if t), "")
+    return strip_invisible(str(value))

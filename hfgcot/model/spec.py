@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
+from hfgcot.geometry.families import Family
+from hfgcot.model.endpoint import EndpointError, EndpointSpec, endpoint_identity, frame_limits
+from hfgcot.model.family import config_family
 
 if TYPE_CHECKING:
     from hfgcot.model.vlm import VLM
@@ -154,6 +156,40 @@ def get_vlm(spec: ModelSpec | EndpointSpec, rank: int | None = None) -> VLM:
     return vlm
 
 
+def loaded_vlm(spec: Any) -> VLM | None:
+    """The model this process already loaded (or registered) for ``spec``; never loads one."""
+    for (cached, _device), vlm in list(_CACHE.items()):
+        if cached == spec:
+            return vlm
+    return None
+
+
+def model_family(model: ModelSpec | EndpointSpec) -> Family | None:
+    """The family of a model, without loading it: a loaded (registered) model's own, a served
+    model's (:func:`~hfgcot.model.endpoint.frame_limits`), else from its ``config.json``;
+    ``None`` when that cannot be read (the model could not load either; nothing is refused).
+
+    Raises:
+        hfgcot.geometry.families.UnknownFamilyError: (a ``ValueError``) for a model outside the
+            known families, listing them.
+        FileNotFoundError: for a local path that is not a folder.
+
+    Example:
+        >>> model_family(ModelSpec("Qwen/Qwen3-VL-4B-Instruct"))   # doctest: +SKIP
+        'qwen3_vl'
+    """
+    if isinstance(model, EndpointSpec):
+        try:
+            return frame_limits(model).family
+        except EndpointError:  # raised again, with its advice, when the client connects
+            return None
+    loaded = loaded_vlm(model)
+    if loaded is not None:
+        return loaded.family
+    _check_local(model.model)
+    return config_family(model.model, model.revision)
+
+
 def _get_endpoint(spec: EndpointSpec) -> Any:
     key = (spec, "endpoint")
     if key not in _CACHE:
@@ -165,6 +201,7 @@ def _get_endpoint(spec: EndpointSpec) -> Any:
 
 def _load(spec: ModelSpec, device: str) -> VLM:
     _check_local(spec.model)
+    config_family(spec.model, spec.revision)  # another model type: refused before any weight loads
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hfgcot.model.vlm import VLM
@@ -261,6 +298,8 @@ __all__ = [
     "ModelSpec",
     "get_vlm",
     "load_vlm",
+    "loaded_vlm",
+    "model_family",
     "model_spec",
     "register_vlm",
     "spec_fingerprint_data",

@@ -17,7 +17,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry.frames import Family, Frame, family_for_model_type
+from hfgcot.geometry.families import Family, family_for_model_type, get_family
+from hfgcot.geometry.frames import Frame
 from hfgcot.model.spec import ModelSpec, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,35 @@ class ContinuationScore:
     def mean(self) -> float:
         """Mean log-prob per token (``nan`` when there are no tokens)."""
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
+
+
+def continuation_lengths(
+    tokenizer: Any, contexts: list[str], continuations: list[str]
+) -> list[int]:
+    """How many trailing tokens of ``context + continuation`` belong to the continuation.
+
+    The longest common token prefix of ``context`` and ``context + continuation`` is the
+    context; the rest is the continuation. Where BPE merges a token across the boundary, that
+    token counts as continuation (it is what the model has to write). Placeholders such as
+    ``<|image_pad|>`` are single special tokens here; the processor expands them before the
+    assistant turn only, so the count of trailing tokens is the same after expansion. The one
+    rule of both engines (:meth:`VLM.continuation_logprobs` and the endpoint's).
+
+    >>> chars = lambda texts, **kw: {"input_ids": [[ord(c) for c in t] for t in texts]}
+    >>> continuation_lengths(chars, ["ab"], ["cd"])
+    [2]
+    """
+    full = tokenizer(
+        [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
+    )
+    head = tokenizer(contexts, add_special_tokens=False)
+    lengths = []
+    for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
+        common = 0
+        while common < min(len(a), len(b)) and a[common] == b[common]:
+            common += 1
+        lengths.append(len(b) - common)
+    return lengths
 
 
 class VLM:
@@ -254,17 +284,14 @@ class VLM:
         if request.image is None:
             return text
         w, h = request.image.size
+        factor = get_family(self.family).factor
         try:
             frame = Frame.for_image(
-                w,
-                h,
-                min_pixels=self.min_pixels,
-                max_pixels=self.max_pixels,
-                factor=self.patch_size * 2,
+                w, h, min_pixels=self.min_pixels, max_pixels=self.max_pixels, factor=factor
             )
         except ValueError:
             return text
-        return text + frame.model_width * frame.model_height // (self.patch_size * 2) ** 2
+        return text + frame.model_width * frame.model_height // factor**2
 
     def generate(
         self,
@@ -308,35 +335,13 @@ class VLM:
                     results.extend(self._generate_batches(chunk, settings, 1))
         return results
 
-    def _continuation_lengths(self, contexts: list[str], continuations: list[str]) -> list[int]:
-        """How many trailing tokens of ``context + continuation`` belong to the continuation.
-
-        The longest common token prefix of ``context`` and ``context + continuation`` is the
-        context; the rest is the continuation. Where BPE merges a token across the boundary, that
-        token counts as continuation (it is what the model has to write). Placeholders such as
-        ``<|image_pad|>`` are single special tokens here; the processor expands them before the
-        assistant turn only, so the count of trailing tokens is the same after expansion.
-        """
-        tok = self.processor.tokenizer
-        full = tok(
-            [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
-        )
-        head = tok(contexts, add_special_tokens=False)
-        lengths = []
-        for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
-            common = 0
-            while common < min(len(a), len(b)) and a[common] == b[common]:
-                common += 1
-            lengths.append(len(b) - common)
-        return lengths
-
     def _score_chunk(
         self, requests: list[Request], continuations: list[str], prefixes: list[str]
     ) -> list[ContinuationScore]:
         import torch
 
         contexts = [t + p for t, p in zip(self._prompt_texts(requests), prefixes, strict=True)]
-        lengths = self._continuation_lengths(contexts, continuations)
+        lengths = continuation_lengths(self.processor.tokenizer, contexts, continuations)
         present = [r.image for r in requests if r.image is not None]
         inputs = self.processor(
             text=[c + x for c, x in zip(contexts, continuations, strict=True)],
@@ -430,4 +435,5 @@ __all__ = [
     "GenerationSettings",
     "Request",
     "VLM",
+    "continuation_lengths",
 ]

@@ -9,50 +9,31 @@ hash or pickle weights, and ``num_proc`` workers each load their own copy once.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import typing
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from datasets import Features
 
 import hfgcot
 from hfgcot import prompts
+from hfgcot.fingerprint import jsonable, stable_hash
+from hfgcot.geometry.families import get_family
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
-from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
+from hfgcot.model.spec import (
+    ModelSpec,
+    get_vlm,
+    model_family,
+    model_spec,
+    spec_fingerprint_data,
+)
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
-from hfgcot.untrusted import strip_invisible
+from hfgcot.status import cap
 
-OK = "ok"
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def cell_text(value: Any) -> str:
-    """A text cell without the invisible characters at its ends (whitespace, controls,
-    zero-width characters: :func:`hfgcot.untrusted.strip_invisible`); lists (e.g. TextVQA
-    answers) give their first item that is not blank.
-
-    >>> cell_text(["", " red "]), cell_text(None), cell_text(3), cell_text("\u200b\ufeff")
-    ('red', '', '3', '')
-    """
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        texts = (strip_invisible(str(v)) for v in value if v is not None)
-        return next((t for t in texts if t), "")
-    return strip_invisible(str(value))
+_Config = TypeVar("_Config", bound="PipelineConfig")
 
 
 def validate_choices(config: Any) -> None:
@@ -76,13 +57,6 @@ def validate_choices(config: Any) -> None:
                 raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
 
 
-def stable_hash(data: Any) -> str:
-    """A process-independent hash of JSON-able data (dataclasses allowed)."""
-    from datasets.fingerprint import Hasher
-
-    return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
-
-
 def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002
     """A config field with its one-line help text (and optional checks) in its metadata.
 
@@ -99,12 +73,19 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> A
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
-def prompt_option(default: str, help: str, kind: str | None = None) -> Any:  # noqa: A002
+def prompt_option(default: str | None, help: str, kind: str | None = None) -> Any:  # noqa: A002
     """A prompt template field, checked against ``hfgcot.prompts.PLACEHOLDERS[kind]``.
 
-    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...).
+    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...). A kind in
+    :data:`hfgcot.prompts.FAMILY_PROMPTS` may default to ``None``: the model family's text
+    (:meth:`PipelineConfig.for_family`).
     """
     return option(default, help, prompt=kind or True)
+
+
+def _prompt_kind(f: dataclasses.Field) -> str | None:
+    kind = f.metadata.get("prompt")
+    return (kind if isinstance(kind, str) else f.name) if kind else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,15 +124,30 @@ class PipelineConfig:
                 raise ValueError(f"{f.name} must be >= {low}, got {value}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
-            kind = f.metadata.get("prompt")
-            if kind:
-                prompts.check_template(kind if isinstance(kind, str) else f.name, value)
+            kind = _prompt_kind(f)
+            if kind and not (value is None and kind in prompts.FAMILY_PROMPTS):
+                prompts.check_template(kind, value)
         if not isinstance(self.image_policy, ImagePolicy):
             raise ValueError(f"image_policy must be an ImagePolicy, got {self.image_policy!r}")
         self.validate()
 
     def validate(self) -> None:
         """Checks of one pipeline beyond the field rules (override; raise ``ValueError``)."""
+
+    def for_family(self: _Config, family: str) -> _Config:
+        """This config with each family-default prompt left ``None`` set to ``family``'s text.
+
+        >>> from hfgcot.pipelines.grounding_sft import GroundingSFTConfig
+        >>> GroundingSFTConfig().for_family("qwen2_vl").prompt.endswith("or that answers it.")
+        True
+        """
+        row = get_family(family)
+        filled = {
+            f.name: getattr(row, kind)
+            for f in dataclasses.fields(self)
+            if (kind := _prompt_kind(f)) in prompts.FAMILY_PROMPTS and getattr(self, f.name) is None
+        }
+        return dataclasses.replace(self, **filled) if filled else self
 
     def prompts(self) -> dict[str, str | None]:
         """The prompt templates of this config (and ``system_prompt``), by field name.
@@ -228,6 +224,25 @@ def resolve_model(model: Any, load: dict[str, Any]) -> ModelSpec:
     return model_spec(model, **load)
 
 
+def config_for_model(config: PipelineConfig, spec: Any) -> Any:
+    """``config`` with its family-default prompts filled in for the family of model ``spec``.
+
+    The family is read without loading the model (:func:`~hfgcot.model.spec.model_family`), so
+    a model outside the known families is refused here, before any row is read. When its
+    config cannot be read, the prompts stay ``None`` and the stages take the loaded model's.
+    """
+    family = model_family(spec)
+    return config.for_family(family) if family is not None else config
+
+
+def resolve_model_config(
+    model: Any, load: dict[str, Any], config: PipelineConfig
+) -> tuple[Any, Any]:
+    """``(spec, config)``: :func:`resolve_model`, then :func:`config_for_model`."""
+    spec = resolve_model(model, load)
+    return spec, config_for_model(config, spec)
+
+
 def split_options(
     config_cls: type[PipelineConfig],
     config: PipelineConfig | None,
@@ -278,21 +293,43 @@ def split_options(
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``.
+    """Base class: subclasses are frozen dataclasses and implement ``process`` and ``features``.
 
     ``version`` is bumped whenever what the stage writes changes; it, the stage's own fields
     (its prompts included) and its model make the stage's fingerprint, and nothing else does.
+    Calling a stage runs :meth:`process` and caps every status it writes
+    (:func:`hfgcot.status.cap`): the one place row statuses are finished.
     """
 
     name: ClassVar[str] = "stage"
     version: ClassVar[str] = "1"
     status_column: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} defines __call__: implement process(batch, rank) instead "
+                "(Stage.__call__ caps the statuses it writes)"
+            )
+
     def __post_init__(self) -> None:
         validate_choices(self)
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The ``Dataset.map`` function: :meth:`process`, with its statuses capped."""
+        out = self.process(batch, rank)
+        column = self.status_column
+        if column and column in out:
+            out[column] = [s if s is None else cap(s) for s in out[column]]
+        return out
+
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The output columns of one batch (``dict`` of equal-length lists, rows in order)."""
         raise NotImplementedError
+
+    def prepare(self, rank: int | None = None) -> None:
+        """Load what the stage needs before its first batch (nothing; model stages: the model)."""
 
     def features(self) -> Features:
         """The Arrow features of the columns this stage writes."""
@@ -303,7 +340,7 @@ class Stage:
         data = {
             "stage": self.name,
             "version": self.version,
-            "config": _jsonable(self),
+            "config": jsonable(self),
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)
@@ -332,6 +369,18 @@ class ModelStage(Stage):
 
     def vlm(self, rank: int | None = None) -> VLM:
         return get_vlm(self.model, rank)
+
+    def prepare(self, rank: int | None = None) -> None:
+        """Load the model of ``rank`` now (a broken model fails here, not on the first batch)."""
+        self.vlm(rank)
+
+    def family_prompt(self, kind: str, template: str | None, rank: int | None = None) -> str:
+        """``template``, or when it is ``None`` the model family's default for prompt ``kind``
+        (the entry points fill these in before building stages; this covers stages built by
+        hand)."""
+        return (
+            template if template is not None else getattr(get_family(self.vlm(rank).family), kind)
+        )
 
     def request(self, image: Any, prompt: str) -> Request:
         """A request with this stage's system turn (``None``: the chat template's default)."""

@@ -31,12 +31,12 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.model.endpoint import error_status, require_prompt_logprobs
+from hfgcot.model.endpoint import error_status
+from hfgcot.model.endpoint_client import require_prompt_logprobs
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import GenerationSettings
 from hfgcot.parsing import captions as textproc
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     Stage,
@@ -44,6 +44,7 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
+from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.pipelines.self_check import (
     Checker,
     CheckJob,
@@ -51,7 +52,7 @@ from hfgcot.pipelines.self_check import (
     is_supported,
     locate_sentences,
 )
-from hfgcot.run.local import run_model_pipeline
+from hfgcot.status import OK, is_ok, with_note
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +60,6 @@ STATUS = "dense_caption_status"
 NO_GOLDEN = "no_golden_sentences"
 
 STRINGS = List(Value("string"))
-
-
-def _active(status: str) -> bool:
-    """Rows that go on through the pipeline: ``"ok"`` and ``"ok: <note>"``."""
-    return status == OK or status.startswith(OK + ":")
-
-
-def _note(status: str, note: str) -> str:
-    """Add a soft note to an ``ok`` status (the first note wins); other statuses are kept."""
-    return f"{OK}: {note}" if status == OK else status
 
 
 def _first_error(errors: Sequence[str | None]) -> str | None:
@@ -88,7 +79,7 @@ class InitCaptionStage(ModelStage):
     def features(self) -> Features:
         return Features({"init_caption": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         for i in range(n):
@@ -119,12 +110,12 @@ class SplitStage(Stage):
     def features(self) -> Features:
         return Features({"sentences": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         sentences, statuses = [], []
         for caption, status in zip(batch["init_caption"], batch[STATUS], strict=True):
-            parts = textproc.split_sentences(caption or "") if _active(status) else []
+            parts = textproc.split_sentences(caption or "") if is_ok(status) else []
             sentences.append(parts)
-            statuses.append("no_sentences" if _active(status) and not parts else status)
+            statuses.append("no_sentences" if is_ok(status) and not parts else status)
         return {"sentences": sentences, STATUS: statuses}
 
 
@@ -140,7 +131,7 @@ class _CheckingStage(ModelStage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.checker == "contrastive":  # a served model may not score text: say so now
+        if self.checker == "contrastive":  # a served model must score text: asked before any row
             require_prompt_logprobs(self.model)
 
     def _check(
@@ -181,13 +172,13 @@ class SentenceCheckStage(_CheckingStage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = list(batch[STATUS])
         jobs: list[CheckJob] = []
         owners: list[int] = []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["sentences"][i]:
+            if not is_ok(statuses[i]) or not batch["sentences"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -208,7 +199,7 @@ class SentenceCheckStage(_CheckingStage):
             if is_supported(score, self.checker, self.threshold):
                 golden[i].append(job.sentence)
         for i in range(n):
-            if not _active(statuses[i]) or not errors[i]:
+            if not is_ok(statuses[i]) or not errors[i]:
                 continue
             error = _first_error(errors[i])
             if not golden[i] and error and all(errors[i]):
@@ -216,7 +207,7 @@ class SentenceCheckStage(_CheckingStage):
             elif not golden[i]:
                 statuses[i] = NO_GOLDEN
             elif error:
-                statuses[i] = _note(
+                statuses[i] = with_note(
                     statuses[i], f"{sum(map(bool, errors[i]))} sentence checks failed"
                 )
         return {"golden_sentences": golden, "sentence_scores": scores, STATUS: statuses}
@@ -244,13 +235,13 @@ class QuestionStage(ModelStage):
             {"raw_questions": Value("string"), "q_list": STRINGS, STATUS: Value("string")}
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests, where = [], []
         for i in range(n):
             golden = batch["golden_sentences"][i]
-            if _active(statuses[i]) and golden:
+            if is_ok(statuses[i]) and golden:
                 prompt = prompts.object_questions_prompt(golden, self.max_questions, self.prompt)
                 requests.append(self.request(None, prompt))
                 where.append(i)
@@ -266,9 +257,9 @@ class QuestionStage(ModelStage):
                         prompts.position_question(obj, self.position_question),
                     ]
                 if out.error:
-                    statuses[i] = _note(statuses[i], "question generation failed")
+                    statuses[i] = with_note(statuses[i], "question generation failed")
                 elif not objects:
-                    statuses[i] = _note(statuses[i], "no follow-up questions")
+                    statuses[i] = with_note(statuses[i], "no follow-up questions")
         return {"raw_questions": raw, "q_list": q_lists, STATUS: statuses}
 
 
@@ -291,12 +282,12 @@ class AnswerStage(ModelStage):
     def features(self) -> Features:
         return Features({"raw_answers": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests, owners = [], []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["q_list"][i]:
+            if not is_ok(statuses[i]) or not batch["q_list"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -318,7 +309,7 @@ class AnswerStage(ModelStage):
                 failed[i] += bool(out.error)
         for i in range(n):
             if failed[i]:
-                statuses[i] = _note(statuses[i], f"{failed[i]} answers failed")
+                statuses[i] = with_note(statuses[i], f"{failed[i]} answers failed")
         return {"raw_answers": answers, STATUS: statuses}
 
 
@@ -338,13 +329,13 @@ class DetailCheckStage(_CheckingStage):
     def features(self) -> Features:
         return Features({"final_details": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         jobs: list[CheckJob] = []
         owners: list[tuple[int, int]] = []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["raw_answers"][i]:
+            if not is_ok(statuses[i]) or not batch["raw_answers"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -368,7 +359,7 @@ class DetailCheckStage(_CheckingStage):
             details[i].append(textproc.join_sentences(sentences))
         for i in range(n):
             if checked[i] and not details[i]:
-                statuses[i] = _note(statuses[i], "no detail survived the check")
+                statuses[i] = with_note(statuses[i], "no detail survived the check")
         return {"final_details": details, STATUS: statuses}
 
 
@@ -389,14 +380,14 @@ class FuseStage(ModelStage):
     def features(self) -> Features:
         return Features({"final_caption": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         finals = [""] * n
         requests, where = [], []
         for i in range(n):
             golden, details = batch["golden_sentences"][i], batch["final_details"][i]
-            if _active(statuses[i]) and (golden or details):
+            if is_ok(statuses[i]) and (golden or details):
                 text = prompts.fuse_caption_prompt(golden, details, self.prompt)
                 requests.append(self.request(None, text))
                 where.append(i)
@@ -412,7 +403,7 @@ class FuseStage(ModelStage):
                     joined = batch["golden_sentences"][i] + batch["final_details"][i]
                     text = textproc.join_sentences(joined)
                     why = "failed" if out.error else "was empty"
-                    statuses[i] = _note(statuses[i], f"fusion {why}, checked texts joined")
+                    statuses[i] = with_note(statuses[i], f"fusion {why}, checked texts joined")
                 finals[i] = text
         return {"final_caption": finals, STATUS: statuses}
 

@@ -30,16 +30,17 @@ from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.phrases import dedupe, phrase_key
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     Stage,
-    cell_text,
     option,
     prompt_option,
     split_options,
 )
-from hfgcot.run.local import run_model_pipeline, status_summary
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.run.local import status_summary
+from hfgcot.status import EMPTY_QUESTION, OK, first_problem
+from hfgcot.untrusted import cell_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ GROUNDING_FEATURE = List(
         "bbox_model": List(Value("float64")),
     }
 )
-
-
-def _first_problem(*statuses: str) -> str:
-    return next((s for s in statuses if s != OK), OK)
 
 
 @dataclass(frozen=True)
@@ -85,12 +82,12 @@ class ReasoningStage(ModelStage):
 
     def _text_status(self, question: str, answer: str) -> str:
         if not question:
-            return "empty_question"
+            return EMPTY_QUESTION
         if len(question) > self.max_question_chars:
             return f"question_too_long: {len(question)} chars"
         return OK if answer else "empty_answer"
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         sizes: list[list[int]] = [[] for _ in range(n)]
@@ -100,7 +97,7 @@ class ReasoningStage(ModelStage):
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if image is not None:
                 sizes[i] = list(image.size)
-            status = _first_problem(status, self._text_status(question, answer))
+            status = first_problem(status, self._text_status(question, answer))
             statuses[i] = status
             if status == OK:
                 requests.append(
@@ -135,7 +132,7 @@ class ParseStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         cleaned, keywords, statuses = [], [], []
         for raw, status in zip(batch["raw_cot_output"], batch[STATUS], strict=True):
             cot, kws = gcot_text.parse_gcot(raw or "")
@@ -179,19 +176,23 @@ class GroundingStage(ModelStage):
     max_keywords: int = 16
     image_policy: ImagePolicy = ImagePolicy()
     mode: GroundingMode = "per_keyword"
-    prompt: str = prompts.GROUNDING_PROMPT
-    joint_prompt: str = prompts.JOINT_GROUNDING_PROMPT
+    prompt: str | None = None  # None: the model family's default
+    joint_prompt: str | None = None
 
-    def _requests(self, image: Any, phrases: list[str]) -> list[tuple[Request, str | None]]:
+    def _requests(
+        self, image: Any, phrases: list[str], rank: int | None
+    ) -> list[tuple[Request, str | None]]:
         if self.mode == "joint":
-            text = prompts.joint_grounding_prompt(phrases, self.joint_prompt)
+            template = self.family_prompt("joint_grounding_prompt", self.joint_prompt, rank)
+            text = prompts.joint_grounding_prompt(phrases, template)
             return [(self.request(image, text), None)]
-        return [(self.request(image, prompts.grounding_prompt(p, self.prompt)), p) for p in phrases]
+        template = self.family_prompt("grounding_prompt", self.prompt, rank)
+        return [(self.request(image, prompts.grounding_prompt(p, template)), p) for p in phrases]
 
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = list(batch[STATUS])
         requests, owners = [], []
@@ -204,7 +205,7 @@ class GroundingStage(ModelStage):
                 statuses[i] = status
                 continue
             phrases_of[i] = dedupe(batch[self.keywords_column][i])[: self.max_keywords]
-            for request, phrase in self._requests(image, phrases_of[i]):
+            for request, phrase in self._requests(image, phrases_of[i], rank):
                 requests.append(request)
                 owners.append((i, phrase))
         groundings: list[list[dict[str, Any]]] = [[] for _ in range(n)]
@@ -260,7 +261,7 @@ class InjectStage(Stage):
     def features(self) -> Features:
         return Features({"gcot": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out, statuses = [], list(batch[STATUS])
         sizes = batch.get("image_size") or [None] * len(statuses)
         for i, (cot, groundings) in enumerate(
@@ -316,15 +317,27 @@ class GCoTConfig(ModelPipelineConfig):
     reasoning_prompt: str = prompt_option(
         prompts.GCOT_PROMPT, "Stage-1 prompt; placeholders {question} and {answer}."
     )
-    grounding_prompt: str = prompt_option(
-        prompts.GROUNDING_PROMPT, "Per-keyword grounding prompt; placeholder {phrase}."
+    grounding_prompt: str | None = prompt_option(
+        None, "Per-keyword grounding prompt; placeholder {phrase} (default: the model family's)."
     )
-    joint_grounding_prompt: str = prompt_option(
-        prompts.JOINT_GROUNDING_PROMPT, "Joint grounding prompt; placeholder {phrases}."
+    joint_grounding_prompt: str | None = prompt_option(
+        None, "Joint grounding prompt; placeholder {phrases} (default: the model family's)."
     )
 
 
 GCOT_COLUMNS = ("question_column", "answer_column")
+
+
+def boxes_note(config: GCoTConfig) -> str:
+    """What the boxes of a GCoT run mean, for its provenance record and dataset card.
+
+    >>> boxes_note(GCoTConfig(box_space="normalized")).split("; ")[-1]
+    'boxes in the `gcot` text: normalized.'
+    """
+    return (
+        "`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
+        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}."
+    )
 
 
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
@@ -420,8 +433,7 @@ def add_gcot(
         load_kwargs=load,
         run=run,
         required_columns=[getattr(config, c) for c in GCOT_COLUMNS],
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+        boxes=boxes_note(config),
         summarize=_log_gcot_summary,
     )
 
@@ -446,6 +458,7 @@ __all__ = [
     "ParseStage",
     "ReasoningStage",
     "add_gcot",
+    "boxes_note",
     "gcot_stages",
     "gcot_summary",
     "ground_boxes",

@@ -6,7 +6,7 @@
    an ``Image()`` column), and writes ``normalized_bbox``, ``valid_bboxes_num`` and ``prompt``.
 2. :class:`RegionCaptionStage` - ``mode="marked"``: one request per row on the marked image,
    "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text,
-   split per region into ``region_captions`` by :func:`hfgcot.parsing.grounding.parse_region_answer`);
+   split per region into ``region_captions`` by :func:`hfgcot.parsing.replies.parse_region_answer`);
    ``mode="crop"``: one request per region on its crop, all batched (``answer``: list of texts).
 
     >>> from hfgcot import add_region_captions
@@ -37,9 +37,8 @@ from hfgcot.geometry.regions import (
 from hfgcot.images import ImagePolicy, encode_image, load_image
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
-from hfgcot.parsing.grounding import parse_region_answer
+from hfgcot.parsing.replies import parse_region_answer
 from hfgcot.pipelines.base import (
-    OK,
     ModelPipelineConfig,
     ModelStage,
     Stage,
@@ -47,7 +46,8 @@ from hfgcot.pipelines.base import (
     prompt_option,
     split_options,
 )
-from hfgcot.run.local import run_model_pipeline
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.status import OK
 from hfgcot.viz.draw import draw_regions
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class RegionPrepareStage(Stage):
     """Stage 1 (no model): validated boxes, the marked image and the prompt of every row."""
 
     name = "region_prepare"
+    version = "2"  # statuses capped (hfgcot.status.cap): long skipped-box lists
     status_column = STATUS
     image_column: str = "image"
     bbox_column: str = "bbox"
@@ -84,7 +85,7 @@ class RegionPrepareStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out: dict[str, list] = {name: [] for name in self.features()}
         for value, boxes_value in zip(
             batch[self.image_column], batch[self.bbox_column], strict=True
@@ -131,6 +132,7 @@ class RegionCaptionStage(ModelStage):
     """Stage 2: ``answer`` - text for ``mode="marked"``, one text per region for ``"crop"``."""
 
     name = "region_caption"
+    version = "2"  # statuses capped (hfgcot.status.cap): long error lists
     status_column = STATUS
     image_column: str = "image"
     mode: RegionMode = "marked"
@@ -156,7 +158,7 @@ class RegionCaptionStage(ModelStage):
             for box in batch["normalized_bbox"][i]
         ]
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests: list[Request] = []

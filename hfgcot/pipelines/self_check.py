@@ -3,7 +3,7 @@
 Two checkers, one batched model call each (:func:`check_sentences`):
 
 - ``"yesno"`` asks the VLM (:func:`hfgcot.prompts.sentence_check_prompt`) and reads the verdict
-  with :func:`hfgcot.parsing.grounding.parse_yes_no`;
+  with :func:`hfgcot.parsing.replies.parse_yes_no`;
 - ``"contrastive"`` compares the sentence's token log-probs with and without the image, the
   sentence teacher-forced after the text it was written after (:func:`locate_sentences`).
 
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hfgcot import prompts
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
-from hfgcot.parsing import grounding as parsing
+from hfgcot.parsing.replies import parse_yes_no
 from hfgcot.untrusted import neutralize_special_tokens
 
 Checker = Literal["yesno", "contrastive"]
@@ -83,7 +83,7 @@ def check_sentences(
         outs = vlm.generate(requests, generation, batch_size=batch_size)
         results: list[tuple[float | None, str | None]] = []
         for out in outs:
-            verdict = parsing.parse_yes_no(out.text) if not out.error else None
+            verdict = parse_yes_no(out.text) if not out.error else None
             results.append((None if verdict is None else float(verdict), out.error))
         return results
     requests, continuations, prefixes = [], [], []

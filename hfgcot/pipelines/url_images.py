@@ -47,7 +47,7 @@ class FetchUrlImagesStage(Stage):
     def features(self) -> Features:
         return Features({self.image_column: Image(decode=False)})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         values = batch[self.image_column]
         return {self.image_column: [stored_image(v, self.image_policy) for v in values]}
 
