@@ -15,9 +15,10 @@ import json
 import os
 from pathlib import Path
 
-from datasets import Dataset, load_dataset, load_from_disk
+from datasets import Dataset, DatasetInfo, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
 
+from hfgcot.cache import map_cache_file
 from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX
 
 __all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
@@ -105,8 +106,19 @@ def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
         batched=True,
         with_indices=True,
         new_fingerprint=fingerprint,
+        cache_file_name=map_cache_file(ds, fingerprint),  # never into the input's folder
         desc="resolve image paths",
     )
+
+
+def _load_saved(path: Path) -> Dataset:
+    """``load_from_disk``, also for a 0-row folder (``datasets`` saves no shard for it, then
+    cannot read it back)."""
+    state = path / "state.json"
+    if state.exists() and json.loads(state.read_text()).get("_data_files") == []:
+        info = DatasetInfo.from_directory(str(path))
+        return Dataset.from_dict({name: [] for name in info.features}, features=info.features)
+    return load_from_disk(str(path))
 
 
 def load_input(
@@ -133,7 +145,7 @@ def load_input(
     path = Path(source)
     root = Path(image_root).resolve() if image_root is not None else None
     if path.is_dir() and (path / "dataset_info.json").exists():
-        ds = _with_paths(load_from_disk(str(path)), image_column, root)
+        ds = _with_paths(_load_saved(path), image_column, root)
     elif path.suffix in {".jsonl", ".json"}:
         if not path.is_file():
             raise ValueError(f"input file not found: {path}")

@@ -54,13 +54,14 @@ class FetchUrlImagesStage(Stage):
 
 def _url_count(column: pa.Array | pa.ChunkedArray) -> int:
     """Rows of an Arrow column that are URLs: strings, or ``Image`` storage with no bytes."""
-    if pa.types.is_struct(column.type) and {"bytes", "path"} <= {f.name for f in column.type}:
-        data = pc.struct_field(column, "bytes")
+    kind = column.type
+    if pa.types.is_struct(kind) and {"bytes", "path"} <= {f.name for f in kind}:
+        # a field of nulls only has the null type: cast both to their real types first
+        paths = pc.struct_field(column, "path").cast(pa.large_string())
+        data = pc.struct_field(column, "bytes").cast(pa.large_binary())
         no_bytes = pc.fill_null(pc.equal(pc.binary_length(data), 0), True)
-        urls = pc.and_kleene(
-            pc.match_substring_regex(pc.struct_field(column, "path"), _URL), no_bytes
-        )
-    elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        urls = pc.and_kleene(pc.match_substring_regex(paths, _URL), no_bytes)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         urls = pc.match_substring_regex(column, _URL)
     else:
         return 0

@@ -18,6 +18,7 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
+from hfgcot.cache import map_cache_file
 from hfgcot.fingerprint import stable_hash
 from hfgcot.images import ImagePolicy, image_size
 from hfgcot.model.endpoint import is_endpoint_error
@@ -106,6 +107,7 @@ def apply_stage(
     if n_in == 0:  # ``map`` never calls the stage on 0 rows: add its columns, empty and typed
         return empty_with(dataset, features)
     num_proc = num_proc if num_proc and num_proc > 1 and n_in > 1 else None
+    fingerprint = stage.new_fingerprint(dataset._fingerprint)
     with _spawn_workers(num_proc), _progress():
         out = dataset.map(
             stage,
@@ -114,7 +116,8 @@ def apply_stage(
             with_rank=True,
             num_proc=num_proc,
             features=features,
-            new_fingerprint=stage.new_fingerprint(dataset._fingerprint),
+            new_fingerprint=fingerprint,
+            cache_file_name=map_cache_file(dataset, fingerprint),  # not next to the input
             desc=desc or f"hfgcot {stage.name}",
         )
     if len(out) != n_in:  # pragma: no cover - a stage bug, never expected
@@ -137,7 +140,10 @@ def empty_with(dataset: Dataset, features: Features) -> Dataset:
     for name, feature in features.items():
         if name not in out.column_names:
             out = out.add_column(name, [], feature=feature)
-    return out.cast(features) if out.features != features else out
+    if out.features == features:
+        return out
+    fingerprint = stable_hash([out._fingerprint, "cast", str(features)])
+    return out.cast(features, cache_file_name=map_cache_file(out, fingerprint))
 
 
 def run_stages(
@@ -242,7 +248,11 @@ def run_pipeline(
         inverse = [0] * len(order)
         for position, row in enumerate(order):
             inverse[row] = position
-        out = out.select(inverse).flatten_indices()
+        out = out.select(inverse)
+        fingerprint = stable_hash([out._fingerprint, "flatten"])
+        out = out.flatten_indices(
+            new_fingerprint=fingerprint, cache_file_name=map_cache_file(out, fingerprint)
+        )
     return restore_feature(out, image_column, feature)
 
 
