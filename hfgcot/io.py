@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from datasets import Dataset, DatasetInfo, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
 
 from hfgcot.cache import map_cache_file
-from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX
+from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE
 
 __all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
 
@@ -61,20 +63,31 @@ def check_jsonl(path: str | os.PathLike[str]) -> int:
 def resolve_image_path(value: str | None, root: Path) -> str | None:
     """An image path of a ``.jsonl`` row, absolute, or a refusal when it leaves ``root``.
 
-    URLs and empty values are returned unchanged. ``root`` must be absolute and resolved.
+    ``file://`` URLs are paths like any other; other URLs (``http(s)://``, fetched under the
+    pipeline's URL rules) and empty values are returned unchanged. ``root`` must be absolute and
+    resolved.
 
     >>> root = Path("/data/set")
     >>> resolve_image_path("img/a.png", root)
     '/data/set/img/a.png'
     >>> resolve_image_path("../secret.txt", root)
     'hfgcot-refused:path_outside_root: secret.txt'
+    >>> resolve_image_path("file:///etc/passwd", root)
+    'hfgcot-refused:path_outside_root: passwd'
     """
-    if not value or "://" in value:
+    if not value:
         return value
-    candidate = Path(value) if os.path.isabs(value) else root / value
-    real = Path(os.path.realpath(candidate))
+    if value[:7].lower() == "file://":
+        value = urllib.request.url2pathname(urllib.parse.urlsplit(value).path)
+    elif "://" in value:
+        return value
+    name = os.path.basename(value).replace("\0", "")
+    try:
+        real = Path(os.path.realpath(Path(value) if os.path.isabs(value) else root / value))
+    except (OSError, ValueError):  # an embedded NUL byte, ...
+        return f"{REFUSED_PREFIX}{UNREADABLE_FILE}: {name}"
     if real != root and root not in real.parents:
-        return f"{REFUSED_PREFIX}{PATH_OUTSIDE_ROOT}: {os.path.basename(value)}"
+        return f"{REFUSED_PREFIX}{PATH_OUTSIDE_ROOT}: {name}"
     return str(real)
 
 

@@ -30,6 +30,10 @@ def test_paths_outside_the_jsonl_folder_are_never_read(tmp_path):
         {"image": "/etc/passwd"},
         {"image": "link.png"},
         {"image": str(data / "ok.png")},  # absolute but inside: fine
+        {"image": f"file://{tmp_path / 'secret.txt'}"},  # a file URL is a path like any other
+        {"image": "FILE:///etc/passwd"},
+        {"image": (data / "ok.png").as_uri()},
+        {"image": "ok\x00.png"},
     ]
     ds = load_input(_jsonl(data / "rows.jsonl", rows))
     statuses = [load_image(v, ImagePolicy(min_side=1))[1] for v in ds["image"]]
@@ -39,6 +43,10 @@ def test_paths_outside_the_jsonl_folder_are_never_read(tmp_path):
         "path_outside_root: passwd",
         "path_outside_root: link.png",
         "ok",
+        "path_outside_root: secret.txt",
+        "path_outside_root: passwd",
+        "ok",
+        "unreadable_file: ok.png",
     ]
     assert not any("TOP SECRET" in str(v) for v in ds["image"])
 
