@@ -41,14 +41,7 @@ from hfgcot.urls import URL_NOT_ALLOWED, UrlError, fetch, is_url, safe_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "OK",
-    "ImagePolicy",
-    "encode_image",
-    "image_size",
-    "load_image",
-    "stored_image",
-]
+__all__ = ["ImagePolicy", "encode_image", "image_size", "kept_image", "load_image", "stored_image"]
 
 DEFAULT_POLICY = ImagePolicy()
 
@@ -161,11 +154,10 @@ def image_size(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> tuple[int, i
 def stored_image(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> dict[str, Any] | None:
     """``value`` as a ``datasets`` ``Image`` storage dict, a URL fetched once and kept.
 
-    A URL (or a storage dict with a URL path and no bytes) is fetched under ``policy``'s rules:
-    ``{"bytes": <body>, "path": <the URL without credentials or query>}``, or, when it cannot be
-    fetched, ``{"bytes": None, "path": "hfgcot-refused:<status>"}`` (reading that gives the
-    status; nothing is fetched again). Other paths and bytes become storage dicts as they are;
-    ``None`` stays ``None``. The body is kept as sent: :func:`load_image` decodes it.
+    A URL (or a storage dict with a URL path and no bytes) is fetched under ``policy``:
+    ``{"bytes": <body as sent>, "path": <the URL without credentials or query>}``, or when it
+    cannot be, ``{"bytes": None, "path": "hfgcot-refused:<status>"}`` (reading that gives the
+    status; nothing is fetched again). Other paths and bytes become storage dicts as they are.
 
     Example::
 
@@ -189,6 +181,20 @@ def stored_image(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> dict[str, 
     except _Failure as failure:
         logger.debug("image URL not read: %s", failure.status)
         return {"bytes": None, "path": f"{REFUSED_PREFIX}{failure.status}"}
+
+
+def kept_image(cell: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a result keeps of a :func:`stored_image` cell: its bytes, or the path of a file
+    that exists; a refusal or a missing file becomes ``None`` (no image: the row's status says
+    why), so the ``Image()`` column can be saved and shown.
+
+    >>> kept_image({"bytes": None, "path": "hfgcot-refused:url_fetch_failed"}) is None
+    True
+    """
+    if not isinstance(cell, dict) or cell.get("bytes"):
+        return cell if isinstance(cell, dict) else None
+    path = cell.get("path")
+    return cell if path and not path.startswith(REFUSED_PREFIX) and os.path.isfile(path) else None
 
 
 def encode_image(img: Image.Image, format: str = "PNG") -> dict[str, Any]:

@@ -17,11 +17,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from datasets import Dataset, DatasetInfo, load_dataset, load_from_disk
+from datasets import Dataset, DatasetInfo, Features, Value, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
 
 from hfgcot.cache import map_cache_file
-from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE
+from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE, UNSUPPORTED_VALUE
 
 __all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
 
@@ -102,13 +102,29 @@ def _file_state(value: str | None) -> tuple[str, int, int] | None:
     return (value, st.st_size, st.st_mtime_ns)
 
 
+def _jsonl_image(value: object, root: Path) -> str | None:
+    """A ``.jsonl`` image cell as a resolved path (or a refusal): a string, or a dict's
+    ``"path"``; any other value (a number, a list...) is refused and never read."""
+    if isinstance(value, dict):
+        value = value.get("path")
+    if value is None or isinstance(value, str):
+        return resolve_image_path(value, root)
+    return f"{REFUSED_PREFIX}{UNSUPPORTED_VALUE}: {type(value).__name__}"
+
+
 def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
-    """Resolve (when ``root`` is given) and fingerprint the local image paths of ``column``."""
-    if column not in ds.column_names or getattr(ds.features[column], "dtype", None) != "string":
+    """Resolve (when ``root`` is given) and fingerprint the local image paths of ``column``.
+
+    With a root (a ``.jsonl`` input) every cell is resolved whatever the column's type (a
+    column of mixed types is read as JSON values), and the column becomes strings.
+    """
+    if column not in ds.column_names:
+        return ds
+    if root is None and getattr(ds.features[column], "dtype", None) != "string":
         return ds
     values = ds[column]
     if root is not None:
-        values = [resolve_image_path(v, root) for v in values]
+        values = [_jsonl_image(v, root) for v in values]
     fingerprint = Hasher.hash([ds._fingerprint, [_file_state(v) for v in values]])
 
     def resolve(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
@@ -118,6 +134,7 @@ def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
         resolve,
         batched=True,
         with_indices=True,
+        features=Features({**ds.features, column: Value("string")}),
         new_fingerprint=fingerprint,
         cache_file_name=map_cache_file(ds, fingerprint),  # never into the input's folder
         desc="resolve image paths",

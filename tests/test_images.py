@@ -370,7 +370,7 @@ def test_policy_validation(kwargs: dict[str, float]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _png_claiming(width: int, height: int) -> bytes:
+def png_claiming(width: int, height: int) -> bytes:
     """A tiny valid-looking PNG whose IHDR claims ``width`` x ``height``."""
     data = bytearray(_png_bytes(Image.new("RGB", (1, 1))))
     ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
@@ -381,7 +381,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 def test_header_claims_huge_size() -> None:
     assert Image.MAX_IMAGE_PIXELS is not None  # PIL's default limit is kept
-    bomb = _png_claiming(100_000, 100_000)
+    bomb = png_claiming(100_000, 100_000)
     assert load_image(bomb) == (None, "decompression_bomb")
     assert image_size(bomb) is None
 

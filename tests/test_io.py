@@ -51,6 +51,32 @@ def test_paths_outside_the_jsonl_folder_are_never_read(tmp_path):
     assert not any("TOP SECRET" in str(v) for v in ds["image"])
 
 
+def test_cells_of_any_type_are_resolved_inside_the_folder(tmp_path):
+    """One cell of another type makes datasets read the column as JSON values: the paths of
+    such a column are still resolved inside the folder, and other values are refused."""
+    data = tmp_path / "data"
+    data.mkdir()
+    random_image(40, 40).save(data / "ok.png")
+    rows = [
+        {"image": "ok.png"},
+        {"image": "../secret.png"},
+        {"image": 5},
+        {"image": {"path": "/etc/passwd"}},
+        {"image": ["ok.png"]},
+        {"image": None},
+    ]
+    ds = load_input(_jsonl(data / "rows.jsonl", rows))
+    statuses = [load_image(v, ImagePolicy(min_side=1))[1] for v in ds["image"]]
+    assert statuses == [
+        "ok",
+        "path_outside_root: secret.png",
+        "unsupported_value: int",
+        "path_outside_root: passwd",
+        "unsupported_value: list",
+        "missing_image",
+    ]
+
+
 def test_image_root_names_the_folder(tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "meta").mkdir()

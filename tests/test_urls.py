@@ -203,7 +203,7 @@ def _gcot_script(request, text):
 
 
 @pytest.mark.model
-def test_gcot_reads_each_url_once_and_keeps_its_bytes(tiny_vlm):
+def test_gcot_reads_each_url_once_and_keeps_its_bytes(tiny_vlm, tmp_path):
     from datasets import Dataset
 
     from hfgcot import add_gcot
@@ -235,7 +235,9 @@ def test_gcot_reads_each_url_once_and_keeps_its_bytes(tiny_vlm):
     stored = out.cast_column("image", Image_(decode=False))["image"]
     assert [s["bytes"] for s in stored[:2]] == [first, second]
     assert stored[0]["path"] == server.url("/a.png")
+    assert stored[2:] == [None, None]  # no image: the status says why
     assert out[1]["image"].size == (80, 60)
+    out.save_to_disk(tmp_path / "out")  # every cell can be saved (and shown)
     assert out["image_size"][:2] == [[64, 48], [80, 60]]
     # by default a URL on the loopback address is refused, and never requested
     assert set(refused["gcot_status"]) == {"url_not_allowed: loopback address"}

@@ -20,7 +20,7 @@ from datasets.utils.logging import (
 
 from hfgcot.cache import map_cache_file
 from hfgcot.fingerprint import stable_hash
-from hfgcot.images import ImagePolicy, image_size
+from hfgcot.images import ImagePolicy, image_size, kept_image
 from hfgcot.model.endpoint import is_endpoint_error
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
@@ -46,9 +46,19 @@ def undecoded(dataset: Dataset, column: str) -> tuple[Dataset, Any]:
 
 
 def restore_feature(dataset: Dataset, column: str, feature: Any) -> Dataset:
-    """Give ``column`` its input feature back; a column a stage filled with the images
-    themselves (fetched URLs, :mod:`hfgcot.pipelines.url_images`) becomes ``Image()``."""
+    """Give ``column`` its input feature back. A column a stage filled with the images
+    themselves (fetched URLs, :mod:`hfgcot.pipelines.url_images`) becomes ``Image()``, and
+    keeps of each row what can be shown (:func:`hfgcot.images.kept_image`)."""
     if isinstance(dataset.features[column], Image) and not isinstance(feature, Image):
+        fingerprint = stable_hash([dataset._fingerprint, "kept images", column])
+        dataset = dataset.map(
+            lambda batch: {column: [kept_image(cell) for cell in batch[column]]},
+            batched=True,
+            features=dataset.features,
+            new_fingerprint=fingerprint,
+            cache_file_name=map_cache_file(dataset, fingerprint),
+            desc="hfgcot images kept",
+        )
         feature = Image()
     if dataset.features[column] != feature:
         dataset = dataset.cast_column(column, feature)
