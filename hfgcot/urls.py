@@ -83,6 +83,8 @@ def safe_url(url: str) -> str:
 
     >>> safe_url("https://me:pw@x.org:8443/a.png?sig=SECRET#f")
     'https://x.org:8443/a.png'
+    >>> safe_url("http://[::1]:9/a.png")
+    'http://[::1]:9/a.png'
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -90,6 +92,8 @@ def safe_url(url: str) -> str:
         port = parts.port
     except ValueError:
         return "<unparsable url>"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
     if port:
         host = f"{host}:{port}"
     return f"{parts.scheme}://{host}{parts.path}"
@@ -261,7 +265,8 @@ def _body(
 
 
 def _url(target: _Target) -> str:
-    return f"{target.scheme}://{target.host}:{target.port}{target.path}"
+    host = f"[{target.host}]" if ":" in target.host else target.host  # IPv6
+    return f"{target.scheme}://{host}:{target.port}{target.path}"
 
 
 def fetch(
