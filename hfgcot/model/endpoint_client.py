@@ -178,14 +178,16 @@ class EndpointVLM:
         settings: GenerationSettings | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
         sort_by_length: bool = True,
+        stage: str = "generate",
     ) -> list[Generation]:
         """Answer ``requests`` with at most ``max_concurrency`` in flight; results in order.
 
         Greedy is ``temperature=0``; ``max_new_tokens``, ``top_p`` and ``seed`` are passed as
         ``max_tokens``, ``top_p`` and ``seed``; ``finish_reason == "length"`` sets
-        ``truncated``. ``batch_size`` and ``sort_by_length`` are the in-process engine's (the
-        server batches by itself) and are ignored.
+        ``truncated``. ``batch_size``, ``max_batch_tokens``, ``sort_by_length`` and ``stage``
+        are the in-process engine's (the server batches by itself) and are ignored.
         """
         settings = settings or GenerationSettings()
         if not requests:
@@ -201,6 +203,8 @@ class EndpointVLM:
         prefixes: list[str] | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
+        stage: str = "score",
     ) -> list[ContinuationScore]:
         """Not available for served models (no prompt log-probs through the OpenAI API).
 

@@ -22,7 +22,7 @@ from hfgcot import prompts
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
-from hfgcot.model.vlm import VLM, GenerationSettings, Request
+from hfgcot.model.vlm import VLM, Generation, GenerationSettings, Request
 from hfgcot.run.options import RunOptions
 
 OK = "ok"
@@ -178,9 +178,27 @@ class ModelPipelineConfig(PipelineConfig):
     cache_implementation: str | None = option(
         None, "transformers KV-cache implementation, e.g. 'static' (compiled decode on CUDA)."
     )
+    max_batch_tokens: int | None = option(
+        None,
+        "Most prompt tokens (images included) per forward pass; default: what fits in GPU memory.",
+        min=1,
+    )
     system_prompt: str | None = option(
         None, "System turn of every request; default: the chat template's own."
     )
+
+    def model_stage_fields(self, spec: Any) -> dict[str, Any]:
+        """The :class:`ModelStage` fields every model stage of the pipeline takes from the config.
+
+        >>> sorted(ModelPipelineConfig(max_batch_tokens=4096).model_stage_fields(None))
+        ['batch_size', 'max_batch_tokens', 'model', 'system_prompt']
+        """
+        return {
+            "model": spec,
+            "batch_size": self.batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "system_prompt": self.system_prompt,
+        }
 
     def generation(self, max_new_tokens: int | None = None) -> GenerationSettings:
         """The generation settings of the config (``max_new_tokens`` overrides its budget)."""
@@ -310,15 +328,28 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class ModelStage(Stage):
-    """A stage that runs the VLM: a model spec, generation settings, a batch size, a system turn."""
+    """A stage that runs the VLM: a model spec, generation settings, batch limits, a system turn."""
 
     model: ModelSpec = ModelSpec()
     generation: GenerationSettings = GenerationSettings()
     batch_size: int = 8
+    max_batch_tokens: int | None = None
     system_prompt: str | None = None
 
     def vlm(self, rank: int | None = None) -> VLM:
         return get_vlm(self.model, rank)
+
+    def generate(
+        self, requests: list[Request], rank: int | None = None, *, batch_size: int | None = None
+    ) -> list[Generation]:
+        """This stage's requests through its model: its settings, batch limits and name."""
+        return self.vlm(rank).generate(
+            requests,
+            self.generation,
+            batch_size=batch_size or self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            stage=self.name,
+        )
 
     def request(self, image: Any, prompt: str) -> Request:
         """A request with this stage's system turn (``None``: the chat template's default)."""

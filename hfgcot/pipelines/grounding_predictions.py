@@ -33,6 +33,7 @@ from hfgcot.pipelines.base import (
 )
 from hfgcot.pipelines.gcot import ground_boxes
 from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
+from hfgcot.pipelines.outcome import note_truncated, truncated_output
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
 
@@ -66,6 +67,7 @@ class GroundingPredictionStage(ModelStage):
     """
 
     name = "grounding_predict"
+    version = "2"  # truncation in the status
     image_column: str = "image"
     text_column: str = "question"
     messages_column: str = "messages"
@@ -126,17 +128,18 @@ class GroundingPredictionStage(ModelStage):
         texts = [""] * n
         if requests:
             vlm = self.vlm(rank)
-            outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 texts[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
                     continue
                 box = first_box(out.text, out.frame, vlm.family) if out.frame else None
-                if box is not None:
+                if box is not None:  # a box read before a cut is complete: usable
                     boxes[i] = box
+                    if out.truncated:
+                        statuses[i] = note_truncated(statuses[i], self.name)
                 else:
-                    statuses[i] = "unparseable"
+                    statuses[i] = truncated_output(self.name) if out.truncated else "unparseable"
         return {
             f"{self.prefix}_bbox": boxes,
             f"{self.prefix}_text": texts,
@@ -239,10 +242,8 @@ def add_grounding_predictions(
 def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:
     """The stage of :func:`add_grounding_predictions` for ``config`` and a model spec."""
     return GroundingPredictionStage(
-        model=spec,
+        **config.model_stage_fields(spec),
         generation=config.generation(),
-        batch_size=config.batch_size,
-        system_prompt=config.system_prompt,
         image_column=config.image_column,
         text_column=config.text_column,
         messages_column=config.messages_column,

@@ -298,13 +298,18 @@ class ScriptedVLM:
     text of each answer is ``script(request, prompt_text)``. Used to test parsing and coordinates
     end to end where a random tiny model can only write nonsense.
 
+    With ``budget=True`` an answer is held to the call's ``max_new_tokens`` like a real engine's:
+    a scripted text of that many tokens or more (real tokenizer) is cut there and reported
+    ``truncated`` (no end-of-sequence token fitted).
+
     Example:
         >>> fake = ScriptedVLM(load_vlm(path), lambda req, text: '{"bbox_2d": [0, 0, 10, 10]}')  # doctest: +SKIP
     """
 
-    def __init__(self, vlm: Any, script: Script) -> None:
+    def __init__(self, vlm: Any, script: Script, *, budget: bool = False) -> None:
         self._vlm = vlm
         self.script = script
+        self.budget = budget
         self.calls: list[str] = []
         # A spec of its own: its outputs must never share a cache fingerprint with the real model.
         self.spec = replace(vlm.spec, model=f"{vlm.spec.model}#scripted-{uuid.uuid4().hex[:12]}")
@@ -320,5 +325,16 @@ class ScriptedVLM:
         for request, frame in zip(requests, frames, strict=True):
             text = request.prompt_text()
             self.calls.append(text)
-            out.append(Generation(text=self.script(request, text), frame=frame))
+            answer, cut = self._within_budget(self.script(request, text), settings)
+            out.append(Generation(text=answer, frame=frame, truncated=cut))
         return out
+
+    def _within_budget(self, text: str, settings: Any) -> tuple[str, bool]:
+        """``(text, truncated)``: cut at ``settings.max_new_tokens`` tokens when ``budget``."""
+        if not self.budget or settings is None:
+            return text, False
+        tokenizer = self._vlm.processor.tokenizer
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) < settings.max_new_tokens:
+            return text, False
+        return tokenizer.decode(ids[: settings.max_new_tokens], skip_special_tokens=True), True
