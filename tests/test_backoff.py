@@ -73,7 +73,7 @@ def test_max_batch_tokens_cuts_batches_and_keeps_the_results(tiny_vlm, monkeypat
     requests = requests_of(sizes)
     vlm = fresh_vlm(tiny_vlm, "tokens")
     free = vlm.generate(requests, SETTINGS, batch_size=8)
-    costs = sorted(vlm._cost(r) for r in requests)
+    costs = sorted(vlm.request_cost(r) for r in requests)
     limit = costs[-1] + costs[0]  # a large request fits with at most one small one
     passes = limit_memory(monkeypatch, vlm)
     cut = vlm.generate(requests, SETTINGS, batch_size=8, max_batch_tokens=limit)
@@ -94,7 +94,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_size_that_worked(
         out = vlm.generate(requests, SETTINGS, batch_size=8, stage="gcot_reasoning")
     assert len(out) == len(requests) and same(out, free)
     assert [r for r, _ in passes] == [2, 2, 2, 2]  # 8 and 4 ran out of memory
-    cost = vlm._cost(requests[0])
+    cost = vlm.request_cost(requests[0])
     assert vlm.backoff.learned == {"gcot_reasoning": BatchLimit(2, 2 * cost)}
     [record] = [r for r in caplog.records if "fits" in r.message]
     assert f"gcot_reasoning: out of memory with 8 requests / {8 * cost:,} tokens" in record.message
@@ -110,7 +110,7 @@ def test_a_request_too_big_alone_gets_out_of_memory(tiny_vlm, monkeypatch):
     requests = requests_of([(56, 56), (224, 224), (56, 56), (56, 56)])
     vlm = fresh_vlm(tiny_vlm, "alone")
     free = vlm.generate(requests, SETTINGS, batch_size=8)
-    big = vlm._cost(requests[1])
+    big = vlm.request_cost(requests[1])
     # two small requests fit, one large one does not
     limit_memory(monkeypatch, vlm, tokens=2 * positions(vlm, requests[0]) + 2)
     out = vlm.generate(requests, SETTINGS, batch_size=8)

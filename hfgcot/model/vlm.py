@@ -142,6 +142,12 @@ class VLM:
             max_batch_tokens = self.default_max_batch_tokens(max(1, batch_size), max_new_tokens)
         return BatchLimit(max(1, batch_size), max_batch_tokens)
 
+    def reset_limits(self) -> None:
+        """Forget the batch limits learned from out-of-memory errors and the measured free memory
+        (for example after other work on the device started or ended)."""
+        self.backoff.learned.clear()
+        self._free_bytes = None
+
     def _free_memory(self) -> None:
         """After an out-of-memory error: drop dead tensors and the allocator's cached blocks."""
         gc.collect()
@@ -150,7 +156,7 @@ class VLM:
 
             torch.cuda.empty_cache()
 
-    def _cost(self, request: Request) -> int:
+    def request_cost(self, request: Request) -> int:
         """Approximate prompt tokens of ``request`` (what batches and length sorting count).
 
         An image of unknown size counts no tokens (the processor will judge it).
@@ -316,7 +322,7 @@ class VLM:
         limit = self.batch_limit(batch_size, max_batch_tokens, settings.max_new_tokens)
         return self._batched(
             requests,
-            [self._cost(r) for r in requests],
+            [self.request_cost(r) for r in requests],
             lambda chunk: self._generate_chunk(chunk, settings),
             lambda _request, error: Generation("", None, error=error),
             limit,
@@ -373,7 +379,7 @@ class VLM:
         if not len(requests) == len(continuations) == len(prefixes):
             raise ValueError("requests, continuations and prefixes must have the same length")
         items = list(zip(requests, continuations, prefixes, strict=True))
-        costs = [self._cost(r) + prompt_cost(p + c) for r, c, p in items]
+        costs = [self.request_cost(r) + prompt_cost(p + c) for r, c, p in items]
         return self._batched(
             items,
             costs,
@@ -388,10 +394,4 @@ class VLM:
         return f"VLM({self.model_id!r}, family={self.family!r}, device={self.device!r})"
 
 
-__all__ = [
-    "ContinuationScore",
-    "Generation",
-    "GenerationSettings",
-    "Request",
-    "VLM",
-]
+__all__ = ["VLM", "ContinuationScore", "Generation", "GenerationSettings", "Request"]
