@@ -5,10 +5,10 @@ union of its rows' keys, in first-seen order. Lines are also printed as they com
 is cut short still shows what it measured.
 
     >>> report = Report("demo", {"device": "cpu"})
-    >>> report.add("speed", {"batch": 8, "tokens/s": 812.4})
-    batch: 8  tokens/s: 812.4
+    >>> report.add("speed", {"batch": 8, "tokens/s": 81.24})
+    batch: 8  tokens/s: 81.2
     >>> print(report.markdown().splitlines()[-1])
-    | 8 | 812.4 |
+    | 8 | 81.2 |
 """
 
 from __future__ import annotations
