@@ -390,7 +390,7 @@ def test_the_resolved_family_prompt_is_in_the_stage_fingerprint(family_paths, mo
     from hfgcot import GCoTConfig
     from hfgcot.geometry import families
     from hfgcot.model.spec import ModelSpec
-    from hfgcot.pipelines.base import config_for_model
+    from hfgcot.pipelines.config import config_for_model
     from hfgcot.pipelines.gcot import gcot_stages
 
     spec = ModelSpec(family_paths["qwen3_vl"])

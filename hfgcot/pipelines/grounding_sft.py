@@ -44,14 +44,8 @@ from hfgcot.images import (
     image_size,
     load_image,
 )
-from hfgcot.pipelines.base import (
-    PipelineConfig,
-    Stage,
-    cell_text,
-    option,
-    prompt_option,
-    split_options,
-)
+from hfgcot.pipelines.base import Stage, cell_text
+from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
 from hfgcot.splits import map_splits
