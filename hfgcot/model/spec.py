@@ -154,6 +154,15 @@ def get_vlm(spec: ModelSpec | EndpointSpec, rank: int | None = None) -> VLM:
     return vlm
 
 
+def loaded_vlm(spec: ModelSpec | EndpointSpec | None) -> Any:
+    """The model of ``spec`` if this process already loaded it, else ``None`` (never loads).
+
+    >>> loaded_vlm(ModelSpec("never/loaded")) is None
+    True
+    """
+    return next((v for v in list(_CACHE.values()) if getattr(v, "spec", None) == spec), None)
+
+
 def _get_endpoint(spec: EndpointSpec) -> Any:
     key = (spec, "endpoint")
     if key not in _CACHE:
@@ -261,6 +270,7 @@ __all__ = [
     "ModelSpec",
     "get_vlm",
     "load_vlm",
+    "loaded_vlm",
     "model_spec",
     "register_vlm",
     "spec_fingerprint_data",
