@@ -125,7 +125,7 @@ def test_provenance_survives_dataset_operations(tmp_path):
     assert [r["pipeline"] for r in get_provenance(replaced)] == ["c"]
 
 
-def test_records_name_local_models_by_folder_and_hide_endpoint_urls(tmp_path):
+def test_records_name_local_models_by_folder_and_hide_endpoint_urls(tmp_path, monkeypatch):
     from dataclasses import dataclass
 
     from hfgcot.model.endpoint import EndpointSpec
@@ -151,6 +151,9 @@ def test_records_name_local_models_by_folder_and_hide_endpoint_urls(tmp_path):
         assert str(tmp_path) not in text and "10.1.2.3" not in text
         assert record["stages"][0]["config"]["model"]["model"] == "my-finetune"
     assert record["model"]["family"] == "qwen2_5_vl"
+    monkeypatch.setenv("HF_TOKEN", "hf_inTheEnvironment1234")
+    record = pipeline_provenance("demo", simple_ds(), extra={"oops": "hf_inTheEnvironment1234"})
+    assert record["oops"] == "***"
 
 
 # ------------------------------------------------------------------------------------------

@@ -82,8 +82,11 @@ def embed_status(value: Any) -> str:
 
     >>> embed_status(None), embed_status(b"not an image"), embed_status("https://x/a.png")
     ('ok', 'undecodable_image', 'url_fetch_failed: urls disabled')
+    >>> embed_status({"bytes": None, "path": None}), embed_status({"bytes": b"", "path": None})
+    ('ok', 'empty_file')
     """
-    if value is None or value == "" or (isinstance(value, dict) and not any(value.values())):
+    empty_cell = isinstance(value, dict) and value.get("bytes") is None and not value.get("path")
+    if value is None or value == "" or empty_cell:
         return OK
     image, status = load_image(value, PUBLISH_POLICY)
     if image is not None:

@@ -30,6 +30,7 @@ from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 from hfgcot.publishing.card import card_for, merge_backend_metadata
 from hfgcot.publishing.provenance import PROVENANCE_FILE, dataset_records, dump_records
+from hfgcot.publishing.redact import redact
 from hfgcot.publishing.targets import (
     PublishError,
     PublishResult,
@@ -225,13 +226,14 @@ def _commit_card(
     *,
     branch: str | None,
     retry: Retry,
+    secrets: Collection[str],
 ) -> tuple[DatasetCard, str]:
     """Step 2: the card (with the data YAML of ``data_commit``) and the provenance file, in one
     commit on top of the data commit; returns the card written and the commit id."""
     import hfgcot
 
     card = merge_backend_metadata(card, _remote_card(api, repo_id, data_commit))
-    provenance = dump_records(dataset_records(release.dataset))
+    provenance = redact(dump_records(dataset_records(release.dataset)), secrets)
     operations = [
         CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()),
         CommitOperationAdd(
@@ -331,7 +333,7 @@ def publish_hub(
         max_shard_size=max_shard_size,
     )
     card, commit = _commit_card(
-        api, repo_id, release, card, data_commit, branch=branch, retry=retry
+        api, repo_id, release, card, data_commit, branch=branch, retry=retry, secrets=secrets
     )
     _create_tag(api, repo_id, release, commit, retry)
     url = f"https://huggingface.co/datasets/{repo_id}/tree/{release.tag}"

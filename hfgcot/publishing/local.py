@@ -32,6 +32,7 @@ from typing import Any
 
 from hfgcot.publishing.card import add_local_metadata, card_for
 from hfgcot.publishing.provenance import PROVENANCE_FILE, dataset_records, dump_records
+from hfgcot.publishing.redact import redact
 from hfgcot.publishing.targets import (
     PublishResult,
     Release,
@@ -115,7 +116,9 @@ def _splits_of(release: Release) -> dict[str, Any]:
     return {release.split: data} if isinstance(data, Dataset) else dict(data.items())
 
 
-def _write_version(release: Release, folder: Path, card: Any, max_shard_size: Any) -> Any:
+def _write_version(
+    release: Release, folder: Path, card: Any, max_shard_size: Any, secrets: Collection[str]
+) -> Any:
     """Shards, card and provenance file of ``release`` in ``folder``; returns the final card."""
     data_dir = "data" if release.config == "default" else release.config
     splits = _splits_of(release)
@@ -129,7 +132,8 @@ def _write_version(release: Release, folder: Path, card: Any, max_shard_size: An
     card.save(str(folder / "README.md"))
     provenance = folder / PROVENANCE_FILE.format(config=release.config)
     provenance.parent.mkdir(parents=True, exist_ok=True)
-    provenance.write_text(dump_records(dataset_records(release.dataset)), encoding="utf-8")
+    records = redact(dump_records(dataset_records(release.dataset)), secrets)
+    provenance.write_text(records, encoding="utf-8")
     return card
 
 
@@ -160,7 +164,7 @@ def publish_local(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.tmp-", dir=root))
     try:
-        card = _write_version(release, tmp, card, max_shard_size)
+        card = _write_version(release, tmp, card, max_shard_size, secrets)
         check_local_version(root, tag)
         try:
             os.rename(tmp, final)  # atomic; fails if a non-empty folder took the name meanwhile

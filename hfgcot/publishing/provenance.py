@@ -254,16 +254,16 @@ def _private_values(objects: Sequence[Any]) -> dict[str, str]:
     return found
 
 
-def _scrub(value: Any, paths: Mapping[str, str]) -> Any:
-    """``value`` (JSON data) with each key of ``paths`` replaced by its value."""
+def _scrub(value: Any, replacements: Mapping[str, str]) -> Any:
+    """``value`` (JSON data) with each key of ``replacements`` replaced by its value."""
     if isinstance(value, str):
-        for path in sorted(paths, key=len, reverse=True):
-            value = value.replace(path, paths[path])
+        for text in sorted(replacements, key=len, reverse=True):
+            value = value.replace(text, replacements[text])
         return value
     if isinstance(value, dict):
-        return {k: _scrub(v, paths) for k, v in value.items()}
+        return {k: _scrub(v, replacements) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v, paths) for v in value]
+        return [_scrub(v, replacements) for v in value]
     return value
 
 
@@ -317,7 +317,10 @@ def pipeline_provenance(
         record["boxes"] = boxes
     if extra:
         record.update(_jsonable(dict(extra)))
+    from hfgcot.publishing.redact import MASK, known_tokens
+
     private = _private_values([spec, getattr(spec, "spec", None), config, *stages])
+    private.update(dict.fromkeys(known_tokens(), MASK))
     return _scrub(record, private) if private else record
 
 
