@@ -125,37 +125,6 @@ def test_provenance_survives_dataset_operations(tmp_path):
     assert [r["pipeline"] for r in get_provenance(replaced)] == ["c"]
 
 
-def test_records_name_local_models_by_folder_and_hide_endpoint_urls(tmp_path, monkeypatch):
-    from dataclasses import dataclass
-
-    from hfgcot.model.endpoint import EndpointSpec
-    from hfgcot.model.spec import ModelSpec
-    from hfgcot.publishing.provenance import pipeline_provenance
-
-    folder = tmp_path / "private" / "my-finetune"
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
-
-    @dataclass(frozen=True)
-    class Stage:
-        model: object
-        name: str = "stage"
-
-    for spec in [
-        ModelSpec(str(folder) + "/"),
-        EndpointSpec("http://10.1.2.3:8000/v1", str(folder), min_pixels=3136, max_pixels=9999),
-    ]:
-        record = pipeline_provenance("demo", simple_ds(), spec=spec, stages=[Stage(spec)])
-        text = json.dumps(record)
-        assert record["model"]["model_id"] == "my-finetune", record["model"]
-        assert str(tmp_path) not in text and "10.1.2.3" not in text
-        assert record["stages"][0]["config"]["model"]["model"] == "my-finetune"
-    assert record["model"]["family"] == "qwen2_5_vl"
-    monkeypatch.setenv("HF_TOKEN", "hf_inTheEnvironment1234")
-    record = pipeline_provenance("demo", simple_ds(), extra={"oops": "hf_inTheEnvironment1234"})
-    assert record["oops"] == "***"
-
-
 # ------------------------------------------------------------------------------------------
 # Local backend
 # ------------------------------------------------------------------------------------------
