@@ -1,6 +1,6 @@
 """Nothing private leaves the machine through publishing: no token (given, from ``HF_TOKEN`` or
 the stored login) in a log record, warning, error, card or provenance record - checked against a
-fake_hub Hub on loopback that answers 503 and echoes the Authorization header - and no local model
+fake Hub on loopback that answers 503 and echoes the Authorization header - and no local model
 path or endpoint URL in provenance. (Files outside a ``.jsonl``'s folder: test_publish_local.)"""
 
 from __future__ import annotations
