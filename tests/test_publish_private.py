@@ -73,7 +73,7 @@ def test_redacting_covers_any_logger_warnings_and_the_error(caplog, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------
-# A fake_hub Hub on loopback that answers 503 and echoes the token
+# A fake Hub on loopback that answers 503 and echoes the token
 # ------------------------------------------------------------------------------------------
 
 
