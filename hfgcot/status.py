@@ -8,7 +8,9 @@ Pure (stdlib only). A status is one short string per row:
   name (``"empty_question"``, ``"undecodable_image"``...); the detail is for people.
 
 A row keeps the first problem it meets (:func:`first_problem`); later stages leave a problem row
-alone and add notes only to ``ok`` rows (:func:`with_note`). Every status a stage writes is
+alone and add notes only to ``ok`` rows (:func:`with_note`; notes add up: ``"ok: a; b"``). An
+answer cut at ``max_new_tokens`` makes a row :func:`truncated_output` where the cut text is the
+row's product, and adds the note :func:`note_truncated` where the row stays usable. Every status a stage writes is
 capped at :data:`MAX_CHARS` characters (:func:`cap`, applied by
 :class:`hfgcot.pipelines.base.Stage` to its status column), and :func:`summary` counts rows per
 reason for logs, provenance records and dataset cards.
@@ -32,13 +34,16 @@ __all__ = [
     "EMPTY_QUESTION",
     "MAX_CHARS",
     "OK",
+    "TRUNCATED_OUTPUT",
     "cap",
     "first_problem",
     "is_ok",
     "make",
+    "note_truncated",
     "reason",
     "summary",
     "summary_text",
+    "truncated_output",
     "with_note",
 ]
 
@@ -47,6 +52,9 @@ OK = "ok"
 
 EMPTY_QUESTION = "empty_question"
 """A row whose question (or referring phrase) is empty: written by several pipelines."""
+
+TRUNCATED_OUTPUT = "truncated_output"
+"""A row whose product is a model answer cut at ``max_new_tokens`` (:func:`truncated_output`)."""
 
 MAX_CHARS = 300
 """Longest status kept whole; the rest is replaced by a count (:func:`cap`)."""
@@ -95,13 +103,39 @@ def is_ok(status: Any) -> bool:
 
 
 def with_note(status: str, note: str) -> str:
-    """Add a soft note to a plain ``"ok"``; any other status (a note already, or a problem)
-    is kept, so the first note wins.
+    """``status`` with a soft ``note`` added when the row is ok; a problem status is kept.
 
-    >>> with_note("ok", "a"), with_note("ok: a", "b"), with_note("empty_caption", "b")
-    ('ok: a', 'ok: a', 'empty_caption')
+    Notes add up in the order they came (one already there is not repeated):
+
+    >>> with_note("ok", "a"), with_note("ok: a", "b"), with_note("ok: a", "a")
+    ('ok: a', 'ok: a; b', 'ok: a')
+    >>> with_note("empty_caption", "b")
+    'empty_caption'
     """
-    return make(OK, note) if status == OK else status
+    if status == OK:
+        return make(OK, note)
+    if is_ok(status):
+        notes = status[len(OK) + 1 :].strip().split("; ")
+        return status if note in notes else cap(f"{status}; {note}")
+    return status
+
+
+def note_truncated(status: str, stage: str) -> str:
+    """``status`` with the note that an answer of ``stage`` was cut (usable rows only).
+
+    >>> note_truncated("ok", "dense_fuse"), note_truncated("empty_caption", "dense_fuse")
+    ('ok: truncated dense_fuse', 'empty_caption')
+    """
+    return with_note(status, f"truncated {stage}")
+
+
+def truncated_output(stage: str) -> str:
+    """The status of a row whose ``stage`` answer was cut and is unusable.
+
+    >>> truncated_output("gcot_reasoning")
+    'truncated_output: gcot_reasoning'
+    """
+    return make(TRUNCATED_OUTPUT, stage)
 
 
 def first_problem(*statuses: str) -> str:

@@ -393,19 +393,13 @@ def test_publishing_the_catalogue_leaks_nothing(catalogue, tiny_vlm, tmp_path, m
     caplog.set_level(logging.DEBUG)
     out = add_gcot(rows, ScriptedVLM(tiny_vlm, script), batch_size=16)
     target = tmp_path / "releases"
-    try:
+    with pytest.raises(ValueError, match="drop_bad_rows=True"):  # rows without an image
         publish(out, target, version="1.0.0")
-    except ValueError as err:  # publish may refuse rows whose image cannot be embedded
-        assert "drop_bad_rows" in str(err)
+    publish(out, target, version="1.0.0", drop_bad_rows=True)
     assert_no_secret(root, target)
     assert_no_token(caplog.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish embeds only images that decode, and refuses other rows unless "
-    "drop_bad_rows=True: the publish helper's fix (#18 item 1), not in main yet",
-)
 def test_publish_embeds_only_images_that_decode(catalogue, tiny_vlm, tmp_path):
     root, rows, _, _ = catalogue
     out = add_gcot(rows, ScriptedVLM(tiny_vlm, script), batch_size=16)

@@ -24,7 +24,7 @@ from hfgcot import prompts as prompt_module
 from hfgcot.geometry.families import get_family, known_families
 from hfgcot.images import ImagePolicy
 from hfgcot.model.spec import ModelSpec
-from hfgcot.pipelines.base import resolve_model, split_options
+from hfgcot.pipelines.config import resolve_model, split_options
 from hfgcot.testing.tiny import ScriptedVLM
 
 CONFIGS = [

@@ -37,7 +37,9 @@ def test_ok_and_notes():
     assert is_ok(OK) and is_ok("ok: note")
     assert not is_ok("okay") and not is_ok("broken: ok") and not is_ok(None)
     assert with_note(OK, "first") == "ok: first"
-    assert with_note("ok: first", "second") == "ok: first"
+    assert with_note("ok: first", "second") == "ok: first; second"  # notes add up
+    assert with_note("ok: first; second", "first") == "ok: first; second"  # not repeated
+    assert len(with_note("ok: " + "n" * 400, "more")) < 400  # capped
     assert with_note("empty_caption", "second") == "empty_caption"
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from hfgcot.geometry.families import Family, get_family, patch_factor
 from hfgcot.geometry.frames import smart_resize
+from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.family import config_family
 from hfgcot.model.files import processor_limits
 
@@ -290,12 +291,14 @@ def is_endpoint_error(status: Any) -> bool:
 
 
 def error_status(error: str, limit: int = 200) -> str:
-    """The row status of a failed request: endpoint errors keep their own reason.
+    """The row status of a failed request: endpoint and out-of-memory errors keep their reason.
 
     >>> error_status("endpoint_error: timed out"), error_status("ValueError: bad")
     ('endpoint_error: timed out', 'generation_error: ValueError: bad')
+    >>> error_status("out_of_memory: 20480 tokens")
+    'out_of_memory: 20480 tokens'
     """
-    if error.startswith(f"{ENDPOINT_ERROR}:"):
+    if error.startswith(f"{ENDPOINT_ERROR}:") or is_out_of_memory(error):
         return error[:limit]
     return f"generation_error: {error[:limit]}"
 

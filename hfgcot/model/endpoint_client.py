@@ -40,12 +40,12 @@ from hfgcot.model.endpoint import (
     mask_key_in_logs,
     redact,
 )
+from hfgcot.model.scoring import continuation_lengths
 from hfgcot.model.vlm import (
     ContinuationScore,
     Generation,
     GenerationSettings,
     Request,
-    continuation_lengths,
 )
 
 logger = logging.getLogger(__name__)
@@ -211,14 +211,16 @@ class EndpointVLM:
         settings: GenerationSettings | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
         sort_by_length: bool = True,
+        stage: str = "generate",
     ) -> list[Generation]:
         """Answer ``requests`` with at most ``max_concurrency`` in flight; results in order.
 
         Greedy is ``temperature=0``; ``max_new_tokens``, ``top_p`` and ``seed`` are passed as
         ``max_tokens``, ``top_p`` and ``seed``; ``finish_reason == "length"`` sets
-        ``truncated``. ``batch_size`` and ``sort_by_length`` are the in-process engine's (the
-        server batches by itself) and are ignored.
+        ``truncated``. ``batch_size``, ``max_batch_tokens``, ``sort_by_length`` and ``stage``
+        are the in-process engine's (the server batches by itself) and are ignored.
         """
         settings = settings or GenerationSettings()
         return self._map(lambda r: self._one(r, settings), list(requests))
@@ -230,6 +232,8 @@ class EndpointVLM:
         prefixes: list[str] | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
+        stage: str = "score",
     ) -> list[ContinuationScore]:
         """Teacher-forced log-probs of each continuation's tokens, from the server's prompt log-probs.
 

@@ -12,7 +12,7 @@ chat with a final assistant message ``prefix + continuation`` and
 ``continue_final_message=True``: the server's prompt is then the chat template with the
 generation prompt, ``prefix`` and ``continuation``, the text scored in process. The model's own
 processor, read locally (:func:`load_template`), says how many trailing tokens are the
-continuation (:func:`hfgcot.model.vlm.continuation_lengths`, the in-process rule) and which
+continuation (:func:`hfgcot.model.scoring.continuation_lengths`, the in-process rule) and which
 tokens the whole prompt must have: :func:`read_scores` checks the server's prompt against them
 (each run of image placeholder tokens counted once) before it reads any log-prob, so a server
 with another template or tokenizer gives an error, never a silently shifted score.

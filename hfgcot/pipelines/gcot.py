@@ -23,23 +23,25 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts
 from hfgcot.geometry.frames import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.endpoint import error_status, is_endpoint_error
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.phrases import dedupe, phrase_key
-from hfgcot.pipelines.base import (
-    ModelPipelineConfig,
-    ModelStage,
-    Stage,
-    option,
-    prompt_option,
-    split_options,
-)
+from hfgcot.pipelines.base import ModelStage, Stage
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.run.local import status_summary
-from hfgcot.status import EMPTY_QUESTION, OK, first_problem
+from hfgcot.status import (
+    EMPTY_QUESTION,
+    OK,
+    first_problem,
+    note_truncated,
+    truncated_output,
+    with_note,
+)
 from hfgcot.untrusted import cell_text
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ class ReasoningStage(ModelStage):
     """Stage 1: ``raw_cot_output``, ``image_size`` (``[w, h]``, ``[]`` if unread), ``gcot_status``."""
 
     name = "gcot_reasoning"
-    version = "3"  # v2: writes image_size; v3: untrusted text neutralised, blank questions
+    version = "4"  # v2: image_size; v3: truncated_output; v4: text neutralised, blank questions
     status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
@@ -106,11 +108,12 @@ class ReasoningStage(ModelStage):
                 where.append(i)
         raw = [""] * n
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 raw[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
+                elif out.truncated:  # the keyword line and the conclusion are cut
+                    statuses[i] = truncated_output(self.name)
         return {"raw_cot_output": raw, "image_size": sizes, STATUS: statuses}
 
 
@@ -169,7 +172,7 @@ class GroundingStage(ModelStage):
     """
 
     name = "gcot_grounding"
-    version = "3"  # v2: keywords de-duplicated by the phrase key; v3: keywords neutralised
+    version = "4"  # v2: phrase-key dedupe; v3: truncation in the status; v4: neutralised
     status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"
@@ -209,12 +212,13 @@ class GroundingStage(ModelStage):
                 requests.append(request)
                 owners.append((i, phrase))
         groundings: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        cut = [False] * n
         if requests:
             vlm = self.vlm(rank)
-            outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
-            for (i, kw), out in zip(owners, outs, strict=True):
-                if out.error and is_endpoint_error(out.error):
+            for (i, kw), out in zip(owners, self.generate(requests, rank), strict=True):
+                if out.error and (is_endpoint_error(out.error) or is_out_of_memory(out.error)):
                     statuses[i] = error_status(out.error)
+                cut[i] = cut[i] or out.truncated
                 if out.frame is None:
                     continue
                 for label, pixels, model_box in ground_boxes(out.text, out.frame, vlm.family):
@@ -227,10 +231,14 @@ class GroundingStage(ModelStage):
             if statuses[i] != OK:
                 continue
             total = len(batch[self.keywords_column][i])
-            if not groundings[i]:
-                statuses[i] = "no_groundings"
-            elif total > len(phrases_of[i]):
-                statuses[i] = f"ok: grounded the first {len(phrases_of[i])} of {total} keywords"
+            if not groundings[i]:  # boxes written before a cut are complete: kept
+                statuses[i] = truncated_output(self.name) if cut[i] else "no_groundings"
+                continue
+            if total > len(phrases_of[i]):
+                note = f"grounded the first {len(phrases_of[i])} of {total} keywords"
+                statuses[i] = with_note(statuses[i], note)
+            if cut[i]:
+                statuses[i] = note_truncated(statuses[i], self.name)
         return {"groundings": groundings, STATUS: statuses}
 
 
@@ -342,7 +350,7 @@ def boxes_note(config: GCoTConfig) -> str:
 
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
     """The four stages of the pipeline for ``config`` (used by :func:`add_gcot`, Ray and resume)."""
-    common = {"model": spec, "batch_size": config.batch_size, "system_prompt": config.system_prompt}
+    common = config.model_stage_fields(spec)
     return [
         ReasoningStage(
             **common,

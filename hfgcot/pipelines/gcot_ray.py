@@ -20,7 +20,7 @@ from datasets import Dataset
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
-from hfgcot.pipelines.base import config_for_model
+from hfgcot.pipelines.config import config_for_model
 from hfgcot.pipelines.gcot import STATUS, GCoTConfig, boxes_note, gcot_stages
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance

@@ -21,9 +21,9 @@ from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL
-from hfgcot.pipelines.base import (
+from hfgcot.pipelines.base import ModelStage
+from hfgcot.pipelines.config import (
     ModelPipelineConfig,
-    ModelStage,
     option,
     prompt_option,
     resolve_model_config,
@@ -35,7 +35,7 @@ from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
 from hfgcot.splits import map_splits
-from hfgcot.status import EMPTY_QUESTION, OK
+from hfgcot.status import EMPTY_QUESTION, OK, note_truncated, truncated_output
 from hfgcot.untrusted import cell_text, neutralize_special_tokens
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class GroundingPredictionStage(ModelStage):
     """
 
     name = "grounding_predict"
-    version = "2"  # special tokens of the asked text neutralised; blank questions
+    version = "3"  # v2: truncation in the status; v3: asked text neutralised, blank questions
     image_column: str = "image"
     text_column: str = "question"
     messages_column: str = "messages"
@@ -131,17 +131,18 @@ class GroundingPredictionStage(ModelStage):
         texts = [""] * n
         if requests:
             vlm = self.vlm(rank)
-            outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 texts[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
                     continue
                 box = first_box(out.text, out.frame, vlm.family) if out.frame else None
-                if box is not None:
+                if box is not None:  # a box read before a cut is complete: usable
                     boxes[i] = box
+                    if out.truncated:
+                        statuses[i] = note_truncated(statuses[i], self.name)
                 else:
-                    statuses[i] = "unparseable"
+                    statuses[i] = truncated_output(self.name) if out.truncated else "unparseable"
         return {
             f"{self.prefix}_bbox": boxes,
             f"{self.prefix}_text": texts,
@@ -244,10 +245,8 @@ def add_grounding_predictions(
 def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:
     """The stage of :func:`add_grounding_predictions` for ``config`` and a model spec."""
     return GroundingPredictionStage(
-        model=spec,
+        **config.model_stage_fields(spec),
         generation=config.generation(),
-        batch_size=config.batch_size,
-        system_prompt=config.system_prompt,
         image_column=config.image_column,
         text_column=config.text_column,
         messages_column=config.messages_column,

@@ -44,13 +44,8 @@ from hfgcot.images import (
     image_size,
     load_image,
 )
-from hfgcot.pipelines.base import (
-    PipelineConfig,
-    Stage,
-    option,
-    prompt_option,
-    split_options,
-)
+from hfgcot.pipelines.base import Stage
+from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline

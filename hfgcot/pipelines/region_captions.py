@@ -35,19 +35,14 @@ from hfgcot.geometry.regions import (
     validate_boxes,
 )
 from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing.replies import parse_region_answer
-from hfgcot.pipelines.base import (
-    ModelPipelineConfig,
-    ModelStage,
-    Stage,
-    option,
-    prompt_option,
-    split_options,
-)
+from hfgcot.pipelines.base import ModelStage, Stage
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.runner import run_model_pipeline
-from hfgcot.status import OK
+from hfgcot.status import OK, truncated_output
 from hfgcot.viz.draw import draw_regions
 
 logger = logging.getLogger(__name__)
@@ -132,7 +127,7 @@ class RegionCaptionStage(ModelStage):
     """Stage 2: ``answer`` - text for ``mode="marked"``, one text per region for ``"crop"``."""
 
     name = "region_caption"
-    version = "2"  # statuses capped (hfgcot.status.cap): long error lists
+    version = "3"  # v2: statuses capped; v3: a cut caption is truncated_output, out of memory its own status
     status_column = STATUS
     image_column: str = "image"
     mode: RegionMode = "marked"
@@ -170,12 +165,16 @@ class RegionCaptionStage(ModelStage):
                 owners += [i] * len(row_requests)
         texts: list[list[str]] = [[] for _ in range(n)]
         errors: list[list[str]] = [[] for _ in range(n)]
+        reasons: list[str | None] = [None] * n  # out of memory, or a cut caption
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(owners, outs, strict=True):
+            for i, out in zip(owners, self.generate(requests, rank), strict=True):
                 texts[i].append(out.text.strip())
-                if out.error:
+                if out.error and is_out_of_memory(out.error):
+                    reasons[i] = reasons[i] or out.error
+                elif out.error:
                     errors[i].append(f"region {len(texts[i])}: {out.error[:150]}")
+                elif out.truncated:  # the captions are the product: a cut one is unusable
+                    reasons[i] = reasons[i] or truncated_output(self.name)
         if self.mode == "marked":
             answers: list[Any] = [t[0] if t else "" for t in texts]
             captions = [
@@ -187,7 +186,9 @@ class RegionCaptionStage(ModelStage):
         for i in range(n):
             before = "" if statuses[i] == OK else f" (after {statuses[i]})"
             missing = [str(k) for k, text in enumerate(captions[i], 1) if not text]
-            if errors[i]:
+            if reasons[i]:
+                statuses[i] = reasons[i] + before
+            elif errors[i]:
                 statuses[i] = "generation_error: " + "; ".join(errors[i])[:300] + before
             elif missing:
                 statuses[i] = (
@@ -244,10 +245,8 @@ def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[
             crop_prompt="" if marked else config.crop_prompt,
         ),
         RegionCaptionStage(
-            model=spec,
+            **config.model_stage_fields(spec),
             generation=config.generation(),
-            batch_size=config.batch_size,
-            system_prompt=config.system_prompt,
             image_column=config.image_column,
             mode=config.mode,
             image_policy=config.image_policy,

@@ -15,7 +15,8 @@ from typing import Any
 
 from datasets import Dataset
 
-from hfgcot.pipelines.base import Stage, resolve_model_config
+from hfgcot.pipelines.base import Stage
+from hfgcot.pipelines.config import resolve_model_config
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import (

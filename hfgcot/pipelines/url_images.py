@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 from datasets import Dataset, Features, Image
 
 from hfgcot.images import ImagePolicy, stored_image
-from hfgcot.pipelines.base import PipelineConfig, Stage
+from hfgcot.pipelines.base import Stage
+from hfgcot.pipelines.config import PipelineConfig
 
 __all__ = ["FetchUrlImagesStage", "has_url_images", "read_urls_first"]
 

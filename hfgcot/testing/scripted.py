@@ -57,16 +57,22 @@ class ScriptedVLM:
     Wraps a loaded :class:`hfgcot.model.vlm.VLM` (its ``family``, limits and processor are the
     wrapped model's); the text of each answer is ``script(request, prompt_text)``. With
     ``decode=True`` the text goes through the model's tokenizer and back with special tokens
-    skipped, as a real generation is decoded. Every prompt is recorded in ``calls``.
+    skipped, as a real generation is decoded. With ``budget=True`` an answer is held to the
+    call's ``max_new_tokens`` like a real engine's: a scripted text of that many tokens or more
+    (real tokenizer) is cut there and reported ``truncated`` (no end-of-sequence token fitted).
+    Every prompt is recorded in ``calls``.
 
     Example:
         >>> fake = ScriptedVLM(load_vlm(path), lambda req, text: '{"bbox_2d": [0, 0, 10, 10]}')  # doctest: +SKIP
     """
 
-    def __init__(self, vlm: Any, script: Script, *, decode: bool = False) -> None:
+    def __init__(
+        self, vlm: Any, script: Script, *, decode: bool = False, budget: bool = False
+    ) -> None:
         self._vlm = vlm
         self.script = script
         self.decode = decode
+        self.budget = budget
         self.calls: list[str] = []
         # A spec of its own: its outputs must never share a cache fingerprint with the real model.
         self.spec = replace(vlm.spec, model=f"{vlm.spec.model}#scripted-{uuid.uuid4().hex[:12]}")
@@ -92,8 +98,20 @@ class ScriptedVLM:
             prompt = request.prompt_text()
             self.calls.append(prompt)
             text = self.answer(request, prompt, frame)
-            out.append(Generation(text=self.decoded(text) if self.decode else text, frame=frame))
+            text, cut = self._within_budget(text, settings)
+            text = self.decoded(text) if self.decode else text
+            out.append(Generation(text=text, frame=frame, truncated=cut))
         return out
+
+    def _within_budget(self, text: str, settings: Any) -> tuple[str, bool]:
+        """``(text, truncated)``: cut at ``settings.max_new_tokens`` tokens when ``budget``."""
+        if not self.budget or settings is None:
+            return text, False
+        tokenizer = self._vlm.processor.tokenizer
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) < settings.max_new_tokens:
+            return text, False
+        return tokenizer.decode(ids[: settings.max_new_tokens], skip_special_tokens=True), True
 
 
 class GroundingScriptedVLM(ScriptedVLM):
