@@ -125,9 +125,9 @@ def image_size(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> tuple[int, i
 
     Reads only the header where the format allows (no pixel decoding), so a truncated file can
     still report a size. Accepts the same values as :func:`load_image` (URLs are fetched under
-    ``policy``'s URL rules; ``ImagePolicy(allow_urls=False)`` reads no URL). Returns ``None`` for missing or unidentifiable images and for
-    decompression bombs. A PNG whose EXIF chunk comes after the pixel data is reported untransposed
-    (reading it would need a full decode).
+    ``policy``'s URL rules; ``ImagePolicy(allow_urls=False)`` reads no URL). ``None`` for
+    missing or unidentifiable images and above ``policy.max_image_pixels``. A PNG whose EXIF
+    chunk comes after the pixel data is reported untransposed (that needs a full decode).
 
     Example::
 
@@ -140,8 +140,9 @@ def image_size(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> tuple[int, i
     try:
         if isinstance(value, Image.Image):
             return _oriented_size(value)
-        source = _resolve(value, policy)
-        with _open(source) as img:
+        with _open(_resolve(value, policy)) as img:
+            if img.width * img.height > policy.max_image_pixels:
+                raise _Failure(DECOMPRESSION_BOMB)
             return _oriented_size(img)
     except _Failure as failure:
         logger.debug("image size unknown: %s", failure.status)

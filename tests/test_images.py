@@ -402,6 +402,9 @@ def test_bomb_warning_range_is_the_policys_call(monkeypatch: pytest.MonkeyPatch)
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # no warning leaks
         _assert_ok(load_image(data), (40, 40))
     assert load_image(data, ImagePolicy(max_image_pixels=1000)) == (None, "decompression_bomb")
+    assert image_size(data, ImagePolicy(max_image_pixels=1000)) is None  # one rule for both
+    assert image_size(png_claiming(9500, 9500)) is None  # in PIL's warning range by default
+    assert image_size(data) == (40, 40)
 
 
 # --------------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ class GroundingSFTStage(Stage):
         if self.verify_images:
             image, status = load_image(value, self.image_policy)
             return (image.size if image is not None else None), status
-        size = image_size(value)
+        size = image_size(value, self.image_policy)
         if size is None:
             return None, UNDECODABLE_IMAGE
         w, h = size
