@@ -9,8 +9,9 @@ A dataset from elsewhere decides which addresses the library calls, so :func:`fe
   server on 127.0.0.1), and connects to the address it checked, so a second DNS answer cannot
   swap in another one (DNS rebinding);
 - stops reading at ``max_bytes`` (a larger ``Content-Length`` is refused before the body);
-- gives the whole transfer one deadline (``timeout`` seconds from the first byte sent to the
-  last one read), so a server trickling bytes cannot stretch it;
+- gives the whole transfer one deadline (``timeout`` seconds for connecting, redirects and the
+  last byte of the body), so a server trickling bytes cannot stretch it (name resolution is the
+  system resolver's, with its own timeouts);
 - never uses proxies from the environment (a proxy would resolve the host itself).
 
 A refusal or failure raises :class:`UrlError` whose ``status`` is a row status:
