@@ -62,3 +62,42 @@ def test_entry_points_taking_splits_refuse_other_values():
 
     with pytest.raises(TypeError, match="Dataset or DatasetDict, got list"):
         to_grounding_sft([{"image": None, "question": "q", "bbox": [1, 2, 3, 4]}])
+
+
+def every_stage():
+    """One stage of each class of every pipeline, built the way the entry points build them."""
+    from hfgcot import (
+        DenseCaptionConfig,
+        GCoTConfig,
+        GroundingPredictionConfig,
+        GroundingSFTConfig,
+        RegionCaptionConfig,
+    )
+    from hfgcot.model.spec import ModelSpec
+    from hfgcot.pipelines.dense_captions import dense_caption_stages
+    from hfgcot.pipelines.gcot import gcot_stages
+    from hfgcot.pipelines.grounding_predictions import prediction_stage
+    from hfgcot.pipelines.grounding_sft import sft_stage
+    from hfgcot.pipelines.region_captions import region_caption_stages
+
+    spec = ModelSpec("org/m")
+    return [
+        *gcot_stages(GCoTConfig(), spec),
+        *dense_caption_stages(DenseCaptionConfig(), spec),
+        *region_caption_stages(RegionCaptionConfig(), spec),
+        *region_caption_stages(RegionCaptionConfig(mode="crop"), spec),
+        sft_stage(GroundingSFTConfig()),
+        prediction_stage(GroundingPredictionConfig(), spec),
+    ]
+
+
+@pytest.mark.parametrize("stage", every_stage(), ids=lambda s: type(s).__name__)
+def test_a_stage_keeps_its_fingerprint_wherever_its_class_lives(stage):
+    """Stage classes move between modules (pipelines split into packages): what a stage writes
+    is its name, version and fields, so its caches and checkpoints must survive the move."""
+    cls = type(stage)
+    moved_cls = type(cls.__name__ + "Moved", (cls,), {"__module__": "elsewhere.entirely"})
+    moved = moved_cls(**{f.name: getattr(stage, f.name) for f in dataclasses.fields(stage)})
+    assert moved.fingerprint == stage.fingerprint
+    data = str(stage.fingerprint_data())
+    assert cls.__module__ not in data and cls.__name__ not in data
