@@ -62,6 +62,7 @@ class RegionPrepareStage(Stage):
     """Stage 1 (no model): validated boxes, the marked image and the prompt of every row."""
 
     name = "region_prepare"
+    version = "2"  # number tags placed off the boxes and each other, smaller on small images
     status_column = STATUS
     image_column: str = "image"
     bbox_column: str = "bbox"
