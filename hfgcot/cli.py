@@ -13,6 +13,8 @@ import logging
 import sys
 from typing import Any
 
+from hfgcot.geometry.families import known_families
+
 GCOT_EXAMPLE = """example:
   hfgcot gcot --input data/questions.jsonl --output out/gcot \\
       --model Qwen/Qwen2.5-VL-3B-Instruct --batch-size 16 --max-pixels 1003520
@@ -64,6 +66,7 @@ def _add_model_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument(
         "--family",
         default=None,
+        choices=known_families(),
         help="model family of the served model when its config cannot be read (with --endpoint)",
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -494,9 +497,7 @@ def _add_sft_parser(sub: Any) -> None:
     s.add_argument("--text-column", default="question")
     s.add_argument("--bbox-column", default="bbox")
     s.add_argument("--bbox-format", choices=["xywh", "xyxy"], default="xywh")
-    s.add_argument(
-        "--model-family", choices=["qwen2_5_vl", "qwen2_vl", "qwen3_vl"], default="qwen2_5_vl"
-    )
+    s.add_argument("--model-family", choices=known_families(), default="qwen2_5_vl")
     s.add_argument("--min-pixels", type=int, default=None, help="training processor min_pixels")
     s.add_argument("--max-pixels", type=int, default=None, help="training processor max_pixels")
     s.add_argument("--processor", default=None, help="read the resize limits from this model")

@@ -16,11 +16,16 @@ generation settings, prompts and their version, configs) and a short sample.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
+
+import hfgcot
+from hfgcot import status
+from hfgcot.geometry.families import get_family, known_families
+from hfgcot.publishing.provenance import get_provenance, now_utc
+from hfgcot.splits import as_splits
 
 __all__ = [
     "CARD_OPTIONS",
@@ -40,14 +45,6 @@ PIPELINE_TAGS: dict[str, tuple[list[str], list[str]]] = {
     "dense_captions": (["image-to-text"], ["dense-captions"]),
     "region_captions": (["image-to-text"], ["region-captions", "grounding"]),
     "grounding_sft": (["image-text-to-text"], ["grounding", "sft"]),
-}
-
-# What the numbers a model writes mean, per model family (see DESIGN.md, "Coordinates").
-FAMILY_BOXES = {
-    "qwen2_vl": "0..1000 relative to the image, text form `(x1,y1),(x2,y2)`",
-    "qwen2_5_vl": "absolute pixels of the resized image the model saw (W' x H', from the "
-    "processor's `image_grid_thw`)",
-    "qwen3_vl": "0..1000 relative to the image, JSON `bbox_2d`",
 }
 
 # Keys a caller may set through ``publish(..., card={...})``.
@@ -73,13 +70,6 @@ def size_category(n: int) -> str:
         (1_000_000_000, "100M<n<1B"),
     ]
     return next((label for bound, label in bounds if n < bound), "n>1B")
-
-
-def _splits(dataset: Any, split: str) -> dict[str, Any]:
-    """``{split name: Dataset}`` for a Dataset or a DatasetDict."""
-    from datasets import Dataset
-
-    return {split: dataset} if isinstance(dataset, Dataset) else dict(dataset.items())
 
 
 def _cell(value: Any) -> str:
@@ -119,16 +109,11 @@ def _sample(ds: Any, n: int = _SAMPLE_ROWS) -> list[dict[str, Any]]:
 
 
 def _status_summaries(ds: Any) -> dict[str, dict[str, int]]:
-    out = {}
-    for column in ds.column_names:
-        if column.endswith("_status") and ds.features[column].dtype == "string":
-            counts = Counter(str(s).split(":", 1)[0] for s in ds[column])
-            out[column] = dict(counts.most_common())
-    return out
-
-
-def _summary_text(summary: Mapping[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in summary.items()) or "-"
+    return {
+        column: status.summary(ds[column])
+        for column in ds.column_names
+        if column.endswith("_status") and ds.features[column].dtype == "string"
+    }
 
 
 def _generation_table(record: Mapping[str, Any]) -> list[str]:
@@ -169,16 +154,17 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
     if record.get("status") is not None:
         lines.append(
             f"| status (`{_cell(record.get('status_column'))}`) | "
-            f"{_cell(_summary_text(record['status']))} |"
+            f"{_cell(status.summary_text(record['status']))} |"
         )
     lines += _generation_table(record)
     if record.get("boxes"):
         lines += ["", f"Boxes: {record['boxes']}"]
     family = model.get("family")
-    if family in FAMILY_BOXES:
+    if family in known_families():  # what its numbers mean: the family table
         lines += [
             "",
-            f"The model ({family}) writes boxes as {FAMILY_BOXES[family]}; with the resize limits "
+            f"The model ({family}) writes boxes as {get_family(family).box_wording}; with the "
+            "resize limits "
             f"min_pixels={model.get('min_pixels')}, max_pixels={model.get('max_pixels')}. "
             "hfgcot converts them through the processor's own resize.",
         ]
@@ -197,8 +183,6 @@ def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
 
 
 def _collect_records(splits: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from hfgcot.publishing.provenance import get_provenance
-
     records: list[dict[str, Any]] = []
     for ds in splits.values():
         for record in get_provenance(ds):
@@ -229,14 +213,11 @@ def build_card(
 
     The card holds no ``configs``/``dataset_info`` YAML: the publishing backend adds those.
     """
-    import hfgcot
-    from hfgcot.publishing.provenance import now_utc
-
     options = dict(options or {})
     unknown = sorted(set(options) - set(CARD_OPTIONS))
     if unknown:
         raise ValueError(f"unknown card option(s) {unknown}; allowed: {list(CARD_OPTIONS)}")
-    splits = _splits(dataset, split)
+    splits = as_splits(dataset, split)
     records = _collect_records(splits)
     pipelines = list(dict.fromkeys(str(r.get("pipeline")) for r in records))
     created_at = created_at or now_utc()
@@ -306,7 +287,7 @@ def build_card(
     for s, ds in splits.items():
         for column, summary in _status_summaries(ds).items():
             body.append("")
-            body.append(f"Status `{column}` ({s}): {_summary_text(summary)}.")
+            body.append(f"Status `{column}` ({s}): {status.summary_text(summary)}.")
     has_boxes = any(r.get("boxes") for r in records) or any(
         "bbox" in repr(f) for f in first.features.values()
     )

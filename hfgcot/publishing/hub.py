@@ -33,13 +33,21 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from huggingface_hub import DatasetCard, HfApi
 
-from hfgcot.publishing.card import build_card, merge_backend_metadata
+from hfgcot.publishing.card import merge_backend_metadata
+from hfgcot.publishing.local import publish_local
+from hfgcot.publishing.versions import (
+    PublishError,
+    PublishResult,
+    VersionExistsError,
+    load_code_for,
+    make_card,
+    parse_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,60 +65,9 @@ __all__ = [
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_VERSION = re.compile(
-    r"^v?(?P<v>(0|[1-9]\d*)\.(0|[1-9]\d*)(\.(0|[1-9]\d*))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?)$"
-)
 _SPLIT = re.compile(r"^\w+(\.\w+)*$")
 _CONFIG = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 _REPO_PART = re.compile(r"^[A-Za-z0-9][\w.-]*$")
-
-
-class PublishError(RuntimeError):
-    """Publishing failed; no tag (Hub) or version folder (local) was created."""
-
-
-class VersionExistsError(PublishError, FileExistsError):
-    """The version already exists: versions are immutable, publish a new one."""
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What :func:`publish` did.
-
-    Attributes:
-        backend: ``"hub"`` or ``"local"``.
-        target: the repo id, or the local root folder.
-        version: e.g. ``"1.0.0"``; ``tag`` is ``"v1.0.0"``.
-        location: the Hub URL of the tag, or the local version folder.
-        commit: the tagged commit (Hub), else ``None``.
-        rows: rows per split.
-        card: the dataset card written.
-        load_code: Python that loads exactly this version.
-    """
-
-    backend: Literal["hub", "local"]
-    target: str
-    version: str
-    tag: str
-    location: str
-    commit: str | None
-    rows: dict[str, int]
-    card: DatasetCard = field(repr=False)
-    load_code: str = field(repr=False)
-
-
-def parse_version(version: str) -> str:
-    """Validate a semver-ish version and return it without a leading ``v``.
-
-    >>> parse_version("1.2.0"), parse_version("v2.0"), parse_version("1.0.0-rc.1")
-    ('1.2.0', '2.0', '1.0.0-rc.1')
-    """
-    m = _VERSION.match(str(version).strip()) if isinstance(version, str) else None
-    if not m:
-        raise ValueError(
-            f"version must look like 1.0.0 (MAJOR.MINOR[.PATCH][-pre][+build]), got {version!r}"
-        )
-    return m.group("v")
 
 
 def is_local_target(target: str | os.PathLike[str]) -> bool:
@@ -258,17 +215,6 @@ def _rows(dataset: Any, split: str) -> dict[str, int]:
     )
 
 
-def _load_code(path: str, tag: str | None, split: str | None, config_name: str | None) -> str:
-    args = [repr(path)]
-    if config_name not in (None, "default"):
-        args.append(f"name={config_name!r}")
-    if tag:
-        args.append(f"revision={tag!r}")
-    if split:
-        args.append(f"split={split!r}")
-    return f"ds = load_dataset({', '.join(args)})"
-
-
 def _card_options(card: Any) -> tuple[Mapping[str, Any] | None, DatasetCard | None]:
     if card is None or isinstance(card, Mapping):
         return card, None
@@ -372,8 +318,6 @@ def publish(
     options, fixed_card = _card_options(card)
     dataset = embed_image_paths(dataset, image_columns)
     if is_local_target(repo_id):
-        from hfgcot.publishing.local import publish_local
-
         return publish_local(
             dataset,
             _local_root(repo_id),
@@ -460,29 +404,6 @@ def embed_image_paths(dataset: Any, image_columns: str | Sequence[str] | None = 
     return dataset
 
 
-def _make_card(
-    dataset: Any,
-    version: str,
-    load_code: str,
-    split: str,
-    config_name: str | None,
-    options: Mapping[str, Any] | None,
-    fixed_card: DatasetCard | None,
-    target: str,
-) -> DatasetCard:
-    if fixed_card is not None:
-        return fixed_card
-    return build_card(
-        dataset,
-        version=version,
-        load_code=load_code,
-        split=split,
-        config_name=config_name,
-        options=options,
-        target=target,
-    )
-
-
 def _hub_tags(api: Any, repo_id: str) -> dict[str, str]:
     """``{tag name: commit}`` of a Hub dataset repo; ``{}`` when the repo does not exist."""
     from huggingface_hub.errors import RepositoryNotFoundError
@@ -535,8 +456,8 @@ def _publish_hub(
         raise VersionExistsError(
             f"{repo_id} already has tag {tag}: versions are never overwritten, publish a new one"
         )
-    load_code = _load_code(repo_id, tag, split if len(rows) == 1 else None, config_name)
-    card = _make_card(dataset, version, load_code, split, config_name, options, fixed_card, repo_id)
+    load_code = load_code_for(repo_id, tag, split if len(rows) == 1 else None, config_name)
+    card = make_card(dataset, version, load_code, split, config_name, options, fixed_card, repo_id)
 
     # 2. the card (keeping the data YAML of configs pushed before), then the data
     retry(

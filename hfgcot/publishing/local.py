@@ -20,15 +20,10 @@ from typing import Any
 from huggingface_hub import DatasetCard
 
 from hfgcot.publishing.card import add_local_metadata
-from hfgcot.publishing.hub import PublishResult, VersionExistsError, _load_code, _make_card
+from hfgcot.publishing.versions import PublishResult, VersionExistsError, load_code_for, make_card
+from hfgcot.splits import as_splits
 
 logger = logging.getLogger(__name__)
-
-
-def _splits_of(dataset: Any, split: str) -> dict[str, Any]:
-    from datasets import Dataset
-
-    return {split: dataset} if isinstance(dataset, Dataset) else dict(dataset.items())
 
 
 def _write_split(ds: Any, folder: Path, split: str, max_shard_size: int | str | None) -> int:
@@ -79,12 +74,12 @@ def publish_local(
     config = config_name or "default"
     data_dir = "data" if config == "default" else config
     shown = os.path.join(target, tag)
-    load_code = _load_code(shown, None, split if len(rows) == 1 else None, config_name)
-    card = _make_card(dataset, version, load_code, split, config_name, options, fixed_card, target)
+    load_code = load_code_for(shown, None, split if len(rows) == 1 else None, config_name)
+    card = make_card(dataset, version, load_code, split, config_name, options, fixed_card, target)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.tmp-", dir=root))
     try:
-        splits = _splits_of(dataset, split)
+        splits = as_splits(dataset, split)
         sizes = {}
         for name, ds in splits.items():
             parquet_bytes = _write_split(ds, tmp / data_dir, name, max_shard_size)

@@ -21,16 +21,20 @@ For pipeline authors, one line at the end of the pipeline function::
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import hfgcot
+from hfgcot import prompts, status
+from hfgcot.fingerprint import jsonable
+from hfgcot.geometry.frames import family_for_model_type
+from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
 from hfgcot.model.files import processor_limits, read_model_json
+from hfgcot.model.spec import ModelSpec, loaded_vlm, spec_fingerprint_data
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +50,6 @@ __all__ = [
 FORMAT_VERSION = 1
 _OPEN, _CLOSE = "<hfgcot-provenance>", "</hfgcot-provenance>"
 _BLOCK = re.compile(re.escape(_OPEN) + r"(.*?)" + re.escape(_CLOSE), re.DOTALL)
-
-
-def _jsonable(value: Any) -> Any:
-    """Dataclasses, mappings, tuples and paths as plain JSON data (unknown objects as ``str``)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def _split_description(description: str) -> tuple[str, list[dict[str, Any]]]:
@@ -96,7 +85,7 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
     """
     text, records = _split_description(getattr(dataset.info, "description", None) or "")
     records = [] if replace else records
-    records.append(_jsonable(dict(record)))
+    records.append(jsonable(dict(record)))
     block = _OPEN + json.dumps({"format": FORMAT_VERSION, "records": records}) + _CLOSE
     info = dataset.info.copy()
     info.description = f"{text}\n\n{block}" if text else block
@@ -110,16 +99,6 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
 # ------------------------------------------------------------------------------------------
 
 
-def _loaded_vlm(spec: Any) -> Any:
-    """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
-    from hfgcot.model.spec import _CACHE
-
-    for loaded in list(_CACHE.values()):
-        if getattr(loaded, "spec", None) == spec:
-            return loaded
-    return None
-
-
 def model_provenance(model: Any) -> dict[str, Any]:
     """Identity of a model for a card: id, resolved revision, family, dtype and resize limits.
 
@@ -128,19 +107,14 @@ def model_provenance(model: Any) -> dict[str, Any]:
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
-    from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
-    from hfgcot.model.spec import ModelSpec, spec_fingerprint_data
-
     served = model if isinstance(model, EndpointSpec) else getattr(model, "spec", None)
     if isinstance(served, EndpointSpec):  # no URL, no key: see docs/serving.md
-        return _jsonable(endpoint_identity(served))
+        return jsonable(endpoint_identity(served))
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
-    loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
+    loaded = model if hasattr(model, "identity") else loaded_vlm(spec)
     if loaded is not None:
         ident = dict(loaded.identity())
     elif spec is not None:
-        from hfgcot.geometry.frames import family_for_model_type
-
         ident = {
             "model_id": spec.model,
             "revision": spec_fingerprint_data(spec)["resolved_revision"],
@@ -159,7 +133,7 @@ def model_provenance(model: Any) -> dict[str, Any]:
     if spec is not None:
         ident["requested_revision"] = spec.revision
         ident["attn_implementation"] = spec.attn_implementation
-    return _jsonable(ident)
+    return jsonable(ident)
 
 
 def now_utc() -> str:
@@ -189,29 +163,24 @@ def pipeline_provenance(
         boxes: the box convention of the pipeline's output columns, in one or two sentences.
         extra: anything else to record (JSON-able).
     """
-    import hfgcot
-    from hfgcot import prompts
-
     record: dict[str, Any] = {
         "pipeline": name,
         "created_at": now_utc(),
         "hfgcot_version": hfgcot.__version__,
         "rows": len(dataset),
-        "config": _jsonable(config) if config is not None else None,
-        "stages": [{"name": s.name, "config": _jsonable(s)} for s in stages],
+        "config": jsonable(config) if config is not None else None,
+        "stages": [{"name": s.name, "config": jsonable(s)} for s in stages],
         "prompts": prompts.prompt_fingerprint_data(),
     }
     if spec is not None:
         record["model"] = model_provenance(spec)
     if status_column is not None and status_column in dataset.column_names:
-        from hfgcot.run.local import status_summary
-
         record["status_column"] = status_column
-        record["status"] = status_summary(dataset, status_column)
+        record["status"] = status.summary(dataset[status_column])
     if boxes:
         record["boxes"] = boxes
     if extra:
-        record.update(_jsonable(dict(extra)))
+        record.update(jsonable(dict(extra)))
     return record
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 from PIL import Image
 
+from hfgcot.status import is_ok, reason
 from hfgcot.viz.colours import hex_colour, label_colour
 from hfgcot.viz.layout import place_labels
 from hfgcot.viz.picture import row_image
-from hfgcot.viz.rows import RowView, Section, row_view, status_reason, view_image
+from hfgcot.viz.rows import RowView, Section, row_view, view_image
 
 __all__ = ["HTML", "image_data_uri", "row_fragment", "row_html", "style_sheet"]
 
@@ -180,14 +181,14 @@ def row_fragment(
     size = None if image is None else image.size
     view = row_view(row, image_column=image_column, image_size=size)
     statuses = "".join(
-        f'<span class="hfgcot-status" data-ok="{int(status_reason(v) == "ok")}">'
+        f'<span class="hfgcot-status" data-ok="{int(is_ok(v))}">'
         f"<small>{_e(n)}</small> {_e(v)}</span>"
         for n, v in view.statuses
     )
     sections = "".join(_section(s, view.colours) for s in view.sections)
-    reason = "" if view.status is None else status_reason(view.status)
+    kind = "" if view.status is None else reason(view.status)
     return (
-        f'<div class="hfgcot-row" data-status="{_e(reason)}">'
+        f'<div class="hfgcot-row" data-status="{_e(kind)}">'
         f'<div class="hfgcot-media">{_figure(view, image, max_side)}</div>'
         f'<div class="hfgcot-body"><div class="hfgcot-head"><span class="hfgcot-title">'
         f"{_e(title)}</span>{statuses}</div>{sections}</div></div>"

@@ -20,24 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hfgcot.geometry.frames import iou, is_finite_box
+from hfgcot.geometry.boxes import iou, is_finite_box
 from hfgcot.viz.colours import colour, phrase_colours
 from hfgcot.viz.text import mentioned_phrases, phrase_spans
 
-__all__ = ["RowView", "Section", "ViewBox", "row_view", "status_reason", "view_image"]
+__all__ = ["RowView", "Section", "ViewBox", "row_view", "view_image"]
 
 RGB = tuple[int, int, int]
 _REFERENCE, _PREDICTION = (255, 190, 0), (0, 130, 200)
 _MAX_FIELD_CHARS = 300
-
-
-def status_reason(status: Any) -> str:
-    """The machine-groupable part of a status: everything before the first ``":"``.
-
-    >>> status_reason("boxes_skipped: box 3 outside_image"), status_reason("ok")
-    ('boxes_skipped', 'ok')
-    """
-    return str(status).split(":", 1)[0].strip()
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hfgcot.status import reason as status_reason
 from hfgcot.viz.html import HTML, row_fragment, style_sheet
-from hfgcot.viz.rows import status_reason
 
 __all__ = ["add_view_parser", "load_rows", "make_server", "run_view", "rows_html", "write_view"]
 
