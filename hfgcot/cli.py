@@ -106,7 +106,7 @@ def check_publish_args(args: argparse.Namespace) -> None:
         return
     if not args.version:
         raise SystemExit("hfgcot: error: --push-to-hub needs --version (e.g. --version 1.0.0)")
-    from hfgcot.publishing.hub import check_target
+    from hfgcot.publishing.release import check_target
 
     try:
         check_target(args.push_to_hub, args.version)
@@ -118,7 +118,7 @@ def publish_if_requested(args: argparse.Namespace, dataset: object) -> None:
     """Publish ``dataset`` when ``--push-to-hub`` was given; prints where and how to load it."""
     if getattr(args, "push_to_hub", None) is None:
         return
-    from hfgcot.publishing.hub import publish
+    from hfgcot.publishing.release import publish
 
     result = publish(
         dataset, args.push_to_hub, version=args.version, private=getattr(args, "private", False)
@@ -411,7 +411,7 @@ def _cmd_gcot(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    from hfgcot.publishing.hub import publish
+    from hfgcot.publishing.release import publish
 
     card = {
         k: v for k, v in {"license": args.license, "pretty_name": args.pretty_name}.items() if v

@@ -354,14 +354,7 @@ def test_predictions_and_evaluation(family, vlm):
     [
         "qwen2_vl",
         "qwen2_5_vl",
-        pytest.param(
-            "qwen3_vl",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="VLM vision reuse drops Qwen3-VL's deepstack features: the batch fails "
-                "and is retried one request at a time (engine: hfgcot/model/vlm.py)",
-            ),
-        ),
+        "qwen3_vl",
     ],
 )
 def test_requests_on_one_image_are_answered_in_one_batch(name, family_paths, monkeypatch):
@@ -377,11 +370,13 @@ def test_requests_on_one_image_are_answered_in_one_batch(name, family_paths, mon
 
     monkeypatch.setattr(vlm.model, "generate", counting)
     image = random_image(*SIZE)
-    out = vlm.generate(
-        [Request(image, "a"), Request(image, "b")], GenerationSettings(max_new_tokens=2)
-    )
+    requests = [Request(image, "a"), Request(image, "b")]
+    settings = GenerationSettings(max_new_tokens=4)
+    out = vlm.generate(requests, settings)
     assert [o.error for o in out] == [None, None]
     assert len(calls) == 1
+    monkeypatch.setattr(vlm, "reuse_vision", False)  # the image encoded once per request
+    assert [o.text for o in vlm.generate(requests, settings)] == [o.text for o in out]
 
 
 def test_the_resolved_family_prompt_is_in_the_stage_fingerprint(family_paths, monkeypatch):

@@ -241,9 +241,16 @@ class VLM:
         features = self.model.get_image_features(
             pixels["pixel_values"].to(self.device), grid, return_dict=True
         )
-        per_placeholder = tuple(features.pooler_output[i] for i in order)
+        out = BaseModelOutputWithPooling(
+            pooler_output=tuple(features.pooler_output[i] for i in order)
+        )
+        deepstack = getattr(features, "deepstack_features", None)
+        if deepstack is not None:  # Qwen3-VL: per-layer features, one entry per image as well
+            features.pooler_output = out.pooler_output
+            features.deepstack_features = [tuple(layer[i] for i in order) for layer in deepstack]
+            out = features
         patches = int(grid.prod(-1).sum())
-        return {"image": BaseModelOutputWithPooling(pooler_output=per_placeholder)}, patches
+        return {"image": out}, patches
 
     # -- generation -----------------------------------------------------------------------
 
