@@ -21,7 +21,6 @@ import html
 import json
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -171,23 +170,17 @@ def write_view(
     return paths
 
 
-def _newest_version(folder: Path) -> Path | None:
-    """The newest ``v<version>`` folder of a local release (``hfgcot publish`` layout)."""
-    versions = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"v\d+(\.\d+)*", p.name)]
-    if not versions:
-        return None
-    return max(versions, key=lambda p: tuple(int(x) for x in p.name[1:].split(".")))
-
-
 def load_rows(
     source: str | os.PathLike[str], *, split: str = "train", limit: int | None = None
 ) -> Any:
-    """A dataset to view: a ``save_to_disk`` folder (a ``DatasetDict``: its ``split``), a
-    released version folder, a local release's folder (its newest version), a ``.jsonl`` file
-    or a Hub id (anything :func:`hfgcot.io.load_input` reads)."""
+    """A dataset to view: a ``save_to_disk`` folder (a ``DatasetDict``: its ``split``), a local
+    release's folder (its latest version, by :func:`hfgcot.load_release`), a released version
+    folder, a ``.jsonl`` file or a Hub id (anything :func:`hfgcot.io.load_input` reads)."""
     from datasets import DatasetDict, load_from_disk
 
     from hfgcot.io import load_input
+    from hfgcot.publishing.local import local_versions
+    from hfgcot.publishing.release import load_release
 
     path = Path(source)
     if path.is_dir() and (path / "dataset_dict.json").exists():
@@ -195,17 +188,12 @@ def load_rows(
         if not isinstance(loaded, DatasetDict) or split not in loaded:
             raise ValueError(f"{path} has no split {split!r}: it has {sorted(loaded)}")
         ds = loaded[split]
-        return ds.select(range(min(limit, len(ds)))) if limit is not None else ds
-    if (
-        path.is_dir()
-        and not (path / "README.md").exists()
-        and not (path / "dataset_info.json").exists()
-    ):
-        newest = _newest_version(path)
-        if newest is not None:
-            logger.info("viewing %s, the newest version in %s", newest.name, path)
-            path = newest
-    return load_input(path if path.exists() else str(source), split=split, limit=limit)
+    elif path.is_dir() and local_versions(path):
+        ds = load_release(path, split=split)
+        logger.info("viewing the latest release in %s", path)
+    else:
+        return load_input(path if path.exists() else str(source), split=split, limit=limit)
+    return ds.select(range(min(limit, len(ds)))) if limit is not None else ds
 
 
 class _Handler(SimpleHTTPRequestHandler):
