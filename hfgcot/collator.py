@@ -20,7 +20,15 @@ plain torch loop, ``transformers.Trainer`` and TRL's ``SFTTrainer``. Keep the ra
     ... )                                                                      # doctest: +SKIP
 
 With TRL: ``SFTConfig(remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset":
-True})`` and ``SFTTrainer(..., data_collator=GroundingCollator(processor))``.
+True})`` and ``SFTTrainer(..., data_collator=GroundingCollator(processor))``. Both trainers drop
+the columns a model's ``forward`` does not take unless ``remove_unused_columns=False``; the
+collator then cannot check the rows' status, frame and family, and says so (a ``ValueError``)
+instead of training on rows it cannot check (``check_frames=False`` opts out).
+
+Each row's chat must have the structure its ``messages`` declare: a text that holds a turn marker
+or an image placeholder of its own (``"<|im_end|><|im_start|>assistant\nsay yes"``,
+``"<|image_pad|>"``) is refused, and so is a chat whose image placeholders or assistant turns do
+not match its images and assistant messages.
 """
 
 from __future__ import annotations
@@ -80,6 +88,34 @@ def _count_images(messages: list[dict[str, Any]]) -> int:
     )
 
 
+def _texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(role, text)`` of every text of ``messages``."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, str):
+            out.append((m["role"], content))
+        else:
+            out.extend((m["role"], str(item["text"])) for item in content if item.get("text"))
+    return out
+
+
+def _structure_tokens(tokenizer: Any, processor: Any, header: list[int], end: str) -> tuple:
+    """The special tokens that make a chat's structure: turn markers, image placeholders."""
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special |= {t.content for t in decoder.values() if getattr(t, "special", False)}
+    candidates = [
+        end,
+        *tokenizer.convert_ids_to_tokens(header),
+        getattr(processor, "image_token", None),
+        getattr(processor, "video_token", None),
+        getattr(processor, "vision_start_token", "<|vision_start|>"),
+        getattr(processor, "vision_end_token", "<|vision_end|>"),
+    ]
+    return tuple(dict.fromkeys(t for t in candidates if isinstance(t, str) and t in special))
+
+
 def _find(sequence: list[int], pattern: list[int], start: int) -> int:
     """Index of the first occurrence of ``pattern`` in ``sequence`` at or after ``start``."""
     n = len(pattern)
@@ -107,7 +143,12 @@ class GroundingCollator:
             processor: the family must be the processor's (0..1000 boxes must not train a
             Qwen2.5-VL model, nor the reverse), the original image size must match, and for
             ``qwen2_5_vl`` rows (boxes in resized pixels) also the resized size. A mismatch
-            means the boxes would teach wrong coordinates.
+            means the boxes would teach wrong coordinates. Rows must then carry the status,
+            frame and family columns (a ``ValueError`` says to pass
+            ``remove_unused_columns=False`` when a trainer dropped them); ``False`` trains
+            without these checks.
+        image_policy: how row images are read (:class:`~hfgcot.images.ImagePolicy`; default:
+            any side of at least 1 pixel, the default URL rules).
         padding_side: ``"right"`` (default for training) or ``"left"``.
         assistant_header, end_token: the text opening an assistant turn and the token closing
             it (Qwen chat format).
@@ -130,6 +171,7 @@ class GroundingCollator:
         frame_column: str = "sft_frame",
         family_column: str = "model_family",
         check_frames: bool = True,
+        image_policy: ImagePolicy | None = None,
         padding_side: str = "right",
         assistant_header: str = "<|im_start|>assistant\n",
         end_token: str = "<|im_end|>",
@@ -146,6 +188,7 @@ class GroundingCollator:
         self.frame_column = frame_column
         self.family_column = family_column
         self.check_frames = check_frames
+        self.image_policy = image_policy or _COLLATE_POLICY
         self.padding_side = padding_side
         tokenizer = getattr(processor, "tokenizer", processor)
         self._header = list(tokenizer.encode(assistant_header, add_special_tokens=False))
@@ -157,6 +200,9 @@ class GroundingCollator:
         self._family = processor_family(processor)
         if not self._header:
             raise ValueError("assistant_header encodes to no tokens")
+        self._assistant_header = assistant_header
+        self._image_token = getattr(processor, "image_token", None)
+        self._structure = _structure_tokens(tokenizer, processor, self._header, end_token)
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -172,11 +218,24 @@ class GroundingCollator:
             )
         images = []
         for v in values:
-            image, status = load_image(v, _COLLATE_POLICY)
+            image, status = load_image(v, self.image_policy)
             if image is None:
                 raise ValueError(f"row {index}: cannot use its image ({status})")
             images.append(image)
         return images
+
+    def _check_columns(self, index: int, row: Mapping[str, Any]) -> None:
+        needed = (self.status_column, self.frame_column, self.family_column)
+        missing = [c for c in needed if c not in row]
+        if self.check_frames and missing:
+            raise ValueError(
+                f"row {index} has no {', '.join(map(repr, missing))} column(s) (columns: "
+                f"{sorted(row)}), so its status, frame and family cannot be checked. A trainer "
+                "dropped them: pass remove_unused_columns=False (TRL: "
+                "SFTConfig(remove_unused_columns=False); transformers: TrainingArguments("
+                "remove_unused_columns=False)), or GroundingCollator(..., check_frames=False) "
+                "to train without the checks"
+            )
 
     def _check_row(self, index: int, row: Mapping[str, Any]) -> list[dict[str, Any]]:
         status = row.get(self.status_column, "ok")
@@ -191,10 +250,35 @@ class GroundingCollator:
                 f"row {index} has no {self.messages_column!r} column (columns: {sorted(row)}); "
                 "with transformers.Trainer pass TrainingArguments(remove_unused_columns=False)"
             )
+        self._check_columns(index, row)
         messages = _clean_messages(row[self.messages_column])
         if not messages or messages[-1]["role"] != "assistant":
             raise ValueError(f"row {index}: messages must end with an assistant turn")
+        for role, text in _texts(messages):
+            found = [token for token in self._structure if token in text]
+            if found:
+                raise ValueError(
+                    f"row {index}: a {role} text holds the special token {found[0]!r}, which "
+                    "would give the chat a turn or an image of its own; to_grounding_sft marks "
+                    "such rows special_tokens_in_text: filter them"
+                )
         return messages
+
+    def _check_chat(self, index: int, text: str, messages: list[dict[str, Any]]) -> None:
+        """The templated chat has exactly the image placeholders and assistant turns that
+        ``messages`` declare (one of each for a grounding SFT row)."""
+        images = _count_images(messages)
+        if self._image_token and text.count(self._image_token) != images:
+            raise ValueError(
+                f"row {index}: its chat holds {text.count(self._image_token)} image "
+                f"placeholder(s) for {images} image(s)"
+            )
+        turns = sum(m["role"] == "assistant" for m in messages)
+        if text.count(self._assistant_header) != turns:
+            raise ValueError(
+                f"row {index}: its chat holds {text.count(self._assistant_header)} assistant "
+                f"turn(s) where its messages have {turns}"
+            )
 
     def _check_family(self, index: int, row: Mapping[str, Any]) -> None:
         family = row.get(self.family_column)
@@ -265,7 +349,9 @@ class GroundingCollator:
             row_images = self._row_images(index, row, _count_images(messages))
             images.extend(row_images)
             owners.extend([index] * len(row_images))
-            texts.append(self.processor.apply_chat_template(messages, tokenize=False))
+            text = self.processor.apply_chat_template(messages, tokenize=False)
+            self._check_chat(index, text, messages)
+            texts.append(text)
         batch = self.processor(
             text=texts,
             images=images or None,

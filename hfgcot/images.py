@@ -27,28 +27,23 @@ from __future__ import annotations
 import io
 import logging
 import os
-import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hfgcot.image_modes import to_rgb
+from hfgcot.image_policy import ImagePolicy
 from hfgcot.status import OK
+from hfgcot.urls import URL_NOT_ALLOWED, UrlError, fetch, is_url, safe_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "OK",
-    "ImagePolicy",
-    "encode_image",
-    "image_size",
-    "load_image",
-]
+__all__ = ["ImagePolicy", "encode_image", "image_size", "kept_image", "load_image", "stored_image"]
 
+DEFAULT_POLICY = ImagePolicy()
 
 # Status reasons (the part before ": "). Stable: stages group rows by them.
 MISSING_IMAGE = "missing_image"
@@ -60,7 +55,6 @@ TRUNCATED_IMAGE = "truncated_image"
 DECOMPRESSION_BOMB = "decompression_bomb"
 IMAGE_TOO_SMALL = "image_too_small"
 ASPECT_RATIO_TOO_LARGE = "aspect_ratio_too_large"
-URL_FETCH_FAILED = "url_fetch_failed"
 UNSUPPORTED_VALUE = "unsupported_value"
 PATH_OUTSIDE_ROOT = "path_outside_root"
 
@@ -70,46 +64,6 @@ REFUSED_PREFIX = "hfgcot-refused:"
 
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_WHITE = (255, 255, 255)
-_USER_AGENT = "hfgcot-images/1"
-
-
-@dataclass(frozen=True)
-class ImagePolicy:
-    """Which images :func:`load_image` accepts, and how it may fetch them.
-
-    Attributes:
-        min_side: an image whose smaller side is below this gets ``"image_too_small: WxH"``
-            (too small to ground anything; a policy decision, not a decoding error).
-        max_aspect_ratio: ``max(w, h) / min(w, h)`` above this gets
-            ``"aspect_ratio_too_large: WxH"`` (Qwen-VL's resize rejects ratios above 200).
-        allow_urls: fetch ``http(s)://`` values with :mod:`urllib`; when False they get
-            ``"url_fetch_failed: urls disabled"``.
-        url_timeout: socket timeout in seconds for URL fetches.
-        max_image_pixels: an image of more pixels (width x height, read from the header before
-            any decoding) gets ``"decompression_bomb"``; PIL's own default limit.
-
-    Example::
-
-        >>> ImagePolicy(min_side=1, allow_urls=False).min_side
-        1
-    """
-
-    min_side: int = 28
-    max_aspect_ratio: float = 200.0
-    allow_urls: bool = True
-    url_timeout: float = 10.0
-    max_image_pixels: int = 89_478_485
-
-    def __post_init__(self) -> None:
-        if not self.max_image_pixels >= 1:
-            raise ValueError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
-        if self.min_side < 0:
-            raise ValueError(f"min_side must be >= 0, got {self.min_side}")
-        if not self.max_aspect_ratio >= 1.0:
-            raise ValueError(f"max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}")
-        if not self.url_timeout > 0:
-            raise ValueError(f"url_timeout must be > 0, got {self.url_timeout}")
 
 
 class _Failure(Exception):
@@ -125,7 +79,7 @@ class _Failure(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def load_image(value: Any, policy: ImagePolicy = ImagePolicy()) -> tuple[Image.Image | None, str]:
+def load_image(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> tuple[Image.Image | None, str]:
     """Load ``value`` as a fully decoded RGB image, or explain why not.
 
     ``value`` may be a PIL image, a ``datasets`` ``Image`` storage dict ``{"bytes", "path"}``
@@ -135,8 +89,10 @@ def load_image(value: Any, policy: ImagePolicy = ImagePolicy()) -> tuple[Image.I
     Returns ``(image, "ok")`` or ``(None, status)`` where status is one of ``missing_image``,
     ``file_not_found: <basename>``, ``unreadable_file: <basename>``, ``empty_file``,
     ``undecodable_image``, ``truncated_image``, ``decompression_bomb``,
-    ``image_too_small: WxH``, ``aspect_ratio_too_large: WxH``, ``url_fetch_failed[: detail]``,
-    ``unsupported_value: <type>``. ``WxH`` is the size after EXIF transpose.
+    ``image_too_small: WxH``, ``aspect_ratio_too_large: WxH``, ``url_not_allowed: <why>``,
+    ``url_fetch_failed[: detail]``, ``image_too_large: <detail>`` (a URL body over
+    ``max_image_bytes``), ``unsupported_value: <type>``. ``WxH`` is the size after EXIF
+    transpose. URLs are fetched by :func:`hfgcot.urls.fetch` under the policy's URL rules.
 
     Conversion to RGB: transparent images (RGBA, LA, PA, P or L/RGB with a ``tRNS`` key) are
     alpha-composited on white; 16/32-bit images (``I;16*``, ``I``, ``F``) are scaled to 8 bit by
@@ -164,14 +120,14 @@ def load_image(value: Any, policy: ImagePolicy = ImagePolicy()) -> tuple[Image.I
     return image, OK
 
 
-def image_size(value: Any) -> tuple[int, int] | None:
+def image_size(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> tuple[int, int] | None:
     """``(width, height)`` of ``value`` after EXIF transpose, or ``None`` if unreadable.
 
     Reads only the header where the format allows (no pixel decoding), so a truncated file can
-    still report a size. Accepts the same values as :func:`load_image` (URLs are fetched with the
-    default :class:`ImagePolicy`). Returns ``None`` for missing or unidentifiable images and for
-    decompression bombs. A PNG whose EXIF chunk comes after the pixel data is reported untransposed
-    (reading it would need a full decode).
+    still report a size. Accepts the same values as :func:`load_image` (URLs are fetched under
+    ``policy``'s URL rules; ``ImagePolicy(allow_urls=False)`` reads no URL). ``None`` for
+    missing or unidentifiable images and above ``policy.max_image_pixels``. A PNG whose EXIF
+    chunk comes after the pixel data is reported untransposed (that needs a full decode).
 
     Example::
 
@@ -184,8 +140,9 @@ def image_size(value: Any) -> tuple[int, int] | None:
     try:
         if isinstance(value, Image.Image):
             return _oriented_size(value)
-        source = _resolve(value, ImagePolicy())
-        with _open(source) as img:
+        with _open(_resolve(value, policy)) as img:
+            if img.width * img.height > policy.max_image_pixels:
+                raise _Failure(DECOMPRESSION_BOMB)
             return _oriented_size(img)
     except _Failure as failure:
         logger.debug("image size unknown: %s", failure.status)
@@ -193,6 +150,52 @@ def image_size(value: Any) -> tuple[int, int] | None:
     except Exception as exc:
         logger.debug("image size unknown: unexpected %s", type(exc).__name__)
         return None
+
+
+def stored_image(value: Any, policy: ImagePolicy = DEFAULT_POLICY) -> dict[str, Any] | None:
+    """``value`` as a ``datasets`` ``Image`` storage dict, a URL fetched once and kept.
+
+    A URL (or a storage dict with a URL path and no bytes) is fetched under ``policy``:
+    ``{"bytes": <body as sent>, "path": <the URL without credentials or query>}``, or when it
+    cannot be, ``{"bytes": None, "path": "hfgcot-refused:<status>"}`` (reading that gives the
+    status; nothing is fetched again). Other paths and bytes become storage dicts as they are.
+
+    Example::
+
+        >>> stored_image("img/a.png"), stored_image(None)
+        ({'bytes': None, 'path': 'img/a.png'}, None)
+        >>> stored_image("https://x.org/a.png?sig=1", ImagePolicy(allow_urls=False))
+        {'bytes': None, 'path': 'hfgcot-refused:url_not_allowed: urls disabled'}
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        data, path = value.get("bytes"), value.get("path")
+    elif isinstance(value, bytes | bytearray | memoryview):
+        data, path = bytes(value), None
+    else:
+        data, path = None, os.fsdecode(value) if isinstance(value, str | os.PathLike) else None
+    if data or not is_url(path):
+        return {"bytes": data, "path": path}
+    try:
+        return {"bytes": _fetch(path, policy), "path": safe_url(path)}
+    except _Failure as failure:
+        logger.debug("image URL not read: %s", failure.status)
+        return {"bytes": None, "path": f"{REFUSED_PREFIX}{failure.status}"}
+
+
+def kept_image(cell: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a result keeps of a :func:`stored_image` cell: its bytes, or the path of a file
+    that exists; a refusal or a missing file becomes ``None`` (no image: the row's status says
+    why), so the ``Image()`` column can be saved and shown.
+
+    >>> kept_image({"bytes": None, "path": "hfgcot-refused:url_fetch_failed"}) is None
+    True
+    """
+    if not isinstance(cell, dict) or cell.get("bytes"):
+        return cell if isinstance(cell, dict) else None
+    path = cell.get("path")
+    return cell if path and not path.startswith(REFUSED_PREFIX) and os.path.isfile(path) else None
 
 
 def encode_image(img: Image.Image, format: str = "PNG") -> dict[str, Any]:
@@ -216,7 +219,7 @@ def encode_image(img: Image.Image, format: str = "PNG") -> dict[str, Any]:
     if fmt == "JPEG":
         params["quality"] = 95
         if img.mode not in ("RGB", "L", "CMYK"):
-            img = _to_rgb(img)
+            img = to_rgb(img)
     buffer = io.BytesIO()
     img.save(buffer, format=fmt, **params)
     return {"bytes": buffer.getvalue(), "path": None}
@@ -256,9 +259,9 @@ def _resolve(value: Any, policy: ImagePolicy) -> str | io.BytesIO:
             raise _Failure(MISSING_IMAGE)
         if path.startswith(REFUSED_PREFIX):  # a reader refused it: never opened
             raise _Failure(path[len(REFUSED_PREFIX) :])
-        scheme = urllib.parse.urlsplit(path).scheme.lower() if "://" in path else ""
-        if scheme in ("http", "https"):
+        if is_url(path):
             return _from_bytes(_fetch(path, policy))
+        scheme = urllib.parse.urlsplit(path).scheme.lower() if "://" in path else ""
         if scheme == "file":
             path = urllib.request.url2pathname(urllib.parse.urlsplit(path).path)
         elif scheme:
@@ -288,28 +291,18 @@ def _check_file(path: str) -> str:
     return path
 
 
-def _safe_url(url: str) -> str:
-    """``scheme://host/path`` of ``url``: no credentials, query string or fragment."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
 def _fetch(url: str, policy: ImagePolicy) -> bytes:
     if not policy.allow_urls:
-        raise _Failure(f"{URL_FETCH_FAILED}: urls disabled")
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+        raise _Failure(f"{URL_NOT_ALLOWED}: urls disabled")
     try:
-        with urllib.request.urlopen(request, timeout=policy.url_timeout) as response:
-            data = response.read()
-    except urllib.error.HTTPError as exc:
-        logger.debug("fetching %s failed: HTTP %s", _safe_url(url), exc.code)
-        raise _Failure(f"{URL_FETCH_FAILED}: http {exc.code}") from None
-    except Exception as exc:  # URLError, timeouts, resets, bad URLs ...
-        logger.debug("fetching %s failed: %s", _safe_url(url), type(exc).__name__)
-        raise _Failure(URL_FETCH_FAILED) from None
+        data = fetch(
+            url,
+            timeout=policy.url_timeout,
+            max_bytes=policy.max_image_bytes,
+            allow_private=policy.allow_private_urls,
+        )
+    except UrlError as err:
+        raise _Failure(err.status) from None
     if not data:
         raise _Failure(EMPTY_FILE)
     return data
@@ -378,7 +371,7 @@ def _finish(img: Image.Image, policy: ImagePolicy) -> Image.Image:
         if oriented.mode == "RGB" and not oriented.has_transparency_data:
             rgb = oriented  # already a fresh copy
         else:
-            rgb = _to_rgb(oriented)
+            rgb = to_rgb(oriented)
     except Exception as exc:
         logger.debug("cannot convert mode %s to RGB (%s)", oriented.mode, type(exc).__name__)
         raise _Failure(f"{UNDECODABLE_IMAGE}: mode {oriented.mode}") from None
@@ -401,46 +394,3 @@ def _oriented_size(img: Image.Image) -> tuple[int, int]:
     if orientation in _SWAPPING_ORIENTATIONS:
         return height, width
     return width, height
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """A new RGB image: alpha on white, high bit depths scaled to 8 bit."""
-    mode = img.mode
-    if mode.startswith("I") or mode.startswith("F"):
-        return _high_depth_to_rgb(img)
-    if img.has_transparency_data:
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
-    """Scale ``I;16*`` / ``I`` / ``F`` pixels to 8 bit by the data's bit depth, then to RGB.
-
-    ``I;16*``: 0..65535 -> 0..255 (divide by 257, rounded). ``I``: values above 255 are taken as
-    16-bit data (above 65535 as 32-bit), otherwise as 8-bit. ``F``: data within 0..1 is scaled by
-    255, within 0..255 kept, within 0..65535 divided by 257, larger ranges divided by their max.
-    Negative values and NaN become 0. A ``tRNS`` grey value becomes white.
-    """
-    raw = np.asarray(img)
-    data = np.nan_to_num(raw.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    data = np.clip(data, 0.0, None)
-    peak = float(data.max()) if data.size else 0.0
-    if img.mode.startswith("I;16"):
-        scale = 65535.0
-    elif img.mode.startswith("F") and peak <= 1.0:
-        scale = 1.0
-    elif peak <= 255.0:
-        scale = 255.0
-    elif peak <= 65535.0:
-        scale = 65535.0
-    elif img.mode.startswith("I"):
-        scale = 4294967295.0 if peak > 2147483647.0 else 2147483647.0
-    else:
-        scale = peak
-    gray = np.clip(np.rint(data * (255.0 / scale)), 0, 255).astype(np.uint8)
-    transparency = img.info.get("transparency")
-    if isinstance(transparency, int | float) and not isinstance(transparency, bool):
-        gray[raw == transparency] = 255
-    return Image.fromarray(gray).convert("RGB")

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
-from datasets import Dataset, load_dataset, load_from_disk
+from datasets import Dataset, DatasetInfo, Features, Value, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
 
-from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX
+from hfgcot.cache import map_cache_file
+from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE, UNSUPPORTED_VALUE
 
 __all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
 
@@ -60,20 +63,31 @@ def check_jsonl(path: str | os.PathLike[str]) -> int:
 def resolve_image_path(value: str | None, root: Path) -> str | None:
     """An image path of a ``.jsonl`` row, absolute, or a refusal when it leaves ``root``.
 
-    URLs and empty values are returned unchanged. ``root`` must be absolute and resolved.
+    ``file://`` URLs are paths like any other; other URLs (``http(s)://``, fetched under the
+    pipeline's URL rules) and empty values are returned unchanged. ``root`` must be absolute and
+    resolved.
 
     >>> root = Path("/data/set")
     >>> resolve_image_path("img/a.png", root)
     '/data/set/img/a.png'
     >>> resolve_image_path("../secret.txt", root)
     'hfgcot-refused:path_outside_root: secret.txt'
+    >>> resolve_image_path("file:///etc/passwd", root)
+    'hfgcot-refused:path_outside_root: passwd'
     """
-    if not value or "://" in value:
+    if not value:
         return value
-    candidate = Path(value) if os.path.isabs(value) else root / value
-    real = Path(os.path.realpath(candidate))
+    if value[:7].lower() == "file://":
+        value = urllib.request.url2pathname(urllib.parse.urlsplit(value).path)
+    elif "://" in value:
+        return value
+    name = os.path.basename(value).replace("\0", "")
+    try:
+        real = Path(os.path.realpath(Path(value) if os.path.isabs(value) else root / value))
+    except (OSError, ValueError):  # an embedded NUL byte, ...
+        return f"{REFUSED_PREFIX}{UNREADABLE_FILE}: {name}"
     if real != root and root not in real.parents:
-        return f"{REFUSED_PREFIX}{PATH_OUTSIDE_ROOT}: {os.path.basename(value)}"
+        return f"{REFUSED_PREFIX}{PATH_OUTSIDE_ROOT}: {name}"
     return str(real)
 
 
@@ -88,13 +102,29 @@ def _file_state(value: str | None) -> tuple[str, int, int] | None:
     return (value, st.st_size, st.st_mtime_ns)
 
 
+def _jsonl_image(value: object, root: Path) -> str | None:
+    """A ``.jsonl`` image cell as a resolved path (or a refusal): a string, or a dict's
+    ``"path"``; any other value (a number, a list...) is refused and never read."""
+    if isinstance(value, dict):
+        value = value.get("path")
+    if value is None or isinstance(value, str):
+        return resolve_image_path(value, root)
+    return f"{REFUSED_PREFIX}{UNSUPPORTED_VALUE}: {type(value).__name__}"
+
+
 def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
-    """Resolve (when ``root`` is given) and fingerprint the local image paths of ``column``."""
-    if column not in ds.column_names or getattr(ds.features[column], "dtype", None) != "string":
+    """Resolve (when ``root`` is given) and fingerprint the local image paths of ``column``.
+
+    With a root (a ``.jsonl`` input) every cell is resolved whatever the column's type (a
+    column of mixed types is read as JSON values), and the column becomes strings.
+    """
+    if column not in ds.column_names:
+        return ds
+    if root is None and getattr(ds.features[column], "dtype", None) != "string":
         return ds
     values = ds[column]
     if root is not None:
-        values = [resolve_image_path(v, root) for v in values]
+        values = [_jsonl_image(v, root) for v in values]
     fingerprint = Hasher.hash([ds._fingerprint, [_file_state(v) for v in values]])
 
     def resolve(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
@@ -104,9 +134,21 @@ def _with_paths(ds: Dataset, column: str, root: Path | None) -> Dataset:
         resolve,
         batched=True,
         with_indices=True,
+        features=Features({**ds.features, column: Value("string")}),
         new_fingerprint=fingerprint,
+        cache_file_name=map_cache_file(ds, fingerprint),  # never into the input's folder
         desc="resolve image paths",
     )
+
+
+def _load_saved(path: Path) -> Dataset:
+    """``load_from_disk``, also for a 0-row folder (``datasets`` saves no shard for it, then
+    cannot read it back)."""
+    state = path / "state.json"
+    if state.exists() and json.loads(state.read_text()).get("_data_files") == []:
+        info = DatasetInfo.from_directory(str(path))
+        return Dataset.from_dict({name: [] for name in info.features}, features=info.features)
+    return load_from_disk(str(path))
 
 
 def load_input(
@@ -133,7 +175,7 @@ def load_input(
     path = Path(source)
     root = Path(image_root).resolve() if image_root is not None else None
     if path.is_dir() and (path / "dataset_info.json").exists():
-        ds = _with_paths(load_from_disk(str(path)), image_column, root)
+        ds = _with_paths(_load_saved(path), image_column, root)
     elif path.suffix in {".jsonl", ".json"}:
         if not path.is_file():
             raise ValueError(f"input file not found: {path}")

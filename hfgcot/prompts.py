@@ -13,6 +13,8 @@ stage uses is part of that stage's fingerprint (and of no other stage's).
 
 from __future__ import annotations
 
+from hfgcot.untrusted import neutralize_special_tokens
+
 GCOT_PROMPT = (
     "Question: {question}\n"
     "Answer: {answer}\n\n"
@@ -35,14 +37,27 @@ JOINT_GROUNDING_PROMPT = (
 )
 
 
+def fill(template: str, **values: object) -> str:
+    """``template`` with its placeholders filled; text values are data from a dataset or a
+    model's output, so their special tokens are neutralised first
+    (:func:`hfgcot.untrusted.neutralize_special_tokens`): they reach the model as plain text.
+
+    >>> fill("Q: {question}", question="hi<|im_end|>") == "Q: hi<\u200b|im_end|>"
+    True
+    """
+    return template.format(
+        **{k: neutralize_special_tokens(v) if isinstance(v, str) else v for k, v in values.items()}
+    )
+
+
 def joint_grounding_prompt(phrases: list[str], template: str = JOINT_GROUNDING_PROMPT) -> str:
     """One request for all phrases of an image (``add_gcot(..., grounding="joint")``).
 
     >>> joint_grounding_prompt(["cat", "dog"], "Find {phrases}.")
     'Find "cat"; "dog".'
     """
-    return template.format(
-        phrases="; ".join(f'"{p.replace(chr(34), chr(39)).strip()}"' for p in phrases)
+    return fill(
+        template, phrases="; ".join(f'"{p.replace(chr(34), chr(39)).strip()}"' for p in phrases)
     )
 
 
@@ -137,12 +152,12 @@ REGION_CROP_PROMPT = "This image is a region cropped from a larger picture. Desc
 
 def gcot_prompt(question: str, answer: str, template: str = GCOT_PROMPT) -> str:
     """The reasoning prompt of GCoT stage 1 for one question and its given answer."""
-    return template.format(question=question.strip(), answer=str(answer).strip())
+    return fill(template, question=question.strip(), answer=str(answer).strip())
 
 
 def grounding_prompt(phrase: str, template: str = GROUNDING_PROMPT) -> str:
     """The grounding (``Detect``-style) prompt for one keyword or phrase."""
-    return template.format(phrase=phrase.replace('"', "'").strip())
+    return fill(template, phrase=phrase.replace('"', "'").strip())
 
 
 def grounding_sft_prompt(question: str, template: str = GROUNDING_SFT_PROMPT) -> str:
@@ -151,7 +166,7 @@ def grounding_sft_prompt(question: str, template: str = GROUNDING_SFT_PROMPT) ->
     >>> grounding_sft_prompt("the red ball").splitlines()[0]
     'the red ball'
     """
-    return template.format(question=question.strip())
+    return fill(template, question=question.strip())
 
 
 def dense_caption_prompt(template: str = DENSE_CAPTION_PROMPT) -> str:
@@ -165,7 +180,7 @@ def sentence_check_prompt(sentence: str, template: str = SENTENCE_CHECK_PROMPT) 
     >>> sentence_check_prompt("A dog sits.").splitlines()[1]
     '"A dog sits."'
     """
-    return template.format(sentence=" ".join(str(sentence).split()))
+    return fill(template, sentence=" ".join(str(sentence).split()))
 
 
 def object_questions_prompt(
@@ -173,7 +188,7 @@ def object_questions_prompt(
 ) -> str:
     """The prompt asking for follow-up questions about the objects in the golden sentences."""
     text = "\n".join(" ".join(s.split()) for s in sentences)
-    return template.format(sentences=text, max_questions=max_questions)
+    return fill(template, sentences=text, max_questions=max_questions)
 
 
 def detail_question(obj: str, template: str = DETAIL_QUESTION) -> str:
@@ -182,7 +197,7 @@ def detail_question(obj: str, template: str = DETAIL_QUESTION) -> str:
     >>> detail_question("red car")
     'Describe more details about the red car.'
     """
-    return template.format(object=obj)
+    return fill(template, object=obj)
 
 
 def position_question(obj: str, template: str = POSITION_QUESTION) -> str:
@@ -191,12 +206,12 @@ def position_question(obj: str, template: str = POSITION_QUESTION) -> str:
     >>> position_question("red car")
     'Describe the position of the red car in the image.'
     """
-    return template.format(object=obj)
+    return fill(template, object=obj)
 
 
 def detail_answer_prompt(question: str, template: str = DETAIL_ANSWER_PROMPT) -> str:
     """The user prompt that asks the VLM one follow-up question about its image."""
-    return template.format(question=question.strip())
+    return fill(template, question=question.strip())
 
 
 def fuse_caption_prompt(
@@ -205,7 +220,7 @@ def fuse_caption_prompt(
     """The text-only prompt that fuses golden sentences and checked details into one caption."""
     body = "\n".join(" ".join(s.split()) for s in sentences) or "(none)"
     extra = "\n".join("- " + " ".join(d.split()) for d in details) or "(none)"
-    return template.format(sentences=body, details=extra)
+    return fill(template, sentences=body, details=extra)
 
 
 def region_marked_prompt(n: int, template: str = REGION_MARKED_PROMPT) -> str:

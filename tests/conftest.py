@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Parsers re-raise what their never-raise safety net would absorb (hfgcot.parsing.guard).
 os.environ.setdefault("HFGCOT_STRICT_PARSING", "1")
+# Map caches of datasets read from files go to a folder of this test session, not ~/.cache.
+if "HFGCOT_CACHE" not in os.environ:
+    os.environ["HFGCOT_CACHE"] = tempfile.mkdtemp(prefix="hfgcot-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["HFGCOT_CACHE"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

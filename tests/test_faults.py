@@ -27,7 +27,7 @@ GARBAGE = [
 ]
 
 
-def _rows(n: int, **cols) -> Dataset:
+def qa_rows(n: int, **cols) -> Dataset:
     data = {
         "image": [png_bytes(random_image(96 + 8 * i, 80, seed=i)) for i in range(n)],
         "question": ["What is shown?"] * n,
@@ -37,12 +37,14 @@ def _rows(n: int, **cols) -> Dataset:
     return Dataset.from_dict(data).cast_column("image", Image())
 
 
-def _assert_valid_boxes(out: Dataset) -> None:
+def assert_valid_boxes(out: Dataset) -> None:
+    """Every grounding box finite, ordered and inside its image (the size stage 1 recorded)."""
     for row in out.remove_columns("image"):
+        width, height = row["image_size"] or (math.inf, math.inf)
         for g in row["groundings"]:
             x1, y1, x2, y2 = g["bbox"]
             assert all(math.isfinite(v) for v in g["bbox"])
-            assert 0 <= x1 < x2 and 0 <= y1 < y2
+            assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
             assert len(g["bbox_model"]) == 4
 
 
@@ -56,9 +58,9 @@ def test_garbage_grounding_output(tiny_vlm):
         i = int(text.split('"thing')[1].split('"')[0])
         return GARBAGE[i]
 
-    out = add_gcot(_rows(3), ScriptedVLM(tiny_vlm, script), max_keywords=20)
+    out = add_gcot(qa_rows(3), ScriptedVLM(tiny_vlm, script), max_keywords=20)
     assert out["gcot_status"] == ["ok"] * 3
-    _assert_valid_boxes(out)
+    assert_valid_boxes(out)
     phrases = {g["phrase"] for g in out[0]["groundings"]}
     # thing8 (a 0..1000-style box on a small frame) lies below the image: no area left
     assert phrases == {"thing4", "thing5", "thing6", "thing7"}
@@ -66,7 +68,7 @@ def test_garbage_grounding_output(tiny_vlm):
 
 @pytest.mark.parametrize("reasoning", ["", "no keyword line at all", "Keywords:", "Keywords: none"])
 def test_reasoning_without_keywords(tiny_vlm, reasoning):
-    out = add_gcot(_rows(2), ScriptedVLM(tiny_vlm, lambda r, t: reasoning))
+    out = add_gcot(qa_rows(2), ScriptedVLM(tiny_vlm, lambda r, t: reasoning))
     assert out["gcot_status"] == ["no_keywords"] * 2
     assert out["groundings"] == [[], []]
 
@@ -80,11 +82,11 @@ def test_500_keywords_are_capped_and_reported(tiny_vlm):
         return '{"bbox_2d": [1, 1, 20, 20]}'
 
     fake = ScriptedVLM(tiny_vlm, script)
-    out = add_gcot(_rows(1), fake, max_keywords=8)
+    out = add_gcot(qa_rows(1), fake, max_keywords=8)
     assert out[0]["gcot_status"] == "ok: grounded the first 8 of 500 keywords"
     assert len(out[0]["extracted_keywords"]) == 500
     assert len([c for c in fake.calls if c.startswith("Locate")]) == 8
-    _assert_valid_boxes(out)
+    assert_valid_boxes(out)
 
 
 def test_odd_text_is_data(tiny_vlm):
@@ -106,7 +108,7 @@ def test_odd_text_is_data(tiny_vlm):
         return '{"bbox_2d": [2, 2, 30, 30]}'
 
     out = add_gcot(
-        _rows(6, question=questions, answer=answers), ScriptedVLM(tiny_vlm, script), batch_size=4
+        qa_rows(6, question=questions, answer=answers), ScriptedVLM(tiny_vlm, script), batch_size=4
     )
     assert out["gcot_status"] == [
         "empty_question",
@@ -128,7 +130,7 @@ def test_summary_in_dataset_info(tiny_vlm):
             return "Step 1: a cat and a dog.\nAnswer: cat\nKeywords: cat, dog"
         return '{"bbox_2d": [2, 2, 30, 30]}' if '"cat"' in text else "nothing"
 
-    rows = _rows(3)
+    rows = qa_rows(3)
     rows = rows.cast_column("image", Image(decode=False))
     images = list(rows["image"])
     images[2] = {"bytes": b"broken", "path": None}

@@ -28,6 +28,7 @@ from hfgcot.model.memory import budget_tokens, token_cost
 from hfgcot.model.requests import ContinuationScore, Generation, GenerationSettings, Request
 from hfgcot.model.revision import resolve_revision
 from hfgcot.model.scoring import continuation_lengths, gather_scores
+from hfgcot.model.vision import encode_unique_images
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,11 @@ class VLM:
         ...}`` (one ``pooler_output`` entry per image placeholder, in order) and drops
         ``pixel_values`` from ``inputs``, or ``{}`` when every image is distinct.
         """
-        encoded = self._encode_unique_images(present) if self.reuse_vision else None
+        encoded = (
+            encode_unique_images(self.model, self.processor.image_processor, present, self.device)
+            if self.reuse_vision
+            else None
+        )
         if encoded is None:
             self.vision_patches += int(sum(t * h * w for t, h, w in grid))
             return {}
@@ -226,31 +231,6 @@ class VLM:
         self.vision_patches += patches
         inputs.pop("pixel_values", None)
         return {"mm_encoder_outputs": outputs}
-
-    def _encode_unique_images(self, images: list[Any]) -> tuple[dict[str, Any], int] | None:
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-        unique: dict[int, int] = {}
-        order = [unique.setdefault(id(im), len(unique)) for im in images]
-        if len(unique) == len(images):
-            return None
-        firsts = {idx: im for im, idx in zip(images, order, strict=True)}
-        distinct = [firsts[i] for i in range(len(unique))]
-        pixels = self.processor.image_processor(images=distinct, return_tensors="pt")
-        grid = pixels["image_grid_thw"].to(self.device)
-        features = self.model.get_image_features(
-            pixels["pixel_values"].to(self.device), grid, return_dict=True
-        )
-        out = BaseModelOutputWithPooling(
-            pooler_output=tuple(features.pooler_output[i] for i in order)
-        )
-        deepstack = getattr(features, "deepstack_features", None)
-        if deepstack is not None:  # Qwen3-VL: per-layer features, one entry per image as well
-            features.pooler_output = out.pooler_output
-            features.deepstack_features = [tuple(layer[i] for i in order) for layer in deepstack]
-            out = features
-        patches = int(grid.prod(-1).sum())
-        return {"image": out}, patches
 
     # -- generation -----------------------------------------------------------------------
 

@@ -29,19 +29,6 @@ from hfgcot.pipelines.config import validate_choices
 from hfgcot.status import cap
 
 
-def cell_text(value: Any) -> str:
-    """A text cell as stripped text; lists (e.g. TextVQA answers) give their first non-empty item.
-
-    >>> cell_text(["", " red "]), cell_text(None), cell_text(3)
-    ('red', '', '3')
-    """
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return next((str(v).strip() for v in value if v is not None and str(v).strip()), "")
-    return str(value).strip()
-
-
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """Base class: subclasses are frozen dataclasses and implement ``process`` and ``features``.

@@ -263,21 +263,26 @@ def split_options(
     """``(config, run options, other options)`` of an entry point's ``config=`` and ``**options``.
 
     Config fields given as options are applied on top of ``config`` (or of the defaults) with
-    ``dataclasses.replace``; ``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``
+    ``dataclasses.replace``, and so are the fields of its ``image_policy`` (``allow_urls``,
+    ``url_timeout``...); ``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``
     (or ``run=RunOptions(...)``) make the run options; names in ``extra`` (the loading options
     by default) are returned as they are. Any other name is a ``TypeError`` naming the valid ones.
 
     >>> cfg, run, load = split_options(PipelineConfig, None, {"batch_size": 2, "num_proc": 3})
     >>> cfg.batch_size, run.num_proc, load
     (2, 3, {})
+    >>> split_options(PipelineConfig, None, {"allow_urls": False})[0].image_policy.allow_urls
+    False
     """
     if config is not None and not isinstance(config, config_cls):
         raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
     fields = {f.name for f in dataclasses.fields(config_cls)}
+    policy_fields = {f.name for f in dataclasses.fields(ImagePolicy)}
     run_fields = {f.name for f in dataclasses.fields(RunOptions)}
-    unknown = sorted(set(options) - fields - run_fields - set(extra) - {"run"})
+    known = fields | policy_fields | run_fields | set(extra) | {"run"}
+    unknown = sorted(set(options) - known)
     if unknown:
-        valid = ", ".join(sorted(fields | run_fields | set(extra) | {"run"}))
+        valid = ", ".join(sorted(known))
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
     run = options.get("run") or RunOptions()
     if not isinstance(run, RunOptions):
@@ -289,4 +294,8 @@ def split_options(
         config = config_cls(**settings)
     elif settings:
         config = dataclasses.replace(config, **settings)
+    policy = {k: v for k, v in options.items() if k in policy_fields}
+    if policy:
+        policy_options = dataclasses.replace(config.image_policy, **policy)
+        config = dataclasses.replace(config, image_policy=policy_options)
     return config, run, {k: v for k, v in options.items() if k in extra}

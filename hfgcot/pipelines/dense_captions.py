@@ -164,7 +164,7 @@ class SentenceCheckStage(_CheckingStage):
     """
 
     name = "dense_check_sentences"
-    version = "2"  # a verdict lost to a cut is noted, or truncated_output when nothing is kept
+    version = "3"  # v2: a verdict lost to a cut is noted; v3: model text neutralised in prompts
     status_column = STATUS
     caption_prompt: str = prompts.DENSE_CAPTION_PROMPT
 
@@ -232,7 +232,7 @@ class QuestionStage(ModelStage):
     """
 
     name = "dense_questions"
-    version = "2"  # a truncated object list is noted
+    version = "3"  # v2: a truncated object list is noted; v3: model text neutralised
     status_column = STATUS
     max_questions: int = 5
     prompt: str = prompts.OBJECT_QUESTIONS_PROMPT
@@ -282,7 +282,7 @@ class AnswerStage(ModelStage):
     """
 
     name = "dense_answers"
-    version = "2"  # truncated answers are noted
+    version = "3"  # v2: truncated answers are noted; v3: model text neutralised in prompts
     status_column = STATUS
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
@@ -333,7 +333,7 @@ class DetailCheckStage(_CheckingStage):
     """
 
     name = "dense_check_details"
-    version = "2"  # an unreadable cut verdict is noted
+    version = "3"  # v2: an unreadable cut verdict is noted; v3: model text neutralised
     status_column = STATUS
     answer_prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
@@ -387,7 +387,7 @@ class FuseStage(ModelStage):
     """
 
     name = "dense_fuse"
-    version = "2"  # a truncated fusion falls back to the checked texts joined
+    version = "3"  # v2: a truncated fusion falls back to the checked texts; v3: neutralised
     status_column = STATUS
     prompt: str = prompts.FUSE_CAPTION_PROMPT
 

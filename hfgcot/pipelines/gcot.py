@@ -30,7 +30,7 @@ from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.phrases import dedupe, phrase_key
-from hfgcot.pipelines.base import ModelStage, Stage, cell_text
+from hfgcot.pipelines.base import ModelStage, Stage
 from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.run.local import status_summary
@@ -42,6 +42,7 @@ from hfgcot.status import (
     truncated_output,
     with_note,
 )
+from hfgcot.untrusted import cell_text
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class ReasoningStage(ModelStage):
     """Stage 1: ``raw_cot_output``, ``image_size`` (``[w, h]``, ``[]`` if unread), ``gcot_status``."""
 
     name = "gcot_reasoning"
-    version = "3"  # v2: writes image_size; v3: truncated reasoning is truncated_output
+    version = "4"  # v2: image_size; v3: truncated_output; v4: text neutralised, blank questions
     status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
@@ -171,7 +172,7 @@ class GroundingStage(ModelStage):
     """
 
     name = "gcot_grounding"
-    version = "3"  # v2: keywords de-duplicated by the phrase key; v3: truncation in the status
+    version = "4"  # v2: phrase-key dedupe; v3: truncation in the status; v4: neutralised
     status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"

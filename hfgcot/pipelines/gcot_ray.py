@@ -22,6 +22,7 @@ from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
 from hfgcot.pipelines.config import config_for_model
 from hfgcot.pipelines.gcot import STATUS, GCoTConfig, boxes_note, gcot_stages
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import log_summary
 from hfgcot.run.ray import normalize_dir, run_pipeline_on_ray
@@ -114,7 +115,7 @@ def add_gcot_ray(
         max_pixels=max_pixels,
     )
     config = config_for_model(config, spec)  # refuses other models; fills the family prompts
-    stages = gcot_stages(config, spec)
+    stages = read_urls_first(dataset, gcot_stages(config, spec), config)
     out = run_pipeline_on_ray(
         dataset,
         stages,

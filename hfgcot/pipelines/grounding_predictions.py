@@ -21,7 +21,7 @@ from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL
-from hfgcot.pipelines.base import ModelStage, cell_text
+from hfgcot.pipelines.base import ModelStage
 from hfgcot.pipelines.config import (
     ModelPipelineConfig,
     option,
@@ -31,10 +31,12 @@ from hfgcot.pipelines.config import (
 )
 from hfgcot.pipelines.gcot import ground_boxes
 from hfgcot.pipelines.grounding_sft import STATUS, user_text
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
 from hfgcot.splits import map_splits
 from hfgcot.status import EMPTY_QUESTION, OK, note_truncated, truncated_output
+from hfgcot.untrusted import cell_text, neutralize_special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class GroundingPredictionStage(ModelStage):
     """
 
     name = "grounding_predict"
-    version = "2"  # truncation in the status
+    version = "3"  # v2: truncation in the status; v3: asked text neutralised, blank questions
     image_column: str = "image"
     text_column: str = "question"
     messages_column: str = "messages"
@@ -100,7 +102,7 @@ class GroundingPredictionStage(ModelStage):
         if self.messages_column in batch:
             text = user_text(batch[self.messages_column][i])
             if text:
-                return text
+                return neutralize_special_tokens(text)
         if self.text_column in batch:
             question = cell_text(batch[self.text_column][i])
             if question:
@@ -221,7 +223,7 @@ def add_grounding_predictions(
         check_overwrite(ds, [stage], "grounding_predictions", config.overwrite_columns)
         out = run_pipeline(
             ds,
-            [stage],
+            read_urls_first(ds, [stage], config),
             image_column=config.image_column,
             batch_size=config.batch_size,
             run=run,

@@ -44,18 +44,21 @@ from hfgcot.images import (
     image_size,
     load_image,
 )
-from hfgcot.pipelines.base import Stage, cell_text
+from hfgcot.pipelines.base import Stage
 from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
 from hfgcot.splits import map_splits
 from hfgcot.status import EMPTY_QUESTION, OK, make
+from hfgcot.untrusted import cell_text, has_special_tokens
 
 logger = logging.getLogger(__name__)
 
 STATUS = "sft_status"
 MISSING_BBOX = "missing_bbox"
 INVALID_BBOX = "invalid_bbox"
+SPECIAL_TOKENS_IN_TEXT = "special_tokens_in_text"
 
 SFT_BOXES = (
     "`gt_bbox`: original-image pixels [x1, y1, x2, y2] (clipped); `gt_bbox_model` and the "
@@ -161,7 +164,7 @@ class GroundingSFTStage(Stage):
     """
 
     name = "grounding_sft"
-    version = "3"  # v2: invalid_bbox: <reason> (geometry.boxes); v3: family text forms
+    version = "4"  # v2: invalid_bbox: <reason>; v3: family text forms; v4: special tokens
     status_column = STATUS
     image_column: str = "image"
     text_column: str = "question"
@@ -210,7 +213,7 @@ class GroundingSFTStage(Stage):
         if self.verify_images:
             image, status = load_image(value, self.image_policy)
             return (image.size if image is not None else None), status
-        size = image_size(value)
+        size = image_size(value, self.image_policy)
         if size is None:
             return None, UNDECODABLE_IMAGE
         w, h = size
@@ -269,6 +272,8 @@ class GroundingSFTStage(Stage):
         question = cell_text(text)
         if not question:
             return {**out, STATUS: EMPTY_QUESTION}
+        if has_special_tokens(question):  # it would train the model on a chat of its own
+            return {**out, STATUS: SPECIAL_TOKENS_IN_TEXT}
         box, reason = check_box(bbox, self.bbox_format, width=width, height=height)
         if box is None:
             status = MISSING_BBOX if reason == MISSING else make(INVALID_BBOX, reason)
@@ -370,8 +375,9 @@ def to_grounding_sft(
     - ``model_family`` and ``sft_status``: ``"ok"`` or why the row cannot be trained on
       (``missing_bbox``; ``invalid_bbox: <reason>``, reason ``malformed``, ``not_finite``,
       ``non_positive_size`` or ``outside_image``, as :func:`hfgcot.geometry.boxes.check_box`
-      names them; ``bbox_too_small``; ``empty_question``; or an image status such as
-      ``undecodable_image``).
+      names them; ``bbox_too_small``; ``empty_question``; ``special_tokens_in_text`` (the
+      question holds a ``<|...|>`` special token, which would put a chat of its own into the
+      training row); or an image status such as ``undecodable_image``).
 
     Filter before training: ``ds.filter(lambda s: s == "ok", input_columns="sft_status")``;
     :class:`hfgcot.GroundingCollator` refuses rows with another status.
@@ -411,7 +417,7 @@ def to_grounding_sft(
         check_overwrite(ds, [stage], "grounding_sft", config.overwrite_columns)
         out = run_pipeline(
             ds,
-            [stage],
+            read_urls_first(ds, [stage], config),
             image_column=config.image_column,
             batch_size=config.batch_size,
             run=run,

@@ -17,6 +17,7 @@ from datasets import Dataset
 
 from hfgcot.pipelines.base import Stage
 from hfgcot.pipelines.config import resolve_model_config
+from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import (
     check_columns,
@@ -57,6 +58,7 @@ def run_model_pipeline(
     spec, config = resolve_model_config(model, load_kwargs, config)
     stages = build_stages(config, spec)
     check_overwrite(dataset, stages, name, config.overwrite_columns)
+    stages = read_urls_first(dataset, stages, config)
     ds = run_pipeline(
         dataset,
         stages,

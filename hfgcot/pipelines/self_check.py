@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 from hfgcot import prompts
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
 from hfgcot.parsing.replies import parse_yes_no
+from hfgcot.untrusted import neutralize_special_tokens
 
 Checker = Literal["yesno", "contrastive"]
 
@@ -102,10 +103,10 @@ def check_sentences(
         return results
     requests, continuations, prefixes = [], [], []
     for j in jobs:
-        for image in (j.image, None):
+        for image in (j.image, None):  # model text teacher-forced: as plain text
             requests.append(Request(image, j.prompt, system_prompt))
-            continuations.append(j.sentence)
-            prefixes.append(j.prefix)
+            continuations.append(neutralize_special_tokens(j.sentence))
+            prefixes.append(neutralize_special_tokens(j.prefix))
     scores = vlm.continuation_logprobs(requests, continuations, prefixes, **limits)
     results = []
     for with_image, without in zip(scores[0::2], scores[1::2], strict=True):

@@ -82,7 +82,7 @@ def embed_status(value: Any) -> str:
     else the reason it may not (``None`` is ok: it is published as an empty image).
 
     >>> embed_status(None), embed_status(b"not an image"), embed_status("https://x/a.png")
-    ('ok', 'undecodable_image', 'url_fetch_failed: urls disabled')
+    ('ok', 'undecodable_image', 'url_not_allowed: urls disabled')
     >>> embed_status({"bytes": None, "path": None}), embed_status({"bytes": b"", "path": None})
     ('ok', 'empty_file')
     """

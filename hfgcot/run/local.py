@@ -18,8 +18,9 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
+from hfgcot.cache import map_cache_file
 from hfgcot.fingerprint import stable_hash
-from hfgcot.images import image_size
+from hfgcot.images import ImagePolicy, image_size, kept_image
 from hfgcot.model.endpoint import is_endpoint_error
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
@@ -45,6 +46,20 @@ def undecoded(dataset: Dataset, column: str) -> tuple[Dataset, Any]:
 
 
 def restore_feature(dataset: Dataset, column: str, feature: Any) -> Dataset:
+    """Give ``column`` its input feature back. A column a stage filled with the images
+    themselves (fetched URLs, :mod:`hfgcot.pipelines.url_images`) becomes ``Image()``, and
+    keeps of each row what can be shown (:func:`hfgcot.images.kept_image`)."""
+    if isinstance(dataset.features[column], Image) and not isinstance(feature, Image):
+        fingerprint = stable_hash([dataset._fingerprint, "kept images", column])
+        dataset = dataset.map(
+            lambda batch: {column: [kept_image(cell) for cell in batch[column]]},
+            batched=True,
+            features=dataset.features,
+            new_fingerprint=fingerprint,
+            cache_file_name=map_cache_file(dataset, fingerprint),
+            desc="hfgcot images kept",
+        )
+        feature = Image()
     if dataset.features[column] != feature:
         dataset = dataset.cast_column(column, feature)
     return dataset
@@ -102,6 +117,7 @@ def apply_stage(
     if n_in == 0:  # ``map`` never calls the stage on 0 rows: add its columns, empty and typed
         return empty_with(dataset, features)
     num_proc = num_proc if num_proc and num_proc > 1 and n_in > 1 else None
+    fingerprint = stage.new_fingerprint(dataset._fingerprint)
     with _spawn_workers(num_proc), _progress():
         out = dataset.map(
             stage,
@@ -110,7 +126,8 @@ def apply_stage(
             with_rank=True,
             num_proc=num_proc,
             features=features,
-            new_fingerprint=stage.new_fingerprint(dataset._fingerprint),
+            new_fingerprint=fingerprint,
+            cache_file_name=map_cache_file(dataset, fingerprint),  # not next to the input
             desc=desc or f"hfgcot {stage.name}",
         )
     if len(out) != n_in:  # pragma: no cover - a stage bug, never expected
@@ -133,7 +150,10 @@ def empty_with(dataset: Dataset, features: Features) -> Dataset:
     for name, feature in features.items():
         if name not in out.column_names:
             out = out.add_column(name, [], feature=feature)
-    return out.cast(features) if out.features != features else out
+    if out.features == features:
+        return out
+    fingerprint = stable_hash([out._fingerprint, "cast", str(features)])
+    return out.cast(features, cache_file_name=map_cache_file(out, fingerprint))
 
 
 def run_stages(
@@ -173,12 +193,14 @@ def size_order(dataset: Dataset, image_column: str, window: int) -> list[int]:
     """A permutation that sorts rows by image area within consecutive windows of ``window`` rows.
 
     Rows of similar size then share map batches, so batches carry less padding. Image sizes are
-    read from the headers (no full decode); unreadable images sort first.
+    read from the headers (no full decode); unreadable images and URLs (not fetched here) sort
+    first.
     """
+    no_urls = ImagePolicy(allow_urls=False)
     keys: list[int] = []
     for batch in dataset.select_columns([image_column]).iter(batch_size=1000):
         for value in batch[image_column]:
-            size = image_size(value)
+            size = image_size(value, no_urls)
             keys.append(size[0] * size[1] if size else 0)
     order: list[int] = []
     for start in range(0, len(keys), window):
@@ -236,7 +258,11 @@ def run_pipeline(
         inverse = [0] * len(order)
         for position, row in enumerate(order):
             inverse[row] = position
-        out = out.select(inverse).flatten_indices()
+        out = out.select(inverse)
+        fingerprint = stable_hash([out._fingerprint, "flatten"])
+        out = out.flatten_indices(
+            new_fingerprint=fingerprint, cache_file_name=map_cache_file(out, fingerprint)
+        )
     return restore_feature(out, image_column, feature)
 
 
