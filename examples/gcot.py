@@ -27,7 +27,7 @@ from hfgcot.io import DEMO_DATA, load_input
 from hfgcot.publishing.release import check_target
 from hfgcot.run.local import status_summary
 from hfgcot.testing.tiny import get_tiny_vlm_path
-from hfgcot.viz.draw import grid, render_row, rows_html
+from hfgcot.viz import grid, render_row, rows_html
 
 EXAMPLE = """example:
   python examples/gcot.py \\

@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sft_parser(sub)
 
+    from hfgcot.viz.viewer import add_view_parser
+
+    add_view_parser(sub)
+
     d = sub.add_parser(
         "demo",
         help="run GCoT on the shipped example data with the shipped toy model (offline)",
@@ -527,6 +531,12 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from hfgcot.viz.viewer import run_view
+
+    return run_view(args)
+
+
 def _explicit(argv: list[str] | None) -> set[str]:
     """The destinations of the flags really typed (parsed again with every default suppressed)."""
     parser = build_parser()
@@ -564,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         "dense-captions": _cmd_dense_captions,
         "region-captions": _cmd_region_captions,
         "sft": _cmd_sft,
+        "view": _cmd_view,
     }
     from hfgcot.model.endpoint import EndpointError
 

@@ -147,6 +147,9 @@ class GroundingCollator:
             frame and family columns (a ``ValueError`` says to pass
             ``remove_unused_columns=False`` when a trainer dropped them); ``False`` trains
             without these checks.
+        single_turn: each row must be one grounding SFT exchange: exactly one image
+            placeholder and one assistant turn (``False`` allows multi-turn and text-only chats;
+            the templated chat must still match what the messages declare).
         image_policy: how row images are read (:class:`~hfgcot.images.ImagePolicy`; default:
             any side of at least 1 pixel, the default URL rules).
         padding_side: ``"right"`` (default for training) or ``"left"``.
@@ -171,6 +174,7 @@ class GroundingCollator:
         frame_column: str = "sft_frame",
         family_column: str = "model_family",
         check_frames: bool = True,
+        single_turn: bool = True,
         image_policy: ImagePolicy | None = None,
         padding_side: str = "right",
         assistant_header: str = "<|im_start|>assistant\n",
@@ -188,6 +192,7 @@ class GroundingCollator:
         self.frame_column = frame_column
         self.family_column = family_column
         self.check_frames = check_frames
+        self.single_turn = single_turn
         self.image_policy = image_policy or _COLLATE_POLICY
         self.padding_side = padding_side
         tokenizer = getattr(processor, "tokenizer", processor)
@@ -268,12 +273,17 @@ class GroundingCollator:
         """The templated chat has exactly the image placeholders and assistant turns that
         ``messages`` declare (one of each for a grounding SFT row)."""
         images = _count_images(messages)
+        turns = sum(m["role"] == "assistant" for m in messages)
+        if self.single_turn and (images, turns) != (1, 1):
+            raise ValueError(
+                f"row {index}: {images} image(s) and {turns} assistant turn(s); a grounding SFT "
+                "row has one of each (GroundingCollator(..., single_turn=False) for other chats)"
+            )
         if self._image_token and text.count(self._image_token) != images:
             raise ValueError(
                 f"row {index}: its chat holds {text.count(self._image_token)} image "
                 f"placeholder(s) for {images} image(s)"
             )
-        turns = sum(m["role"] == "assistant" for m in messages)
         if text.count(self._assistant_header) != turns:
             raise ValueError(
                 f"row {index}: its chat holds {text.count(self._assistant_header)} assistant "

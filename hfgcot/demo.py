@@ -23,7 +23,9 @@ from hfgcot.pipelines.gcot import add_gcot
 from hfgcot.run.local import status_summary
 from hfgcot.testing.tiny import get_tiny_vlm_path
 from hfgcot.testing.toy import tiny_shapes_path
-from hfgcot.viz.draw import draw_groundings, grid, render_row, rows_html
+from hfgcot.viz.draw import draw_groundings
+from hfgcot.viz.picture import grid, render_row
+from hfgcot.viz.viewer import write_view
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,10 @@ def run_demo(
 ) -> DemoResult:
     """Run GCoT on the demo data; save the dataset and pictures under ``output``.
 
-    ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image), ``grid.png`` (every row
-    with its text, phrases in the colour of their boxes) and ``index.html`` (the same, as HTML).
+    ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image; the box of a phrase the
+    text never mentions is dashed), ``grid.png`` (every row with its text, phrases in the colour
+    of their boxes) and ``index.html`` (the viewer page of ``hfgcot view``: boxes over the
+    images, texts, statuses, a status filter and a search; self-contained).
     """
     out = Path(output)
     model = model or default_demo_model()
@@ -75,11 +79,12 @@ def run_demo(
     for i, row in enumerate(ds):
         image, status = load_image(row["image"])
         if image is not None:
-            draw_groundings(image, row["groundings"]).save(pictures / f"row_{i:03d}.png")
+            drawn = draw_groundings(image, row["groundings"], text=row["gcot"])
+            drawn.save(pictures / f"row_{i:03d}.png")
         else:  # pragma: no cover - the demo images are all valid
             logger.warning("row %d: %s", i, status)
     grid_path, index_path = pictures / "grid.png", pictures / "index.html"
     grid([render_row(row, width=480) for row in ds], cols=3).save(grid_path)
-    rows_html(ds, title="hfgcot demo: grounded chain-of-thought").save(index_path)
+    write_view(ds, index_path, title="hfgcot demo: grounded chain-of-thought")
     summary = status_summary(ds, "gcot_status")
     return DemoResult(dataset_dir, pictures, summary, model, grid_path, index_path)

@@ -37,7 +37,6 @@ BIG_MODULES = {
     "hfgcot.pipelines.gcot": "lead: pipelines are split once the helpers merged (#17)",
     "hfgcot.pipelines.grounding_sft": "lead: pipelines are split once the helpers merged (#17)",
     "hfgcot.testing.shapes": "viewer/toy: scene drawing vs VQA targets (#17 §5)",
-    "hfgcot.viz.draw": "viewer helper: drawing vs HTML (#23)",
 }
 BIG_FUNCTIONS = {
     "hfgcot.testing.shapes.Scene.vqa": "viewer/toy: one table of question kinds instead of branches",

@@ -145,16 +145,20 @@ def test_images_as_paths_and_multi_turn(processor, sft, tmp_path):
         {"role": "assistant", "content": [{"type": "text", "text": "same"}]},
     ]
     row["messages"] = list(row["messages"]) + extra
-    batch = GroundingCollator(processor)([row])
+    with pytest.raises(ValueError, match="2 assistant turn"):  # one exchange per row by default
+        GroundingCollator(processor)([row])
+    batch = GroundingCollator(processor, single_turn=False)([row])
     labels = batch["labels"][0]
     kept = processor.tokenizer.decode(labels[labels != IGNORE_INDEX])
     assert kept == answer_of(sft[0]) + "<|im_end|>" + "same<|im_end|>"
     no_image = {"messages": extra, "sft_status": "ok"}
-    text_only = GroundingCollator(processor, check_frames=False)([no_image])
+    with pytest.raises(ValueError, match="0 image"):
+        GroundingCollator(processor, check_frames=False)([no_image])
+    text_only = GroundingCollator(processor, check_frames=False, single_turn=False)([no_image])
     assert "pixel_values" not in text_only or text_only["pixel_values"] is None
     missing = {"messages": sft[0]["messages"], "image": [row["image"], row["image"]]}
     with pytest.raises(ValueError, match="1 image placeholder"):
-        GroundingCollator(processor, check_frames=False)([missing])
+        GroundingCollator(processor, check_frames=False, single_turn=False)([missing])
 
 
 def test_trl_sft_trainer_accepts_the_collator(processor, sft, tiny_vlm_path, tmp_path):

@@ -142,10 +142,12 @@ def test_region_labels_are_numbered_and_readable():
         tag = out.crop((x1, y1 - 20, x1 + 14, y1))  # the tag sits above the top-left corner
         colours = {c for _, c in tag.getcolors(10_000)}
         assert colour(i) in colours and near(colours, label_colour(colour(i)))
-    # no room above: the tag goes inside the box
-    inside = draw_regions(img, [[10, 0, 100, 100]])
-    colours = {c for _, c in inside.crop((10, 0, 30, 30)).getcolors(10_000)}
-    assert near(colours, label_colour(colour(0)))
+    # no room above: the tag goes beside the box, not on what the box frames
+    beside = draw_regions(img, [[10, 0, 100, 100]])
+    colours = {c for _, c in beside.crop((100, 0, 120, 30)).getcolors(10_000)}
+    assert colour(0) in colours and near(colours, label_colour(colour(0)))
+    inner = {c for _, c in beside.crop((14, 4, 96, 96)).getcolors(10_000)}
+    assert inner == {(128, 128, 128)}
     assert len(set(PALETTE)) == len(PALETTE)
     # dark text on light colours, light text on dark ones
     assert label_colour((210, 245, 60)) == (0, 0, 0) and label_colour((0, 0, 0)) == (255, 255, 255)

@@ -57,7 +57,9 @@ class RegionPrepareStage(Stage):
     """Stage 1 (no model): validated boxes, the marked image and the prompt of every row."""
 
     name = "region_prepare"
-    version = "2"  # statuses capped (hfgcot.status.cap): long skipped-box lists
+    # v2: statuses capped (hfgcot.status.cap): long skipped-box lists; v3: number tags placed
+    # off the boxes and each other, smaller on small images
+    version = "3"
     status_column = STATUS
     image_column: str = "image"
     bbox_column: str = "bbox"

@@ -122,7 +122,8 @@ class Batches(IterableDataset):
 
         torch.set_num_threads(1)
         args = self.args
-        collator = GroundingCollator(self.processor)
+        # rows made here (several turns a picture), not by to_grounding_sft: no frame columns
+        collator = GroundingCollator(self.processor, check_frames=False, single_turn=False)
         maker = RowMaker(args.min_pixels, args.max_pixels, args.ground_turns)
         rng = random.Random(args.seed)
         scene_id = 0

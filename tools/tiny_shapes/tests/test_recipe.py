@@ -308,7 +308,7 @@ def test_next_coordinate_numbers_each_box_coordinate_of_every_turn():
         row = maker.ground(scene, scene.image(), random.Random(seed))
         if len(row.pop("turn_objects")) >= 2:
             break
-    batch = GroundingCollator(processor)([row])
+    batch = GroundingCollator(processor, single_turn=False)([row])
     k = losses.next_coordinate(batch["labels"], toy_model.number_table(tokenizer, len(tokenizer)))
     turn = losses.answer_turns(batch["labels"])
     boxes = toy_rows.answer_boxes(row)
