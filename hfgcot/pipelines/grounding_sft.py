@@ -404,10 +404,9 @@ def to_grounding_sft(
     """
     config, run, _ = split_options(GroundingSFTConfig, config, options, extra=())
     stage = sft_stage(config, processor)
-    record = {
-        **dataclasses.asdict(config),
-        "min_pixels": stage.min_pixels,
-        "max_pixels": stage.max_pixels,
+    # the resize limits in effect (a processor's win), so the recorded config gives the same rows
+    record = dataclasses.replace(config, min_pixels=stage.min_pixels, max_pixels=stage.max_pixels)
+    frame = {
         "factor": stage.factor,
         "processor": type(processor).__name__ if processor is not None else None,
     }
@@ -430,7 +429,7 @@ def to_grounding_sft(
             stages=[stage],
             status_column=STATUS,
             boxes=SFT_BOXES,
-            extra={"run": run.record(), "prompts": prompt_record(config)},
+            extra={"run": run.record(), "prompts": prompt_record(config), "frame": frame},
         )
 
     return _apply_per_split(dataset, run_split)

@@ -182,7 +182,8 @@ def pipeline_provenance(
 
     Args:
         name: the pipeline (``"gcot"``, ``"captions"``, ``"sft"``...).
-        config: the pipeline's config dataclass.
+        config: the pipeline's config dataclass (recorded as it is, and flat as ``run_config``:
+            :func:`hfgcot.config_files.run_config`).
         spec: the :class:`~hfgcot.model.spec.ModelSpec` (or loaded VLM) the pipeline used, if any.
         stages: the stages run (their names and full configs are recorded).
         status_column: the pipeline's status column, summarised by reason.
@@ -203,6 +204,10 @@ def pipeline_provenance(
     }
     if spec is not None:
         record["model"] = model_provenance(spec)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        from hfgcot.config_files import run_config
+
+        record["run_config"] = run_config(name, config, spec)  # for `hfgcot config` and --config
     if status_column is not None and status_column in dataset.column_names:
         from hfgcot.run.local import status_summary
 
