@@ -167,3 +167,12 @@ def test_exit_statuses_in_a_subprocess(tmp_path):
     assert "Traceback" in internal.stderr and "hfgcot: error" not in internal.stderr
     ok = _cli(tmp_path, "config", "--help")
     assert ok.returncode == 0 and "hfgcot config" in ok.stdout
+
+
+def test_docs_name_every_subcommand():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    for name in build_parser()._subparsers._group_actions[0].choices:
+        assert f"`{name}" in text, f"docs/cli.md does not describe `hfgcot {name}`"
+    assert "```yaml" in text and "| 2 |" in text and "| 1 |" in text
