@@ -152,3 +152,24 @@ def test_config_record_choice(tmp_path, capsys):
     assert "batch_size: 3\n" in capsys.readouterr().out
     assert main(["config", str(tmp_path / "d"), "--record", "3"]) == 2
     assert "--record must be 1..2" in capsys.readouterr().err
+
+
+def test_run_config_records_no_machine_detail(tmp_path, monkeypatch):
+    from hfgcot import EndpointSpec, GCoTConfig
+    from hfgcot.config_files import run_config
+    from hfgcot.model.spec import ModelSpec
+
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    local = run_config("gcot", GCoTConfig(), ModelSpec(str(folder), device="cuda:3"))
+    assert local["model"] == "my-model" and local["revision"].startswith("local:")
+    assert "device" not in local and str(tmp_path) not in json.dumps(local)
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    served = EndpointSpec("http://10.0.0.7:8000/v1", str(folder), api_key_env="MY_KEY")
+    record = run_config("gcot", GCoTConfig(), served)
+    text = json.dumps(record)
+    assert record["model"] == "my-model" and record["api_key_env"] == "MY_KEY"
+    assert "10.0.0.7" not in text and "sk-secret" not in text and str(tmp_path) not in text
+    hub = run_config("gcot", GCoTConfig(), ModelSpec("org/model", revision="v2"))
+    assert hub["model"] == "org/model" and hub["revision"] == "v2"  # offline: as requested

@@ -46,7 +46,7 @@ def _resolve(target: str) -> Callable[..., Any]:
 def _add_source(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("dataset", help=f"{what}: saved dataset folder, .jsonl file or Hub id")
     p.add_argument("--split", default="train", help="split, for Hub datasets (default: train)")
-    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N rows")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
