@@ -129,9 +129,12 @@ def _run_on_ray(
     """The pipeline's Ray entry point (Ray started here with ``local``, else connected to)."""
     import dataclasses
 
-    import ray
-
     from hfgcot.model.spec import ModelSpec
+
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray-address needs Ray: pip install 'hfgcot[ray]'") from None
 
     started = not ray.is_initialized()
     if started:
