@@ -170,7 +170,10 @@ def print_run_config(record: dict[str, Any]) -> str:
 def _cmd_config(args: argparse.Namespace) -> int:
     records = _run_configs(args)
     if not records:
-        raise ValueError(f"{args.dataset} records no run config (no hfgcot pipeline made it, or one older than run configs)")
+        raise ValueError(
+            f"{args.dataset} records no run config (no hfgcot pipeline made it, or one older "
+            "than run configs)"
+        )
     if not 1 <= args.record <= len(records) and args.record != -1:
         raise ValueError(f"--record must be 1..{len(records)} (or -1, the last), got {args.record}")
     text = print_run_config(records[args.record - 1 if args.record > 0 else -1])
