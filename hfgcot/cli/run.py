@@ -170,14 +170,14 @@ def _execute(
     return entry(ds, model, config=config, run=run)
 
 
-def _report(
-    out: Any, output: str, status_column: str | None, counter: _ShardCount, run: Any
-) -> None:
-    from hfgcot.run.local import status_summary
+def _report(out: Any, output: str, counter: _ShardCount, run: Any) -> None:
+    """Rows saved, their statuses (from the provenance record the pipeline wrote), shards reused."""
+    from hfgcot import get_provenance
 
+    records = get_provenance(out)
     print(f"{len(out)} rows -> {output}")
-    if status_column and status_column in out.column_names:
-        print(f"status: {status_summary(out, status_column)}")
+    if records and records[-1].get("status") is not None:
+        print(f"status: {records[-1]['status']}")
     if run.checkpoint_dir is not None:
         print(
             f"checkpoint: reused {counter.reused} of {counter.total} shards ({run.checkpoint_dir})"
@@ -218,14 +218,6 @@ def run_pipeline_command(args: argparse.Namespace) -> int:
     if embed:
         out = embed_images(out, [config.image_column])
     save_dataset(out, output, args.overwrite)
-    _report(out, output, _status_column(out), counter, run)
+    _report(out, output, counter, run)
     publish_if_requested(args, out)
     return 0
-
-
-def _status_column(out: Any) -> str | None:
-    """The status column of the pipeline that ran last (its provenance record names it)."""
-    from hfgcot import get_provenance
-
-    records = get_provenance(out)
-    return records[-1].get("status_column") if records else None
