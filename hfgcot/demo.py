@@ -62,6 +62,13 @@ def run_demo(
 
     ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image), ``grid.png`` (every row
     with its text, phrases in the colour of their boxes) and ``index.html`` (the same, as HTML).
+
+    Args:
+        output: the folder of the dataset (``gcot/``) and the pictures (``pictures/``).
+        model: another model instead of the shipped toy one (Hub id or folder).
+        batch_size: rows per generate call.
+        max_new_tokens: most new tokens per reasoning.
+        kwargs: other :func:`hfgcot.add_gcot` options.
     """
     out = Path(output)
     model = model or default_demo_model()

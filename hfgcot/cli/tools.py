@@ -26,6 +26,7 @@ _METRICS = {
     "gcot": "hfgcot.evaluation:evaluate_gcot",
 }
 _DRAW = "hfgcot.demo:write_pictures"
+_DEMO = "hfgcot.demo:run_demo"
 
 PUBLISH_EXAMPLE = """example:
   hfgcot publish out/gcot me/my-gcot --version 1.0.0          # Hub: tag v1.0.0
@@ -247,9 +248,8 @@ def _add_publish(sub: Any) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hfgcot.demo import run_demo
-
-    result = run_demo(args.output, model=args.model, max_new_tokens=args.max_new_tokens)
+    run_demo = _resolve(_DEMO)
+    result = run_demo(**_typed(args, run_demo, ()))
     print(f"model:    {result.model}")
     print(f"dataset:  {result.dataset_dir}  (datasets.load_from_disk)")
     print(f"pictures: {result.pictures_dir}  (grid.png, index.html)")
@@ -265,9 +265,7 @@ def _add_demo(sub: Any) -> None:
         "model if it is missing) on the example dataset and writes the dataset and pictures of "
         "its boxes.",
     )
-    d.add_argument("--output", default="outputs/demo", help="output folder (default: %(default)s)")
-    d.add_argument("--model", default=None, help="another model to use instead of the toy one")
-    d.add_argument("--max-new-tokens", type=int, default=64, help="default: %(default)s")
+    add_flags(d, signature_flags(_resolve(_DEMO)))
     d.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
