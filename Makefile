@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hfgcot-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
-LINT_PATHS := $(wildcard hfgcot tests examples benchmarks)
+LINT_PATHS := $(wildcard hfgcot tests examples benchmarks tools)
 
 .PHONY: install demo test lint format clean bench
 
@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
-	$(PY) -m pytest -q -p no:cacheprovider --nbmake tests notebooks $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake tests tools notebooks $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -43,7 +43,7 @@ def evaluate(
 
     path = model or tiny_shapes_path()
     if path is None:
-        raise SystemExit("no toy model: train one with examples/train_tiny_shapes.py")
+        raise SystemExit("no toy model: train one with python -m tools.tiny_shapes")
     vlm = load_vlm(path, dtype="float32", device="cpu")
     world = make_scenes(scenes, seed=seed)
     ds = Dataset.from_dict(vqa_rows(world, seed=seed))

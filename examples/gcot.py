@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hfgcot import add_gcot, publish
 from hfgcot.io import DEMO_DATA, load_input
-from hfgcot.publishing.hub import check_target
+from hfgcot.publishing.release import check_target
 from hfgcot.run.local import status_summary
 from hfgcot.testing.tiny import get_tiny_vlm_path
 from hfgcot.viz.draw import grid, render_row, rows_html

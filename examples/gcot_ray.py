@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from hfgcot.io import demo_dataset, load_input
+    from hfgcot.ray import add_gcot_ray
     from hfgcot.run.local import status_summary
-    from hfgcot.run.ray import add_gcot_ray
 
     ray.init(address=args.address)
     if args.input is None:

@@ -27,6 +27,8 @@ import logging
 import sys
 from typing import Any
 
+from hfgcot.geometry.families import known_families
+
 EXAMPLE = """examples:
   python examples/textvqa_grounding.py --input my-org/textvqa-boxes --split train \\
       --output out/textvqa_sft --max-pixels 1003520
@@ -51,9 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for the result (save_to_disk)")
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows")
-    p.add_argument(
-        "--model-family", choices=["qwen2_5_vl", "qwen2_vl", "qwen3_vl"], default="qwen2_5_vl"
-    )
+    p.add_argument("--model-family", choices=known_families(), default="qwen2_5_vl")
     p.add_argument("--min-pixels", type=int, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--processor", default=None, help="read the resize limits from this model")

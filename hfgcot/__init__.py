@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "publish": "hfgcot.publishing.hub",
-    "PublishResult": "hfgcot.publishing.hub",
+    "publish": "hfgcot.publishing.release",
+    "load_release": "hfgcot.publishing.release",
+    "PublishResult": "hfgcot.publishing.targets",
     "attach_provenance": "hfgcot.publishing.provenance",
     "get_provenance": "hfgcot.publishing.provenance",
     "to_grounding_sft": "hfgcot.pipelines.grounding_sft",
@@ -49,6 +50,7 @@ __all__ = [
     "PublishResult",
     "attach_provenance",
     "get_provenance",
+    "load_release",
     "publish",
     "GroundingCollator",
     "GroundingPredictionConfig",
@@ -84,8 +86,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from hfgcot.pipelines.grounding_sft import GroundingSFTConfig, to_grounding_sft
     from hfgcot.pipelines.region_captions import RegionCaptionConfig, add_region_captions
-    from hfgcot.publishing.hub import PublishResult, publish
     from hfgcot.publishing.provenance import attach_provenance, get_provenance
+    from hfgcot.publishing.release import load_release, publish
+    from hfgcot.publishing.targets import PublishResult
     from hfgcot.run.options import RunOptions
 
 

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hfgcot.geometry.families import family_for_processor, get_family, known_families
 from hfgcot.images import ImagePolicy, load_image
 
 logger = logging.getLogger(__name__)
@@ -40,23 +41,16 @@ IGNORE_INDEX = -100
 
 _COLLATE_POLICY = ImagePolicy(min_side=1)
 
-_PROCESSOR_FAMILIES = {
-    "Qwen2VLProcessor": "qwen2_vl",
-    "Qwen2_5_VLProcessor": "qwen2_5_vl",
-    "Qwen3VLProcessor": "qwen3_vl",
-}
-
 
 def processor_family(processor: Any) -> str | None:
     """The model family a Qwen-VL processor belongs to, from its class; ``None`` if unknown.
 
+    (:func:`hfgcot.geometry.families.family_for_processor`, kept here under its old name.)
+
     >>> processor_family(object()) is None
     True
     """
-    for cls in type(processor).__mro__:
-        if cls.__name__ in _PROCESSOR_FAMILIES:
-            return _PROCESSOR_FAMILIES[cls.__name__]
-    return None
+    return family_for_processor(processor)
 
 
 def _clean_content(content: Any) -> Any:
@@ -221,7 +215,8 @@ class GroundingCollator:
                 f"written for a {frame['width']}x{frame['height']} image; rebuild the row with "
                 "to_grounding_sft on this image"
             )
-        if row.get(self.family_column) != "qwen2_5_vl":
+        family = row.get(self.family_column)
+        if family not in known_families() or get_family(family).relative:
             return  # 0..1000 boxes do not depend on the resize
         patch = int(self.processor.image_processor.patch_size)
         _, h, w = (int(v) for v in grid)

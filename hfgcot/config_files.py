@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,6 @@ __all__ = [
 
 LOCAL_REVISION = "local:"
 """Prefix of the revision recorded for a local model folder (a digest of its files)."""
-
-# Model options that describe the machine, not the run: never recorded (a device, a server URL).
-_NOT_RECORDED = ("device", "base_url")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -130,51 +126,23 @@ def flatten_config(config: Any) -> dict[str, Any]:
     return out
 
 
-def _model_name(model: str) -> str:
-    """A Hub id as it is, a local folder by its folder name only (never the machine's path)."""
-    if os.path.isdir(os.path.expanduser(model)):
-        return Path(os.path.expanduser(model)).resolve().name
-    return model
-
-
-def model_options(spec: Any) -> dict[str, Any]:
-    """The options of a model spec as a run config records them: the public model name, the
-    resolved revision (``local:<digest>`` for a folder), no device and no server URL.
-
-    >>> from hfgcot.model.spec import ModelSpec
-    >>> model_options(ModelSpec("org/m", revision="abc"))["revision"]   # doctest: +SKIP
-    'abc'
-    """
-    from hfgcot.model.endpoint import EndpointSpec
-    from hfgcot.model.spec import spec_fingerprint_data
-
-    spec = getattr(spec, "spec", spec)  # a loaded VLM: its spec
-    out = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
-    for name in _NOT_RECORDED:
-        out.pop(name, None)
-    if not isinstance(spec, EndpointSpec):
-        out["revision"] = spec_fingerprint_data(spec)["resolved_revision"]
-    out["model"] = _model_name(spec.model)
-    return out
-
-
-def run_config(pipeline: str, config: Any, spec: Any = None) -> dict[str, Any]:
+def run_config(
+    pipeline: str, config: Any, model_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The config of a pipeline run, flat, as ``hfgcot <pipeline> --config`` reads it.
 
-    ``pipeline`` first, then the model's options (:func:`model_options`), then every field of
-    ``config`` (:func:`flatten_config`). Run options (workers, checkpoints, row order) change
-    no row and are not part of it; neither are the input and output paths.
+    ``pipeline`` first, then the model's options (as
+    :func:`hfgcot.publishing.provenance.run_model_options` records them: no local path, the
+    revision resolved), then every field of ``config`` (:func:`flatten_config`). Run options
+    (workers, checkpoints, row order) change no row and are not part of it; neither are the
+    input and output paths.
 
     >>> from hfgcot import GCoTConfig
-    >>> cfg = run_config("gcot", GCoTConfig(batch_size=2))
-    >>> list(cfg)[:2], cfg["batch_size"], cfg["min_side"]
-    (['pipeline', 'image_column'], 2, 28)
+    >>> cfg = run_config("gcot", GCoTConfig(batch_size=2), {"model": "org/m"})
+    >>> list(cfg)[:3], cfg["batch_size"], cfg["min_side"]
+    (['pipeline', 'model', 'image_column'], 2, 28)
     """
-    out: dict[str, Any] = {"pipeline": pipeline}
-    if spec is not None:
-        out.update(model_options(spec))
-    out.update(flatten_config(config))
-    return out
+    return {"pipeline": pipeline, **(model_options or {}), **flatten_config(config)}
 
 
 def dump_run_config(config: Mapping[str, Any], header: str = "") -> str:

@@ -1,7 +1,7 @@
 """``hfgcot demo``: GCoT on the shipped example dataset with the embedded default model, offline.
 
 The embedded default is the toy Qwen2.5-VL shipped in ``hfgcot/data/tiny-shapes`` (about a million
-parameters, trained from scratch on synthetic scenes by ``examples/train_tiny_shapes.py``): it
+parameters, trained from scratch on synthetic scenes by ``python -m tools.tiny_shapes``): it
 writes reasoning, keywords and boxes in the pipelines' formats, only about coloured circles,
 squares and triangles, and (undertrained) often about the wrong ones. When that
 checkpoint is missing, the demo falls back (with a warning) to a tiny random model built locally

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from hfgcot.geometry.frames import box_area, iou, is_finite_box, xywh_to_xyxy
+from hfgcot.geometry.boxes import BBoxFormat, cell_boxes, check_box, check_format, iou
 from hfgcot.parsing.answers import extract_answer, normalize_answer
 
 __all__ = [
@@ -54,8 +54,6 @@ __all__ = [
     "normalize_answer",
     "size_bucket",
 ]
-
-GTFormat = Literal["xyxy", "xywh"]
 
 SIZE_BUCKETS: tuple[tuple[str, int, float], ...] = (
     ("small", 0, 512),
@@ -141,46 +139,16 @@ def _sizes(
 # --------------------------------------------------------------------------------------------
 
 
-def _is_box_list(value: Any) -> bool:
-    return (
-        isinstance(value, Sequence)
-        and not isinstance(value, str | bytes)
-        and len(value) > 0
-        and all(isinstance(v, Sequence) and not isinstance(v, str | bytes) for v in value)
-    )
-
-
-def _valid(box: Any) -> list[float] | None:
-    if not is_finite_box(box):
-        return None
-    values = [float(v) for v in box]
-    return values if box_area(values) > 0 else None
-
-
 def _pred_box(value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    if _is_box_list(value):
-        value = value[0]
-    return _valid(value)
+    """The predicted box of a cell (a list of boxes: its first one), ``None`` if unusable."""
+    boxes = cell_boxes(value)
+    return check_box(boxes[0], "xyxy")[0] if boxes else None
 
 
-def _gt_boxes(value: Any, gt_format: GTFormat) -> list[list[float]]:
-    if value is None:
-        return []
-    candidates = list(value) if _is_box_list(value) else [value]
-    boxes = []
-    for box in candidates:
-        if not is_finite_box(box):
-            continue
-        if gt_format == "xywh":
-            if float(box[2]) <= 0 or float(box[3]) <= 0:
-                continue
-            box = xywh_to_xyxy(box)
-        valid = _valid(box)
-        if valid is not None:
-            boxes.append(valid)
-    return boxes
+def _gt_boxes(value: Any, gt_format: BBoxFormat) -> list[list[float]]:
+    """The usable reference boxes of a cell (one box or a list), as xyxy."""
+    checked = (check_box(box, gt_format)[0] for box in cell_boxes(value) or [])
+    return [box for box in checked if box is not None]
 
 
 def _best_iou(pred: list[float] | None, gts: list[list[float]]) -> float:
@@ -213,7 +181,7 @@ def evaluate_grounding(
     pred_column: str = "pred_bbox",
     gt_column: str = "gt_bbox",
     *,
-    gt_format: GTFormat = "xyxy",
+    gt_format: BBoxFormat = "xyxy",
     iou_threshold: float = 0.5,
     frame_column: str | None = "sft_frame",
     image_column: str | None = "image",
@@ -237,8 +205,7 @@ def evaluate_grounding(
         >>> evaluate_grounding({"pred_bbox": [[0, 0, 10, 10]], "gt_bbox": [[5, 0, 15, 10]]})["mean_iou"]
         0.3333333333333333
     """
-    if gt_format not in ("xyxy", "xywh"):
-        raise ValueError(f"gt_format must be 'xyxy' or 'xywh', got {gt_format!r}")
+    check_format(gt_format, "gt_format")
     _check_threshold(iou_threshold)
     preds = _column(dataset, pred_column)
     gts = _column(dataset, gt_column)
@@ -289,7 +256,7 @@ def evaluate_gcot(
     answer_column: str = "answer",
     pred_column: str = "pred_bbox",
     gt_column: str = "gt_bbox",
-    gt_format: GTFormat = "xyxy",
+    gt_format: BBoxFormat = "xyxy",
     iou_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Answer accuracy, grounding accuracy and answer-grounding consistency (MM-GCoT).
@@ -326,8 +293,7 @@ def evaluate_gcot(
         >>> r["answer_acc"], r["acc@0.5"], r["consistency"]
         (0.6666666666666666, 0.3333333333333333, 0.5)
     """
-    if gt_format not in ("xyxy", "xywh"):
-        raise ValueError(f"gt_format must be 'xyxy' or 'xywh', got {gt_format!r}")
+    check_format(gt_format, "gt_format")
     _check_threshold(iou_threshold)
     pred_answers = _column(dataset, pred_answer_column)
     answers = _column(dataset, answer_column)

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hfgcot.status import OK
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -47,7 +49,6 @@ __all__ = [
     "load_image",
 ]
 
-OK = "ok"
 
 # Status reasons (the part before ": "). Stable: stages group rows by them.
 MISSING_IMAGE = "missing_image"

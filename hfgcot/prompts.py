@@ -55,6 +55,44 @@ GROUNDING_SFT_PROMPT = (
 question or referring phrase."""
 
 
+# Per-family defaults of the grounding prompts (the rows of hfgcot.geometry.families pick them;
+# a prompt given in a config wins). The three above are Qwen2.5-VL's. Sources: docs/families.md.
+
+QWEN2_GROUNDING_PROMPT = (
+    "Find every <|object_ref_start|>{phrase}<|object_ref_end|> in the image and output its "
+    "bounding box."
+)
+"""Qwen2-VL: the phrase between object-reference tokens; the model answers with box tokens."""
+
+QWEN2_JOINT_GROUNDING_PROMPT = (
+    "Find each of these objects in the image: {phrases}. For every one you find, write its name "
+    "exactly as listed between <|object_ref_start|> and <|object_ref_end|>, then its bounding box."
+)
+
+QWEN2_GROUNDING_SFT_PROMPT = (
+    "{question}\n"
+    "Output the bounding box of the region of the image that this refers to or that answers it."
+)
+"""Qwen2-VL SFT rows: the answer is ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` (0..1000)."""
+
+QWEN3_GROUNDING_PROMPT = (
+    'Locate every instance that belongs to the following category: "{phrase}". '
+    "Report bbox coordinates in JSON format."
+)
+"""Qwen3-VL: the phrasing of Qwen3-VL's grounding examples; it answers ``bbox_2d`` in 0..1000."""
+
+QWEN3_JOINT_GROUNDING_PROMPT = (
+    "Locate every instance that belongs to the following categories: {phrases}. Report bbox "
+    'coordinates in JSON format, with each "label" written exactly as its category is listed.'
+)
+
+QWEN3_GROUNDING_SFT_PROMPT = (
+    "{question}\n"
+    "Locate the region of the image that this refers to or that answers it, and output its bbox "
+    "coordinates in JSON format."
+)
+
+
 # Dense captions (ScaleCap-style). Each is a ``str.format`` template.
 DENSE_CAPTION_PROMPT = "Describe this image in detail."
 
@@ -200,6 +238,11 @@ PLACEHOLDERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "crop_prompt": (frozenset(), frozenset()),
 }
 """For each prompt option: ``(required, allowed)`` placeholder names of its template."""
+
+FAMILY_PROMPTS = frozenset({"grounding_prompt", "joint_grounding_prompt", "grounding_sft_prompt"})
+"""Prompt options whose default depends on the model family: a config field of one of these
+kinds left ``None`` takes the text of the model's row of :mod:`hfgcot.geometry.families`
+(attribute of the same name) once the model, and so its family, is known."""
 
 
 def placeholders(template: str) -> set[str]:

@@ -49,3 +49,12 @@ def png_bytes(image: Image.Image) -> dict:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return {"bytes": buf.getvalue(), "path": None}
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A fake Hub (``tests/hub_fakes.py``): ``HfApi`` and ``push_to_hub`` replaced by one object
+    that records the calls; a token is in effect."""
+    from hub_fakes import install_fake
+
+    return install_fake(monkeypatch, tmp_path)

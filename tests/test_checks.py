@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from hfgcot import prompts
 from hfgcot.model.vlm import GenerationSettings, Request
 from hfgcot.parsing import captions as textproc
-from hfgcot.pipelines.self_check import CheckJob, check_sentences, is_supported, locate_sentences
+from hfgcot.pipelines.self_check import (
+    CheckJob,
+    CheckResult,
+    check_sentences,
+    is_supported,
+    locate_sentences,
+)
 from hfgcot.testing.tiny import ScriptedVLM
 
 WORDS = st.sampled_from(["a", "red", "cat", "sits", "Dr.", "3.5", "e.g.", "here", "it"])
@@ -65,7 +71,7 @@ def test_yes_no_check_reads_each_verdict_in_order(tiny_vlm):
     out = check_sentences(
         fake, jobs, checker="yesno", generation=GenerationSettings(), batch_size=2
     )
-    assert out == [(1.0, None), (0.0, None), (None, None)]
+    assert out == [CheckResult(1.0), CheckResult(0.0), CheckResult(None)]
     assert fake.calls and all("sits here" in call for call in fake.calls)
     assert prompts.sentence_check_prompt("A cat sits here.") in fake.calls[0]
     assert (
@@ -84,7 +90,8 @@ def test_contrastive_score_is_the_mean_gain_from_the_image(tiny_vlm):
     out = check_sentences(
         tiny_vlm, jobs, checker="contrastive", generation=GenerationSettings(), batch_size=4
     )
-    for job, (score, error) in zip(jobs, out, strict=True):
+    for job, (score, error, truncated) in zip(jobs, out, strict=True):
+        assert not truncated
         assert error is None
         with_image, without = tiny_vlm.continuation_logprobs(
             [Request(image, job.prompt), Request(None, job.prompt)],

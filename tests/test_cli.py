@@ -62,7 +62,8 @@ def test_gcot_jsonl_output_is_portable(tmp_path, capsys):
     assert ds[3]["image"] is None and ds["gcot_status"][3] == "file_not_found: missing.png"
     for f in moved.rglob("*"):
         if f.is_file():
-            assert str(tmp_path).encode() not in f.read_bytes(), f.name
+            data = f.read_bytes()
+            assert str(tmp_path).encode() not in data and toy_model().encode() not in data, f.name
 
 
 @pytest.mark.model

@@ -12,7 +12,7 @@ import pytest
 from hfgcot import prompts
 from hfgcot.cli import build_parser, main
 from hfgcot.cli.commands import PIPELINES
-from hfgcot.cli.flags import Flag, _shape, doc_entries, parse_value
+from hfgcot.cli.flags import Flag, dataclass_flags, doc_entries, parse_value
 from hfgcot.cli.parser import command_flags
 from hfgcot.cli.settings import build_config, build_model, build_run, gather_values
 from hfgcot.images import ImagePolicy
@@ -64,7 +64,7 @@ def test_every_flag_has_help_and_default_and_choices(command):
         action = options[flag.option]
         assert flag.help.strip(), f"{flag.option} has no help text"
         assert "(default: " in action.help, flag.option
-        choices = _shape(flag.hint)[1]
+        choices = flag.shape()[1]
         if choices:
             assert all(str(c) in action.metavar for c in choices), flag.option
     helped = _subparser(command.name).format_help()
@@ -83,8 +83,7 @@ def test_help_texts_are_the_library_ones():
 
 def _other_value(cls: type, f: dataclasses.Field, default):
     """A valid value of field ``f`` that differs from its default."""
-    hint = typing.get_type_hints(cls)[f.name]
-    base, choices, optional = _shape(hint)
+    base, choices, _ = next(x for x in dataclass_flags(cls) if x.name == f.name).shape()
     kind = f.metadata.get("prompt")
     if kind:
         name = kind if isinstance(kind, str) else f.name
@@ -98,6 +97,14 @@ def _other_value(cls: type, f: dataclasses.Field, default):
     if base is float:
         return (default or 1.0) + 0.5
     return "changed"
+
+
+def _typed(name: str, value) -> list[str]:
+    """The flag that sets field ``name`` to ``value`` (``--x`` / ``--no-x`` for a bool)."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    return [flag, str(value)]
 
 
 def _field_cases():
@@ -117,11 +124,7 @@ def _field_cases():
 def test_a_flag_value_reaches_the_config(command, parent, cls, field):
     defaults = cls()
     value = _other_value(cls, field, getattr(defaults, field.name))
-    flag = "--" + field.name.replace("_", "-")
-    if isinstance(value, bool):
-        argv = [flag if value else "--no-" + flag[2:]]
-    else:
-        argv = [flag, str(value)]
+    argv = _typed(field.name, value)
     cmd = PIPELINES[command]
     flags = command_flags(cmd)
     args = build_parser().parse_args([command, *argv])
@@ -136,9 +139,7 @@ def test_a_flag_value_reaches_the_model_spec(field, tmp_path):
     if field.name == "model":
         value = str(tmp_path)  # a folder: the model check passes without the Hub
     argv = ["gcot", "--model", str(tmp_path)]
-    argv += ["--" + field.name.replace("_", "-")] + (
-        [] if isinstance(value, bool) else [str(value)]
-    )
+    argv += _typed(field.name, value)
     flags = command_flags(PIPELINES["gcot"])
     spec = build_model(
         flags, gather_values(build_parser().parse_args(argv), PIPELINES["gcot"], flags)
@@ -154,9 +155,7 @@ def test_a_flag_value_reaches_the_model_spec(field, tmp_path):
 def test_a_flag_value_reaches_the_endpoint_spec(field):
     default = EndpointSpec("http://h/v1", "m")
     value = _other_value(EndpointSpec, field, getattr(default, field.name))
-    if field.name == "family":
-        value = "qwen2_vl"
-    argv = ["gcot", "--endpoint", "http://h/v1", "--" + field.name.replace("_", "-"), str(value)]
+    argv = ["gcot", "--endpoint", "http://h/v1", *_typed(field.name, value)]
     flags = command_flags(PIPELINES["gcot"])
     spec = build_model(
         flags, gather_values(build_parser().parse_args(argv), PIPELINES["gcot"], flags)
@@ -167,7 +166,7 @@ def test_a_flag_value_reaches_the_endpoint_spec(field):
 @pytest.mark.parametrize("field", dataclasses.fields(RunOptions), ids=lambda f: f.name)
 def test_a_flag_value_reaches_the_run_options(field):
     value = _other_value(RunOptions, field, getattr(RunOptions(), field.name))
-    argv = ["sft", "--" + field.name.replace("_", "-"), str(value)]
+    argv = ["sft", *_typed(field.name, value)]
     flags = command_flags(PIPELINES["sft"])
     run = build_run(flags, gather_values(build_parser().parse_args(argv), PIPELINES["sft"], flags))
     assert getattr(run, field.name) == value
@@ -286,3 +285,13 @@ def test_a_flag_name_used_twice_is_caught(monkeypatch):
     monkeypatch.setattr(cli_parser, "dataclass_flags", doubled)
     with pytest.raises(RuntimeError, match="options named twice"):
         command_flags(PIPELINES["gcot"])
+
+
+def test_family_choices_come_from_the_family_table(capsys):
+    from hfgcot.geometry.families import known_families
+
+    sft, gcot = _options("sft")["--model-family"], _options("gcot")["--family"]
+    assert all(name in sft.metavar and name in gcot.metavar for name in known_families())
+    with pytest.raises(SystemExit) as exc:
+        main(["sft", "--model-family", "llava"])
+    assert exc.value.code == 2 and "must be one of" in capsys.readouterr().err

@@ -4,6 +4,7 @@ evaluate, evaluate gcot, draw, dense and region captions, publish + config of a 
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 
@@ -56,7 +57,7 @@ def test_evaluate_gcot_of_a_jsonl(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == evaluate_gcot(rows)
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "gcot", str(path), "--gt-format", "cxcy"])
-    assert exc.value.code == 2 and "must be one of xyxy, xywh" in capsys.readouterr().err
+    assert exc.value.code == 2 and "--gt-format: must be one of" in capsys.readouterr().err
 
 
 @pytest.mark.model
@@ -113,7 +114,8 @@ def test_publish_locally_then_config_of_the_release(tmp_path, capsys):
     assert "pipeline: grounding_sft\n" in printed and "bbox_format: xyxy\n" in printed
     assert "hfgcot sft --config <this file>" in printed
     card = (rel / "v1.0.0" / "README.md").read_text()
-    assert "bbox_format" in card and str(tmp_path) not in card
+    assert "Run config (`hfgcot config" in card and "\nbbox_format: xyxy\n" in card
+    assert str(tmp_path) not in card
 
 
 @pytest.mark.slow
@@ -158,18 +160,41 @@ def test_run_config_records_no_machine_detail(tmp_path, monkeypatch):
     from hfgcot import EndpointSpec, GCoTConfig
     from hfgcot.config_files import run_config
     from hfgcot.model.spec import ModelSpec
+    from hfgcot.publishing.provenance import run_model_options
+
+    def config_of(spec):
+        return run_config("gcot", GCoTConfig(), run_model_options(spec))
 
     folder = tmp_path / "my-model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    local = run_config("gcot", GCoTConfig(), ModelSpec(str(folder), device="cuda:3"))
+    local = config_of(ModelSpec(str(folder), device="cuda:3"))
     assert local["model"] == "my-model" and local["revision"].startswith("local:")
     assert "device" not in local and str(tmp_path) not in json.dumps(local)
     monkeypatch.setenv("MY_KEY", "sk-secret")
-    served = EndpointSpec("http://10.0.0.7:8000/v1", str(folder), api_key_env="MY_KEY")
-    record = run_config("gcot", GCoTConfig(), served)
+    record = config_of(EndpointSpec("http://10.0.0.7:8000/v1", str(folder), api_key_env="MY_KEY"))
     text = json.dumps(record)
     assert record["model"] == "my-model" and record["api_key_env"] == "MY_KEY"
     assert "10.0.0.7" not in text and "sk-secret" not in text and str(tmp_path) not in text
-    hub = run_config("gcot", GCoTConfig(), ModelSpec("org/model", revision="v2"))
+    hub = config_of(ModelSpec("org/model", revision="v2"))
     assert hub["model"] == "org/model" and hub["revision"] == "v2"  # offline: as requested
+
+
+def test_view_is_registered_when_the_viewer_is_installed(monkeypatch, capsys):
+    import sys
+    import types
+
+    from hfgcot.cli import build_parser
+    from hfgcot.cli.tools import VIEWER
+
+    seen = []
+    viewer = types.ModuleType(VIEWER)
+    viewer.__spec__ = types.SimpleNamespace(name=VIEWER)
+    viewer.add_view_parser = lambda sub: sub.add_parser("view").add_argument("dataset")
+    viewer.run_view = lambda args: seen.append(args.dataset) or 0
+    monkeypatch.setitem(sys.modules, VIEWER, viewer)
+    assert "view" in build_parser()._subparsers._group_actions[0].choices
+    assert main(["view", "out/gcot"]) == 0 and seen == ["out/gcot"]
+    monkeypatch.delitem(sys.modules, VIEWER)
+    if importlib.util.find_spec(VIEWER) is None:  # the viewer not installed: no view subcommand
+        assert "view" not in build_parser()._subparsers._group_actions[0].choices

@@ -21,9 +21,10 @@ from hfgcot import (
     to_grounding_sft,
 )
 from hfgcot import prompts as prompt_module
+from hfgcot.geometry.families import get_family, known_families
 from hfgcot.images import ImagePolicy
 from hfgcot.model.spec import ModelSpec
-from hfgcot.pipelines.base import resolve_model, split_options
+from hfgcot.pipelines.config import resolve_model, split_options
 from hfgcot.testing.tiny import ScriptedVLM
 
 CONFIGS = [
@@ -38,6 +39,15 @@ MODEL_CONFIGS = [c for c in CONFIGS if c is not GroundingSFTConfig]
 
 def prompt_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("prompt")]
+
+
+def prompt_kind(f: dataclasses.Field) -> str:
+    return f.metadata["prompt"] if isinstance(f.metadata["prompt"], str) else f.name
+
+
+def default_text(f: dataclasses.Field) -> str:
+    """The field's default template; a family-default field (None): Qwen2.5-VL's."""
+    return f.default if f.default is not None else getattr(get_family("qwen2_5_vl"), prompt_kind(f))
 
 
 @pytest.mark.parametrize("cls", [*CONFIGS, RunOptions])
@@ -81,18 +91,23 @@ def test_every_prompt_is_a_field_with_todays_text_as_default(cls):
     assert {f.name for f in prompt_fields(cls)} == EXPECTED_PROMPTS[cls]
     defaults = set(prompt_module.default_prompts().values())
     for f in prompt_fields(cls):
-        assert f.default in defaults
+        if f.default is None:  # the model family's default: one per row of the table
+            assert prompt_kind(f) in prompt_module.FAMILY_PROMPTS
+            for family in known_families():
+                prompt_module.check_template(
+                    prompt_kind(f), getattr(get_family(family), prompt_kind(f))
+                )
+        assert default_text(f) in defaults  # Qwen2.5-VL's are today's texts
 
 
 @pytest.mark.parametrize("cls", CONFIGS)
 def test_a_bad_placeholder_is_refused_when_the_config_is_built(cls):
     for f in prompt_fields(cls):
         with pytest.raises(ValueError, match=r"unknown placeholder \{bogus\}"):
-            cls(**{f.name: f.default + " {bogus}"})
-        kind = f.metadata["prompt"] if isinstance(f.metadata["prompt"], str) else f.name
-        required, _allowed = prompt_module.PLACEHOLDERS[kind]
+            cls(**{f.name: default_text(f) + " {bogus}"})
+        required, _allowed = prompt_module.PLACEHOLDERS[prompt_kind(f)]
         for name in required:
-            without = f.default.replace("{" + name + "}", "it")
+            without = default_text(f).replace("{" + name + "}", "it")
             with pytest.raises(ValueError, match="missing"):
                 cls(**{f.name: without})
 

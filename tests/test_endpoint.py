@@ -1,21 +1,20 @@
-"""Served models: the pipelines through a real OpenAI-compatible server (``transformers serve``).
-
-One server for the module (the shipped toy model on 127.0.0.1, about 15-30 s to start); the pure
-parts (spec, frame limits, the frame identity) need none.
+"""Served models without a real server: the spec, frame limits and the frame identity (pure), and
+the endpoint engine against small fake OpenAI-compatible servers on loopback (``fake_openai``):
+prompt log-probs as vLLM gives them (scores equal to in process, the contrastive checker end to
+end, the clear error of a server without them), request order, the concurrency bound, and the
+API key in no output. ``tests/test_endpoint_server.py`` runs the pipelines on ``transformers serve``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import json
 import logging
 import threading
-import time
-import urllib.request
+import traceback
 
 import pytest
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,10 +26,9 @@ from hfgcot.model.endpoint import (
     endpoint_identity,
     frame_limits,
     frame_size,
-    is_endpoint_error,
 )
 from hfgcot.testing.shapes import make_scenes
-from hfgcot.testing.toy import score_gcot, tiny_shapes_path, vqa_rows
+from hfgcot.testing.toy import tiny_shapes_path
 
 TEST_SEED = 3  # the held-out scenes of tests/test_tiny_shapes.py
 TOY_LIMITS = (3136, 28224)  # the shipped toy's processor config
@@ -133,361 +131,223 @@ def test_fingerprint_records_engine_model_revision_family_and_limits():
             assert a.fingerprint == b.fingerprint
 
 
-def test_contrastive_checker_without_prompt_logprobs_fails_at_configuration():
+def test_contrastive_checker_on_a_server_declared_without_prompt_logprobs_fails_at_once():
     from hfgcot import add_dense_captions
 
     ds = Dataset.from_dict({"image": [None]})
     spec = EndpointSpec("http://127.0.0.1:9/v1", "m", family="qwen2_5_vl", min_pixels=3136,
-                        max_pixels=28224)  # fmt: skip  # port 9: nothing is ever sent
-    with pytest.raises(EndpointError, match="prompt log-probs"):
+                        max_pixels=28224, prompt_logprobs=False)  # fmt: skip  # port 9: never sent
+    with pytest.raises(EndpointError, match=r"needs prompt log-probs.*prompt_logprobs=False"):
         add_dense_captions(ds, spec, checker="contrastive")
+    with pytest.raises(ValueError, match="prompt_logprobs"):
+        EndpointSpec("http://h/v1", "m", prompt_logprobs=1)  # type: ignore[arg-type]
 
 
-# -- a real server ----------------------------------------------------------------------------
+# -- prompt log-probs as vLLM answers them ------------------------------------------------------
+
+PAD = 99  # the image placeholder token in the pure tests
+
+
+@given(st.lists(st.integers(1, 50), min_size=2, max_size=30), st.data())
+def test_read_scores_takes_the_last_tokens_own_logprobs_and_checks_the_whole_prompt(ids, data):
+    from hfgcot.model.endpoint_logprobs import read_scores
+
+    # the image placeholder goes before ids[at] (never first: a chat template starts with text)
+    at = data.draw(st.integers(1, len(ids) - 1))
+    expected = [*ids[:at], PAD, *ids[at:]]
+    served = [*ids[:at], *[PAD] * data.draw(st.integers(1, 6)), *ids[at:]]  # expanded
+    length = data.draw(st.integers(1, len(ids) - at))
+    own = data.draw(st.lists(st.floats(-30, -0.01), min_size=len(served), max_size=len(served)))
+    entries: list = [None]
+    for t in range(1, len(served)):
+        entry = {str(served[t]): {"logprob": own[t], "rank": 1}}
+        if data.draw(st.booleans()):  # a likelier token is the top-1: the prompt's ranks lower
+            entry = {
+                "777": {"logprob": -0.001, "rank": 1},
+                str(served[t]): {"logprob": own[t], "rank": 4},
+            }
+        entries.append(entry)
+    with_ids = data.draw(st.booleans())
+    payload = {"prompt_logprobs": entries, **({"prompt_token_ids": served} if with_ids else {})}
+    score = read_scores(payload, expected, length, PAD)
+    assert score.error is None
+    assert score.logprobs == tuple(own[-length:])
+    assert score.token_ids == tuple(expected[-length:])
+    # any other token at a known position: the prompt is not the template's, no score
+    j = data.draw(st.integers(1, len(served) - 1))
+    wrong = list(served)
+    wrong[j] = served[j] + 1 if served[j] != PAD - 1 else 1
+    entries[j] = {str(wrong[j]): {"logprob": -1.0, "rank": 1}}
+    payload = {"prompt_logprobs": entries, **({"prompt_token_ids": wrong} if with_ids else {})}
+    assert read_scores(payload, expected, length, PAD).error.startswith("prompt_logprobs:")
+
+
+def test_read_scores_without_prompt_logprobs_is_an_error_not_a_score():
+    from hfgcot.model.endpoint_logprobs import read_scores
+
+    assert "lacks vLLM's extension" in read_scores({"choices": []}, [1, 2], 1, None).error
+    short = {"prompt_logprobs": [None, {"2": {"logprob": -1.0, "rank": 1}}]}
+    assert read_scores(short, [1, 2], 2, None).error  # cannot score the first token
 
 
 @pytest.fixture(scope="module")
-def server():
-    pytest.importorskip("openai")
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("fastapi")
+def toy_vllm():
     if tiny_shapes_path() is None:
         pytest.skip("toy model not shipped")
-    from hfgcot.testing.serve import LocalServer
+    pytest.importorskip("openai")
+    from fake_openai import ToyVLLM
 
-    with LocalServer(tiny_shapes_path()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def scenes_ds():
-    scenes = make_scenes(30, seed=TEST_SEED)
-    return scenes, Dataset.from_dict(vqa_rows(scenes, seed=TEST_SEED))
+    return ToyVLLM(tiny_shapes_path())
 
 
 @pytest.fixture(scope="module")
-def served_gcot(server, scenes_ds):
-    from hfgcot import add_gcot
+def toy_local():
+    from hfgcot import load_vlm
 
-    _, ds = scenes_ds
-    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
-    return add_gcot(ds, spec, **GCOT)
+    return load_vlm(tiny_shapes_path(), dtype="float32", device="cpu")
 
 
-def test_gcot_through_the_server_scores_like_in_process(served_gcot, scenes_ds):
-    from hfgcot import add_gcot, load_vlm
-
-    scenes, ds = scenes_ds
-    assert len(served_gcot) == len(ds) == 30
-    served = score_gcot(scenes, served_gcot["extracted_keywords"], served_gcot["groundings"])
-    misread = score_gcot(
-        scenes, served_gcot["extracted_keywords"], served_gcot["groundings"], box_key="bbox_model"
-    )
-    toy = load_vlm(tiny_shapes_path(), dtype="float32", device="cpu")
-    local = add_gcot(ds, toy, **GCOT)
-    in_process = score_gcot(scenes, local["extracted_keywords"], local["groundings"])
-    assert served["acc50"] >= 0.6, served
-    assert abs(served["acc50"] - in_process["acc50"]) <= 0.1, (served, in_process)
-    assert misread["acc50"] <= served["acc50"] / 3  # boxes are converted, not taken as pixels
-    assert set(served_gcot["gcot_status"]) <= {"ok", "no_groundings", "no_keywords"}
+def frame_sized_scenes(n: int, seed: int) -> list:
+    """Scene images already at their model frame: no resize anywhere, the same pixels in both
+    engines (otherwise the client's resize and the processor's differ by rounding)."""
+    limits = FrameLimits("qwen2_5_vl", 28, *TOY_LIMITS)
+    images = [s.image() for s in make_scenes(n, seed=seed)]
+    return [im.resize(frame_size(im.width, im.height, limits), resample=3) for im in images]
 
 
-def test_provenance_and_card_record_the_served_model(served_gcot, server):
-    from hfgcot.publishing.card import build_card
-    from hfgcot.publishing.provenance import get_provenance
+@pytest.mark.parametrize("token_ids", [True, False], ids=["prompt_token_ids", "ids_from_ranks"])
+def test_endpoint_scores_equal_in_process_scores(toy_vllm, toy_local, token_ids):
+    from fake_openai import FakeServer
 
-    record = get_provenance(served_gcot)
-    record = record[-1] if isinstance(record, list) else record
-    model = record["model"]
-    assert model["engine"] == "endpoint" and model["model_id"] == server.model
-    assert (model["family"], model["min_pixels"], model["max_pixels"]) == (
-        "qwen2_5_vl",
-        3136,
-        28224,
-    )
-    card = str(build_card(served_gcot, version="1.0.0", load_code="..."))
-    assert "engine (revision as declared)" in card and "`endpoint`" in card
-
-
-def test_dense_and_region_captions_end_to_end(server):
-    from hfgcot import add_dense_captions, add_region_captions
-
-    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
-    scenes = make_scenes(12, seed=4)
-    dense = add_dense_captions(
-        Dataset.from_dict({"image": [s.image() for s in scenes]}),
-        spec,
-        max_questions=2,
-        batch_size=12,
-        max_new_tokens=64,
-    )
-    assert len(dense) == 12
-    labels = [{o.label for o in s.objects} for s in scenes]
-    on_topic = sum(
-        any(label in " ".join(c.lower().split()) for label in ls)
-        for c, ls in zip(dense["final_caption"], labels, strict=True)
-    )
-    assert on_topic >= 7, dense["final_caption"]
-
-    scenes = make_scenes(12, seed=TEST_SEED)
-    ds = Dataset.from_dict(
-        {
-            "image": [s.image() for s in scenes],
-            "bbox": [[list(o.bbox) for o in s.objects] for s in scenes],
-        }
-    )
-    regions = add_region_captions(ds, spec, mode="crop", bbox_format="xyxy", max_new_tokens=24)
-    assert len(regions) == 12
-    named = [
-        scene.objects[k].label in " ".join(caption.lower().split())
-        for captions, scene in zip(regions["region_captions"], scenes, strict=True)
-        for k, caption in enumerate(captions)
-    ]
-    assert len(named) == sum(len(s.objects) for s in scenes)
-    assert sum(named) >= 0.8 * len(named), regions["region_captions"]
-
-
-def test_grounding_predictions_match_in_process_in_original_pixels(server):
-    from hfgcot import add_grounding_predictions, load_vlm
-    from hfgcot.geometry.frames import iou
-    from hfgcot.prompts import GROUNDING_PROMPT
-
-    scenes = make_scenes(10, seed=TEST_SEED)
-    ds = Dataset.from_dict(
-        {"image": [s.image() for s in scenes], "question": [s.objects[0].label for s in scenes]}
-    )
-    options = {"prompt": GROUNDING_PROMPT.replace("{phrase}", "{question}"), "max_new_tokens": 28}
-    spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
-    served = add_grounding_predictions(ds, spec, **options)
-    toy = load_vlm(tiny_shapes_path(), dtype="float32", device="cpu")
-    local = add_grounding_predictions(ds, toy, **options)
-    assert len(served) == 10 and served["pred_status"].count("ok") >= 8
-    same = [
-        bool(a and b) and iou(a, b) > 0.9
-        for a, b in zip(served["pred_bbox"], local["pred_bbox"], strict=True)
-    ]
-    assert sum(same) >= 8, (served["pred_bbox"], local["pred_bbox"])
-    hits = [
-        bool(box) and iou(box, list(s.objects[0].bbox)) > 0.5
-        for box, s in zip(served["pred_bbox"], scenes, strict=True)
-    ]
-    assert sum(hits) >= 5, served["pred_bbox"]
-
-
-def test_ray_actors_use_the_endpoint(server, scenes_ds, served_gcot, tmp_path):
-    ray = pytest.importorskip("ray")
-    from hfgcot.run.ray import add_gcot_ray
-
-    _, ds = scenes_ds
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
-                 log_to_driver=False)  # fmt: skip
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        spec = EndpointSpec(server.base_url, server.model, max_concurrency=8)
-        out = add_gcot_ray(
-            ds.select(range(8)), spec, output_dir=tmp_path / "ray", num_actors=1, **GCOT
-        )
-    finally:
-        if started:
-            ray.shutdown()
-    assert len(out) == 8
-    assert out["gcot"] == served_gcot["gcot"][:8]
-
-
-def test_generation_settings_reach_the_server(server):
+    from hfgcot.model.endpoint_logprobs import SCORING_BODY
     from hfgcot.model.spec import get_vlm
-    from hfgcot.model.vlm import GenerationSettings, Request
+    from hfgcot.model.vlm import Request
 
-    (scene,) = make_scenes(1, seed=TEST_SEED)
-    vlm = get_vlm(EndpointSpec(server.base_url, server.model, max_concurrency=4))
-    requests = [Request(scene.image(), f"Describe the image. {i}") for i in range(6)]
-    short = vlm.generate(requests, GenerationSettings(max_new_tokens=3))
-    assert all(g.truncated and g.frame is not None for g in short)  # finish_reason "length"
-    again = vlm.generate(requests, GenerationSettings(max_new_tokens=3))
-    assert [g.text for g in again] == [g.text for g in short]  # greedy, in request order
-    assert short[0].frame == vlm.frames([scene.image()])[0]
-    with pytest.raises(EndpointError, match="prompt log-probs"):
-        vlm.continuation_logprobs(requests[:1], ["A red circle."])
+    image, other = frame_sized_scenes(2, seed=TEST_SEED)
+    requests = [
+        Request(image, "Describe the image."),
+        Request(None, "Describe the image."),
+        Request(other, "What is in the image?", "You are terse."),
+        Request(image, "Describe the image."),
+        Request(other, "Describe the image."),
+    ]
+    continuations = ["A red circle.", "A red circle.", " two blue squares", "Yes.", ""]
+    prefixes = ["There are shapes. ", "", "Here:", "", "No."]
+    with FakeServer(toy_vllm.variant(token_ids=token_ids), model=tiny_shapes_path()) as server:
+        served = get_vlm(EndpointSpec(server.base_url, tiny_shapes_path(), max_concurrency=3))
+        scores = served.continuation_logprobs(requests, continuations, prefixes)
+    local = toy_local.continuation_logprobs(requests, continuations, prefixes)
+    assert [s.error for s in scores] == [None] * 5
+    for a, b in zip(scores, local, strict=True):
+        assert a.token_ids == b.token_ids
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+    assert scores[-1].logprobs == ()  # an empty continuation costs no request
+    assert len(server.bodies) == 1 + 4  # the probe, then one request per scored item
+    assert all(b[k] == v for b in server.bodies for k, v in SCORING_BODY.items())
 
 
-@pytest.mark.parametrize("max_pixels", [None, 12544])
-def test_the_server_sees_the_frame_the_client_reports(server, max_pixels):
-    """The server's image token count is the reported frame's, also when the client's limits
-    are tighter than the server's (then only the client's resize makes the frame known)."""
+def test_contrastive_checker_end_to_end_through_a_vllm_like_server(toy_vllm, toy_local):
+    from fake_openai import FakeServer
+
+    from hfgcot import add_dense_captions
+
+    ds = Dataset.from_dict({"image": frame_sized_scenes(4, seed=4)})
+    options = {"checker": "contrastive", "threshold": -0.5, "max_questions": 1, "batch_size": 8,
+               "max_new_tokens": 48}  # fmt: skip
+    with FakeServer(toy_vllm, model=tiny_shapes_path()) as server:
+        spec = EndpointSpec(server.base_url, tiny_shapes_path(), max_concurrency=4)
+        served = add_dense_captions(ds, spec, **options)
+    local = add_dense_captions(ds, toy_local, **options)
+    assert len(served) == 4
+    assert served["init_caption"] == local["init_caption"]
+    for a, b in zip(served["sentence_scores"], local["sentence_scores"], strict=True):
+        assert a == pytest.approx(b, abs=1e-4) and None not in a
+    assert served["golden_sentences"] == local["golden_sentences"]
+    assert served["final_details"] == local["final_details"]
+    assert (
+        any(served["golden_sentences"])
+        and served["dense_caption_status"] == local["dense_caption_status"]
+    )
+
+
+def test_a_server_without_prompt_logprobs_is_refused_at_configuration_before_any_row(toy_vllm):
+    from fake_openai import FakeServer
+
+    from hfgcot import add_dense_captions
     from hfgcot.model.spec import get_vlm
-    from hfgcot.model.vlm import GenerationSettings, Request
+    from hfgcot.model.vlm import Request
 
-    spec = EndpointSpec(server.base_url, server.model, max_pixels=max_pixels)
-    vlm = get_vlm(spec)
-    settings = GenerationSettings(max_new_tokens=1)
-    for scene in make_scenes(4, seed=TEST_SEED):
-        before = vlm.prompt_tokens
-        (text_only,) = vlm.generate([Request(None, "Describe the image.")], settings)
-        between = vlm.prompt_tokens
-        (with_image,) = vlm.generate([Request(scene.image(), "Describe the image.")], settings)
-        frame = with_image.frame
-        assert frame is not None and frame.model_width * frame.model_height <= vlm.max_pixels
-        image_tokens = frame.model_width * frame.model_height // 28**2
-        # + vision start/end markers around the image placeholder tokens
-        assert vlm.prompt_tokens - between - (between - before) == image_tokens + 2
+    plain = toy_vllm.variant(extension=False)  # the same model, deaf to vLLM's extension fields
+    ds = Dataset.from_dict({"image": frame_sized_scenes(2, seed=4)})
+    with FakeServer(plain, model=tiny_shapes_path()) as server:
+        spec = EndpointSpec(server.base_url, tiny_shapes_path())
+        with pytest.raises(EndpointError, match=r"needs prompt log-probs.*vLLM's extension"):
+            add_dense_captions(ds, spec, checker="contrastive")
+        assert server.requests == 1  # the one question, no row
+        trusted = get_vlm(EndpointSpec(server.base_url, tiny_shapes_path(), prompt_logprobs=True))
+        (score,) = trusted.continuation_logprobs([Request(None, "Hi")], ["Hello."])
+    assert score.logprobs == () and score.error.startswith("prompt_logprobs:")  # never made up
 
 
-def _stop_after(server, requests: int) -> threading.Thread:
-    """Stop ``server`` once it has answered ``requests`` chat requests (from its access log)."""
+# -- order, concurrency, the key ----------------------------------------------------------------
 
-    def watch() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.log().count("POST /v1/chat/completions") >= requests:
-                server.stop()
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+TEXT_SPEC = {"family": "qwen2_5_vl", "min_pixels": 3136, "max_pixels": 28224}
 
 
-def test_server_stopped_mid_run_gives_endpoint_errors_and_a_resume_completes(
-    server, scenes_ds, served_gcot, tmp_path
+def test_results_keep_request_order_and_max_concurrency_bounds_requests_in_flight():
+    from fake_openai import FakeServer, echo_responder
+
+    from hfgcot.model.spec import get_vlm
+    from hfgcot.model.vlm import Request
+
+    with FakeServer(echo_responder(max_delay=0.03, seed=1)) as server:
+        vlm = get_vlm(EndpointSpec(server.base_url, "toy", max_concurrency=3, **TEXT_SPEC))
+        prompts = [[f"request {k}-{i}" for i in range(24)] for k in range(2)]
+        results: dict[int, list[str]] = {}
+
+        def run(k: int) -> None:  # two callers share the client and its bound
+            results[k] = [g.text for g in vlm.generate([Request(None, p) for p in prompts[k]])]
+
+        callers = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    assert results == {0: prompts[0], 1: prompts[1]}
+    assert server.requests == 48
+    assert 2 <= server.max_in_flight <= 3, server.max_in_flight
+
+
+@pytest.mark.parametrize("status", [500, 400, 401])
+def test_the_api_key_appears_in_no_log_status_exception_card_or_provenance(
+    status, monkeypatch, caplog
 ):
-    from hfgcot import add_gcot
+    from fake_openai import FakeServer, failing_responder
 
-    _, ds = scenes_ds
-    ds.save_to_disk(str(tmp_path / "input"))
-    on_disk = load_from_disk(str(tmp_path / "input"))  # map writes cache files for it
-    spec = EndpointSpec(server.base_url, server.model, max_concurrency=4, max_retries=1,
-                        timeout=30)  # fmt: skip
-    run = {**GCOT, "checkpoint_dir": str(tmp_path / "ckpt"), "shard_size": 10}
-    already = server.log().count("POST /v1/chat/completions")
-    watcher = _stop_after(server, already + 14)
-    broken = add_gcot(on_disk, spec, **run)
-    watcher.join()
-    assert len(broken) == 30
-    statuses = broken["gcot_status"]
-    failed = [s for s in statuses if is_endpoint_error(s)]
-    assert failed and all(s.startswith("endpoint_error: APIConnectionError") for s in failed)
-    assert len(failed) < 30  # the first shard's reasoning was answered
-    server.start()
-    resumed = add_gcot(on_disk, spec, **run)
-    assert len(resumed) == 30 and not any(is_endpoint_error(s) for s in resumed["gcot_status"])
-    assert resumed["gcot"] == served_gcot["gcot"]
-    assert resumed["groundings"] == served_gcot["groundings"]
-
-
-class _AuthProxy(http.server.ThreadingHTTPServer):
-    """Loopback proxy in front of the server: 401 (echoing the Authorization header, as a careless
-    server might) unless the bearer key is right."""
-
-    def __init__(self, upstream: str, key: str) -> None:
-        self.upstream, self.key = upstream, key
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _forward(self, body: bytes | None) -> None:
-                auth = self.headers.get("Authorization", "")
-                if auth != f"Bearer {proxy.key}":
-                    payload = json.dumps({"error": {"message": f"bad key in {auth!r}"}}).encode()
-                    self.send_response(401)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                req = urllib.request.Request(
-                    proxy.upstream + self.path[len("/v1") :],
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    method=self.command,
-                )
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    data = r.read()
-                    self.send_response(r.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self._forward(None)
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                self._forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-@pytest.fixture
-def auth_proxy(server):
-    proxy = _AuthProxy(server.base_url, "right-key-4f2a9c")
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    yield proxy
-    proxy.shutdown()
-    proxy.server_close()
-
-
-def test_wrong_key_is_one_clear_error_and_no_key_reaches_any_output(
-    auth_proxy, scenes_ds, monkeypatch, caplog
-):
     from hfgcot import add_gcot
     from hfgcot.publishing.card import build_card
     from hfgcot.publishing.provenance import get_provenance
+    from hfgcot.testing.toy import vqa_rows
 
-    _, ds = scenes_ds
-    ds = ds.select(range(3))
-    spec = EndpointSpec(auth_proxy.base_url, tiny_shapes_path(), api_key_env=KEY_ENV)
-    wrong = "wrong-key-77b1e0"
-    monkeypatch.setenv(KEY_ENV, wrong)
-    caplog.set_level(logging.DEBUG)
-    with pytest.raises(EndpointError) as err:
-        add_gcot(ds, spec, **GCOT)
-    message = str(err.value)
-    assert "refused the API key" in message and KEY_ENV in message
-    assert wrong not in message and wrong not in caplog.text
-    assert wrong not in "".join(str(a) for a in err.value.args)
-
-    right = auth_proxy.key
-    monkeypatch.setenv(KEY_ENV, right)
-    out = add_gcot(ds, spec, **GCOT)
-    assert len(out) == 3 and "ok" in out["gcot_status"]
-    texts = [
-        caplog.text,
-        json.dumps(get_provenance(out), default=str),
-        str(build_card(out, version="1.0.0", load_code="...")),
-        json.dumps(out.to_dict(), default=str),
-    ]
-    assert not any(right in t or wrong in t for t in texts)
-
-
-def test_cli_endpoint_flag_runs_a_pipeline_on_the_server(server, tmp_path, capsys):
-    from datasets import load_from_disk
-
-    from hfgcot.cli import main
-    from hfgcot.testing.shapes import make_scene
-
-    rows = []
-    for i in range(2):
-        make_scene(seed=100 + i).image().save(tmp_path / f"s{i}.png")
-        rows.append({"image": f"s{i}.png", "question": "What shapes are there?", "answer": "x"})
-    data = tmp_path / "rows.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows))
-    out = tmp_path / "out"
-    argv = ["gcot", "--input", str(data), "--output", str(out), "--endpoint", server.base_url]
-    argv += ["--model", server.model, "--max-new-tokens", "48", "--max-concurrency", "2"]
-    assert main(argv) == 0
-    ds = load_from_disk(str(out))
-    assert len(ds) == 2 and all(not s.startswith("endpoint_error") for s in ds["gcot_status"])
-    # in-process loading options make no sense for a server: one clear line, exit status 2
-    capsys.readouterr()
-    assert main([*argv[:4], str(tmp_path / "o2"), *argv[5:], "--dtype", "bfloat16"]) == 2
-    assert "--endpoint runs no model here: drop dtype" in capsys.readouterr().err
+    key = f"sk-test-{status}-5f1c9a7e"
+    monkeypatch.setenv(KEY_ENV, key)
+    caplog.set_level(logging.DEBUG)  # the HTTP client's own records too (response headers)
+    ds = Dataset.from_dict(vqa_rows(make_scenes(2, seed=TEST_SEED), seed=TEST_SEED))
+    with FakeServer(failing_responder(status)) as server:
+        spec = EndpointSpec(server.base_url, "toy", api_key_env=KEY_ENV, max_retries=1, **TEXT_SPEC)
+        if status == 401:
+            with pytest.raises(EndpointError, match="refused the API key") as err:
+                add_gcot(ds, spec, max_new_tokens=8)
+            texts = ["".join(traceback.format_exception(err.value)), repr(err.value.args)]
+        else:
+            out = add_gcot(ds, spec, max_new_tokens=8)
+            kind = "endpoint_error: InternalServerError" if status == 500 else "generation_error"
+            assert all(s.startswith(kind) for s in out["gcot_status"]), out["gcot_status"]
+            assert all("***" in s for s in out["gcot_status"])  # the echoed key, masked
+            texts = [
+                json.dumps(out.to_dict(), default=str),
+                json.dumps(get_provenance(out), default=str),
+                str(build_card(out, version="1.0.0", load_code="...")),
+            ]
+    assert "Bearer ***" in caplog.text  # the echoed key reached the logs, masked
+    assert not any(key in t for t in [caplog.text, *texts])

@@ -15,8 +15,9 @@ from hfgcot.geometry import regions
 from hfgcot.parsing import answers, gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.gcot_text import answer_start, inject_groundings, merge_keywords, parse_gcot
-from hfgcot.parsing.grounding import ParsedBox, parse_grounding, parse_yes_no
+from hfgcot.parsing.grounding import ParsedBox, parse_grounding
 from hfgcot.parsing.guard import strict
+from hfgcot.parsing.replies import parse_yes_no
 
 
 def boxes(text: str) -> list[tuple[str | None, tuple[float, ...]]]:

@@ -17,13 +17,13 @@ from hfgcot.testing.tiny import ScriptedVLM
 
 pytest.importorskip("ray", reason="needs pip install 'hfgcot[ray]'")
 
-from hfgcot.run.ray import (  # noqa: E402
+from hfgcot.ray import (  # noqa: E402
     ROW_INDEX,
-    _restore_order,
     add_gcot_ray,
     apply_stages_to_table,
     output_features,
     parquet_files,
+    restore_order,
 )
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -137,11 +137,11 @@ def test_add_gcot_ray_equals_add_gcot(local_ray, tiny_vlm_path, tmp_path):
 
 def test_restore_order_sorts_and_refuses_lost_rows():
     shuffled = Dataset.from_dict({"x": list("cab"), ROW_INDEX: [2, 0, 1]})
-    assert _restore_order(shuffled, 3).to_dict() == {"x": ["a", "b", "c"]}
+    assert restore_order(shuffled, 3).to_dict() == {"x": ["a", "b", "c"]}
     with pytest.raises(RuntimeError, match="exactly once"):
-        _restore_order(shuffled, 4)
+        restore_order(shuffled, 4)
     with pytest.raises(RuntimeError, match="exactly once"):
-        _restore_order(Dataset.from_dict({"x": list("ab"), ROW_INDEX: [0, 0]}), 2)
+        restore_order(Dataset.from_dict({"x": list("ab"), ROW_INDEX: [0, 0]}), 2)
 
 
 def test_empty_dataset_needs_no_ray(tmp_path):

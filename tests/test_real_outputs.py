@@ -16,7 +16,8 @@ import pytest
 from hfgcot.geometry import Frame
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing.answers import final_answer
-from hfgcot.parsing.grounding import parse_grounding, parse_region_answer, parse_yes_no
+from hfgcot.parsing.grounding import parse_grounding
+from hfgcot.parsing.replies import parse_region_answer, parse_yes_no
 
 CORPUS = (
     Path(__file__).resolve().parents[1].parent / "shared" / "real-outputs" / "real_outputs.jsonl"

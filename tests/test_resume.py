@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from conftest import png_bytes, random_image
-from datasets import Dataset, Image
+from datasets import Dataset, Features, Image, Value
 
-from hfgcot import add_gcot
+from hfgcot import GCoTConfig, RunOptions, add_gcot
+from hfgcot.pipelines.base import Stage
+from hfgcot.pipelines.gcot import gcot_stages, model_spec
+from hfgcot.run.local import run_pipeline
 from hfgcot.run.resume import shard_ranges
 
 CHILD = textwrap.dedent(
@@ -107,6 +112,20 @@ def test_checkpointed_run_in_process_reuses_shards(tiny_vlm, tmp_path):
     assert second.features["image"] == Image()
 
 
+@dataclasses.dataclass(frozen=True)
+class RankProbe(Stage):
+    """Writes the map rank and the process id that ran each row (pickled to ``spawn`` workers)."""
+
+    name = "rank_probe"
+
+    def features(self) -> Features:
+        return Features({"probe_rank": Value("int64"), "probe_pid": Value("int64")})
+
+    def process(self, batch, rank=None):
+        n = len(next(iter(batch.values())))
+        return {"probe_rank": [-1 if rank is None else rank] * n, "probe_pid": [os.getpid()] * n}
+
+
 @pytest.mark.model
 @pytest.mark.slow
 def test_two_ranks_equal_one_rank(tiny_vlm_path):
@@ -114,6 +133,14 @@ def test_two_ranks_equal_one_rank(tiny_vlm_path):
     one = add_gcot(ds, tiny_vlm_path, max_new_tokens=8, batch_size=2)
     two = add_gcot(ds, tiny_vlm_path, max_new_tokens=8, batch_size=2, num_proc=2)
     assert two.remove_columns("image").to_list() == one.remove_columns("image").to_list()
+    # the same driver really ran two worker processes, ranks 0 and 1 (not this process)
+    stages = [*gcot_stages(GCoTConfig(max_new_tokens=8), model_spec(tiny_vlm_path)), RankProbe()]
+    probed = run_pipeline(ds, stages, batch_size=2, run=RunOptions(num_proc=2))
+    assert sorted(set(probed["probe_rank"])) == [0, 1]
+    pids = set(probed["probe_pid"])
+    assert len(pids) == 2 and os.getpid() not in pids
+    rows = probed.remove_columns(["image", "probe_rank", "probe_pid"]).to_list()
+    assert rows == one.remove_columns("image").to_list()
 
 
 def test_shard_ranges():

@@ -2,8 +2,8 @@
 
 Pipelines: ``gcot``, ``dense-captions``, ``region-captions``, ``sft``, ``predict``, each with
 every option of its config, model and run as a flag (:mod:`hfgcot.cli.parser`) and
-``--config FILE``. Tools on saved datasets: ``evaluate``, ``draw``, ``config``, ``publish``;
-``demo`` runs offline on the shipped toy model.
+``--config FILE``. Tools on saved datasets: ``evaluate``, ``draw``, ``config``, ``publish``
+(and ``view`` with the HTML viewer); ``demo`` runs offline on the shipped toy model.
 
     hfgcot gcot --input questions.jsonl --output out/gcot --model Qwen/Qwen2.5-VL-3B-Instruct
     hfgcot config out/gcot > run.yaml
@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from hfgcot.cli.parser import build_parser
+from hfgcot.cli.parser import Parser, add_pipeline_parsers
+from hfgcot.cli.tools import add_tool_parsers
 
 __all__ = ["USER_ERRORS", "build_parser", "main"]
 
@@ -31,6 +32,22 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileExistsError,
 )
 """Errors that mean the user asked for something that cannot be done: one line, exit status 2."""
+
+
+def build_parser() -> Parser:
+    """The ``hfgcot`` parser: the pipeline subcommands, then the tools on saved datasets."""
+    from hfgcot import __version__
+
+    parser = Parser(
+        prog="hfgcot",
+        description="Turn image datasets into grounded multimodal training data with Qwen-VL.",
+    )
+    parser.add_argument("--version", action="version", version=f"hfgcot {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_pipeline_parsers(sub)
+    add_tool_parsers(sub)
+    return parser
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -48,18 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``hfgcot`` command line; return the exit status (2 for a user error)."""
     from hfgcot.cli.commands import PIPELINES
     from hfgcot.cli.run import run_pipeline_command
-    from hfgcot.cli.tools import TOOLS
+    from hfgcot.cli.tools import tools
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run = run_pipeline_command if args.command in PIPELINES else TOOLS[args.command][1]
+    run = run_pipeline_command if args.command in PIPELINES else tools()[args.command][1]
     try:
         return run(args)
     except _user_errors() as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"hfgcot: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return 2

@@ -54,6 +54,12 @@ class Flag:
     help: str
     parent: str | None = None
     text_file: bool = False  # a text value may be written @file
+    choices: tuple[Any, ...] | None = None  # valid values of a type that is no Literal
+
+    def shape(self) -> tuple[Any, tuple[Any, ...] | None, bool]:
+        """``(base type, choices or None, optional)``."""
+        base, choices, optional = _shape(self.hint)
+        return base, choices if choices is not None else self.choices, optional
 
     @property
     def option(self) -> str:
@@ -145,7 +151,9 @@ def dataclass_flags(
             flags += [dataclasses.replace(n, default=getattr(default, n.name)) for n in nested]
             continue
         text = f.metadata.get("help") or docs.get(f.name, "")
-        flags.append(Flag(f.name, hints[f.name], default, text, parent, text_file))
+        choices = f.metadata.get("choices")
+        choices = tuple(choices() if callable(choices) else choices) if choices else None
+        flags.append(Flag(f.name, hints[f.name], default, text, parent, text_file, choices))
     return flags
 
 
@@ -216,7 +224,7 @@ def parse_value(flag: Flag, value: Any, where: str | None = None) -> Any:
     ValueError: --num-proc: expected an integer, got 'four'
     """
     where = where or flag.option
-    base, choices, optional = _shape(flag.hint)
+    base, choices, optional = flag.shape()
     if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
         if optional:
             return None
@@ -242,7 +250,7 @@ def _shown(value: Any) -> str:
 
 
 def _metavar(flag: Flag) -> str:
-    base, choices, optional = _shape(flag.hint)
+    base, choices, optional = flag.shape()
     if choices is not None:
         return "{" + ",".join(str(c) for c in choices) + ("|none}" if optional else "}")
     name = {int: "N", float: "X"}.get(base, "TEXT")
@@ -269,7 +277,10 @@ def add_flags(group: Any, flags: Iterable[Flag]) -> None:
             "default": argparse.SUPPRESS,
             "help": text.replace("%", "%%"),
         }
-        if _shape(flag.hint)[0] is bool:
+        if flag.shape()[0] is bool:
             group.add_argument(flag.option, action=argparse.BooleanOptionalAction, **kwargs)
         else:
+            base, choices, optional = flag.shape()
+            if choices is not None:  # checked by the type (one message); listed for introspection
+                kwargs["choices"] = (*choices, None) if optional else choices
             group.add_argument(flag.option, type=_arg_type(flag), metavar=_metavar(flag), **kwargs)

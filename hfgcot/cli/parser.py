@@ -6,7 +6,8 @@ fields (:mod:`hfgcot.cli.flags`), the model (``ModelSpec`` fields), a served mod
 and publishing. No default is set on the parsed namespace for a generated option: a value
 absent there comes from ``--config``, else from the library.
 
-    >>> parser = build_parser()
+    >>> parser = Parser(prog="hfgcot")
+    >>> add_pipeline_parsers(parser.add_subparsers(dest="command"))
     >>> sorted(parser.parse_args(["gcot", "--batch-size", "4"]).__dict__)[:3]
     ['batch_size', 'command', 'config']
 """
@@ -19,13 +20,13 @@ from typing import Any
 
 from hfgcot.cli.commands import PIPELINES, PipelineCommand
 from hfgcot.cli.flags import Flag, add_flags, dataclass_flags
+from hfgcot.cli.publish import add_publish_args
 
 __all__ = [
     "FILE_ONLY_KEYS",
     "CommandFlags",
     "Parser",
-    "add_publish_args",
-    "build_parser",
+    "add_pipeline_parsers",
     "command_flags",
     "model_flags",
 ]
@@ -181,18 +182,6 @@ def _add_ray(p: argparse.ArgumentParser, command: PipelineCommand) -> None:
     )
 
 
-def add_publish_args(p: argparse.ArgumentParser) -> None:
-    """``--push-to-hub REPO --version V [--private]``: publish the result after saving it."""
-    g = p.add_argument_group("publish the result")
-    g.add_argument(
-        "--push-to-hub",
-        metavar="REPO",
-        help="a Hub repo 'namespace/name' or a local folder ('./dir')",
-    )
-    g.add_argument("--version", help="dataset version for --push-to-hub, e.g. 1.0.0")
-    g.add_argument("--private", action="store_true", help="create a new Hub repo as private")
-
-
 def _add_pipeline(sub: Any, command: PipelineCommand) -> None:
     p = sub.add_parser(
         command.name,
@@ -215,19 +204,7 @@ def _add_pipeline(sub: Any, command: PipelineCommand) -> None:
     add_publish_args(p)
 
 
-def build_parser() -> Parser:
-    """The ``hfgcot`` parser: the pipeline subcommands and the tools (:mod:`hfgcot.cli.tools`)."""
-    from hfgcot import __version__
-    from hfgcot.cli.tools import add_tool_parsers
-
-    parser = Parser(
-        prog="hfgcot",
-        description="Turn image datasets into grounded multimodal training data with Qwen-VL.",
-    )
-    parser.add_argument("--version", action="version", version=f"hfgcot {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_pipeline_parsers(sub: Any) -> None:
+    """Add every pipeline subcommand (:data:`~hfgcot.cli.commands.PIPELINES`) to ``sub``."""
     for command in PIPELINES.values():
         _add_pipeline(sub, command)
-    add_tool_parsers(sub)
-    return parser

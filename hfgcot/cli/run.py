@@ -26,42 +26,10 @@ from hfgcot.cli.outputs import (
     save_dataset,
 )
 from hfgcot.cli.parser import command_flags
+from hfgcot.cli.publish import check_publish_args, publish_if_requested
 from hfgcot.cli.settings import build_config, build_model, build_run, gather_values
 
-__all__ = [
-    "check_publish_args",
-    "print_published",
-    "publish_if_requested",
-    "run_pipeline_command",
-]
-
-
-def check_publish_args(args: argparse.Namespace) -> None:
-    """Fail before a long run: ``--version`` present and valid, the version not yet published."""
-    if args.push_to_hub is None:
-        if args.version is not None:
-            raise ValueError("--version is only used with --push-to-hub")
-        return
-    if not args.version:
-        raise ValueError("--push-to-hub needs --version (e.g. --version 1.0.0)")
-    from hfgcot.publishing.hub import check_target
-
-    check_target(args.push_to_hub, args.version)
-
-
-def publish_if_requested(args: argparse.Namespace, dataset: Any) -> None:
-    """Publish ``dataset`` when ``--push-to-hub`` was given; prints where and how to load it."""
-    if args.push_to_hub is None:
-        return
-    from hfgcot import publish
-
-    print_published(publish(dataset, args.push_to_hub, version=args.version, private=args.private))
-
-
-def print_published(result: Any) -> None:
-    """Where a :class:`hfgcot.PublishResult` went and how to load it."""
-    print(f"published {result.tag} ({result.rows}) -> {result.location}")
-    print(f"load it:  {result.load_code}")
+__all__ = ["run_pipeline_command"]
 
 
 class _ShardCount(logging.Handler):

@@ -6,6 +6,8 @@ keyword of :func:`hfgcot.demo.write_pictures`.
 
     >>> sorted(TOOLS)
     ['config', 'demo', 'draw', 'evaluate', 'publish']
+
+``view`` (the HTML viewer, :data:`VIEWER`) is added when its module is installed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from hfgcot.cli.flags import add_flags, signature_flags
 
-__all__ = ["TOOLS", "add_tool_parsers", "print_run_config"]
+__all__ = ["TOOLS", "VIEWER", "add_tool_parsers", "print_run_config", "tools"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
 _METRICS = {
@@ -209,7 +211,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
     from hfgcot import publish
-    from hfgcot.cli.run import print_published
+    from hfgcot.cli.publish import print_published
 
     card = {
         k: v for k, v in {"license": args.license, "pretty_name": args.pretty_name}.items() if v
@@ -279,7 +281,25 @@ TOOLS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int
 """Subcommand -> (add its parser, run it)."""
 
 
+VIEWER = "hfgcot.viz.viewer"
+"""The HTML viewer's module: when it is installed, ``hfgcot view`` is its ``add_view_parser``
+and ``run_view`` (imported only then; see docs/viewer.md)."""
+
+
+def _viewer() -> dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]]:
+    import importlib.util
+
+    if importlib.util.find_spec(VIEWER) is None:
+        return {}
+    return {"view": (_resolve(f"{VIEWER}:add_view_parser"), _resolve(f"{VIEWER}:run_view"))}
+
+
+def tools() -> dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]]:
+    """Every tool subcommand: :data:`TOOLS`, and ``view`` when the viewer is installed."""
+    return {**TOOLS, **_viewer()}
+
+
 def add_tool_parsers(sub: Any) -> None:
     """Add every tool subcommand to the ``hfgcot`` subparsers."""
-    for add, _ in TOOLS.values():
+    for add, _ in tools().values():
         add(sub)

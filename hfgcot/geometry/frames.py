@@ -5,15 +5,9 @@ Pure Python (stdlib only): importable without torch, transformers or numpy.
 A Qwen-VL model never sees the original image: the processor resizes it with
 :func:`smart_resize` so that each side is a multiple of the patch factor and the area lies
 between ``min_pixels`` and ``max_pixels``. Boxes the model writes are in one of two
-conventions, depending on the family:
-
-=============  =====================================  ===========================
-family         box numbers mean                       to original pixels
-=============  =====================================  ===========================
-``qwen2_vl``   0..1000 relative                       ``x * W / 1000``
-``qwen2_5_vl`` absolute pixels of the resized image   ``x * W / model_width``
-``qwen3_vl``   0..1000 relative                       ``x * W / 1000``
-=============  =====================================  ===========================
+conventions, depending on the family (:mod:`hfgcot.geometry.families`, the one table): 0..1000
+relative to the image (``x * W / 1000`` in original pixels: Qwen2-VL, Qwen3-VL), or pixels of the
+resized image (``x * W / model_width``: Qwen2.5-VL).
 
 A :class:`Frame` records both sizes and converts boxes either way::
 
@@ -23,7 +17,8 @@ A :class:`Frame` records both sizes and converts boxes either way::
     >>> frame.box_to_pixels([0, 0, 500, 500], "qwen2_vl")
     [0.0, 0.0, 320.0, 240.0]
 
-All boxes are ``[x1, y1, x2, y2]`` lists unless a function says otherwise.
+All boxes are ``[x1, y1, x2, y2]`` lists unless a function says otherwise; the plain box
+helpers (``clip_box``, ``iou``...) live in :mod:`hfgcot.geometry.boxes` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -32,7 +27,24 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+
+from hfgcot.geometry.boxes import (
+    as_box,
+    box_area,
+    clip_box,
+    iou,
+    is_finite_box,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
+from hfgcot.geometry.families import (
+    FAMILIES,
+    RELATIVE_SCALE,
+    Family,
+    family_for_model_type,
+    get_family,
+    patch_factor,
+)
 
 __all__ = [
     "FAMILIES",
@@ -49,58 +61,8 @@ __all__ = [
     "xyxy_to_xywh",
 ]
 
-Family = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
-"""A Qwen-VL model family: decides the patch factor and the box convention."""
-
-FAMILIES: tuple[str, ...] = get_args(Family)
-"""All supported families, in release order."""
-
-_MODEL_TYPES: dict[str, Family] = {
-    "qwen2_vl": "qwen2_vl",
-    "qwen2_5_vl": "qwen2_5_vl",
-    "qwen3_vl": "qwen3_vl",
-    "qwen3_vl_moe": "qwen3_vl",
-}
-
-# Families whose boxes are 0..1000 relative to the image (the rest use resized-image pixels).
-_RELATIVE_FAMILIES = frozenset({"qwen2_vl", "qwen3_vl"})
-_RELATIVE_SCALE = 1000.0
-
 MAX_ASPECT_RATIO = 200
 """Largest ``long side / short side`` ratio :func:`smart_resize` accepts."""
-
-
-def family_for_model_type(model_type: str) -> Family:
-    """Map a config ``model_type`` to its :data:`Family`.
-
-    >>> family_for_model_type("qwen2_5_vl")
-    'qwen2_5_vl'
-    >>> family_for_model_type("qwen3_vl_moe")
-    'qwen3_vl'
-
-    Raises:
-        ValueError: for any model type outside the Qwen-VL families.
-    """
-    try:
-        return _MODEL_TYPES[model_type]
-    except (KeyError, TypeError):
-        supported = ", ".join(sorted(_MODEL_TYPES))
-        raise ValueError(f"unsupported model_type {model_type!r}; supported: {supported}") from None
-
-
-def _check_family(family: str) -> Family:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
-    return family  # type: ignore[return-value]
-
-
-def patch_factor(family: Family | str) -> int:
-    """Side multiple of the resized image: ``patch_size * merge_size`` of the vision encoder.
-
-    >>> patch_factor("qwen2_5_vl"), patch_factor("qwen3_vl")
-    (28, 32)
-    """
-    return 32 if _check_family(family) == "qwen3_vl" else 28
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -175,118 +137,6 @@ def smart_resize(
 
 
 # --------------------------------------------------------------------------------------------
-# Plain box helpers (xyxy unless named otherwise)
-# --------------------------------------------------------------------------------------------
-
-
-def _is_number(value: object) -> bool:
-    """A real number (python, numpy or 0-d tensor scalar); not a bool, str or bytes."""
-    if isinstance(value, (bool, str, bytes)):
-        return False
-    return hasattr(type(value), "__float__")
-
-
-def _as_box(box: object) -> list[float]:
-    """Validate ``box`` as 4 finite numbers and return it as floats."""
-    if isinstance(box, (str, bytes)):
-        raise ValueError(f"box must be 4 numbers, got {box!r}")
-    try:
-        items = list(box)  # type: ignore[call-overload]
-    except TypeError as err:
-        raise ValueError(f"box must be 4 numbers, got {box!r}") from err
-    if len(items) != 4:
-        raise ValueError(f"box must have 4 numbers, got {len(items)}: {box!r}")
-    if not all(_is_number(v) for v in items):
-        raise ValueError(f"box must be 4 numbers, got {box!r}")
-    values = [float(v) for v in items]  # type: ignore[arg-type]
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"box has a non-finite number: {box!r}")
-    return values
-
-
-def is_finite_box(box: object) -> bool:
-    """Whether ``box`` is exactly 4 finite numbers (list, tuple, array...).
-
-    >>> is_finite_box([0, 1, 2.5, 3]), is_finite_box([0, 1, float("nan"), 3]), is_finite_box([1])
-    (True, False, False)
-    """
-    try:
-        _as_box(box)
-    except ValueError:
-        return False
-    return True
-
-
-def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
-    """``[x, y, w, h]`` -> ``[x1, y1, x2, y2]``.
-
-    >>> xywh_to_xyxy([10, 20, 30, 40])
-    [10.0, 20.0, 40.0, 60.0]
-    """
-    x, y, w, h = _as_box(box)
-    return [x, y, x + w, y + h]
-
-
-def xyxy_to_xywh(box: Sequence[float]) -> list[float]:
-    """``[x1, y1, x2, y2]`` -> ``[x, y, w, h]``.
-
-    >>> xyxy_to_xywh([10, 20, 40, 60])
-    [10.0, 20.0, 30.0, 40.0]
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    return [x1, y1, x2 - x1, y2 - y1]
-
-
-def _clamp(v: float, hi: float) -> float:
-    return min(max(v, 0.0), hi)
-
-
-def clip_box(box: Sequence[float], width: float, height: float) -> list[float]:
-    """Order the corners (``x1 <= x2``, ``y1 <= y2``) and clip to ``[0, width] x [0, height]``.
-
-    >>> clip_box([120, -5, 30, 50], 100, 80)
-    [30.0, 0.0, 100.0, 50.0]
-
-    Raises:
-        ValueError: if ``box`` is not 4 finite numbers.
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    x1, x2 = sorted((x1, x2))
-    y1, y2 = sorted((y1, y2))
-    w, h = float(width), float(height)
-    return [_clamp(x1, w), _clamp(y1, h), _clamp(x2, w), _clamp(y2, h)]
-
-
-def box_area(box: Sequence[float]) -> float:
-    """Area of an xyxy box; reversed or degenerate boxes have area 0.
-
-    >>> box_area([0, 0, 10, 5]), box_area([10, 0, 0, 5])
-    (50.0, 0.0)
-    """
-    x1, y1, x2, y2 = _as_box(box)
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes, in ``[0, 1]``; 0.0 when the union is empty.
-
-    >>> iou([0, 0, 10, 10], [5, 0, 15, 10])
-    0.3333333333333333
-    >>> iou([0, 0, 0, 0], [0, 0, 0, 0])
-    0.0
-    """
-    ax1, ay1, ax2, ay2 = _as_box(a)
-    bx1, by1, bx2, by2 = _as_box(b)
-    inter_w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    inter_h = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = inter_w * inter_h
-    union = box_area(a) + box_area(b) - inter
-    if union <= 0.0 or inter <= 0.0:
-        return 0.0
-    return min(1.0, inter / union)
-
-
-# --------------------------------------------------------------------------------------------
 # Frame
 # --------------------------------------------------------------------------------------------
 
@@ -354,12 +204,12 @@ class Frame:
         _, h_patches, w_patches = (int(v) for v in values)
         return cls(width, height, w_patches * int(patch_size), h_patches * int(patch_size))
 
-    def _model_extent(self, family: Family | str) -> tuple[float, float]:
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            return _RELATIVE_SCALE, _RELATIVE_SCALE
+    def _model_extent(self, family: Family) -> tuple[float, float]:
+        if get_family(family).relative:
+            return float(RELATIVE_SCALE), float(RELATIVE_SCALE)
         return float(self.model_width), float(self.model_height)
 
-    def box_to_pixels(self, box: Sequence[float], family: Family | str) -> list[float]:
+    def box_to_pixels(self, box: Sequence[float], family: Family) -> list[float]:
         """Model-convention box -> original-pixel ``[x1, y1, x2, y2]``, ordered and clipped.
 
         >>> Frame(200, 100, 196, 112).box_to_pixels([1100, 500, -20, 0], "qwen2_vl")
@@ -368,17 +218,14 @@ class Frame:
         Raises:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
-        x1, y1, x2, y2 = _as_box(box)
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            # Divide last so that 1000 maps exactly onto the image edge.
-            px = [x1 * self.width / _RELATIVE_SCALE, x2 * self.width / _RELATIVE_SCALE]
-            py = [y1 * self.height / _RELATIVE_SCALE, y2 * self.height / _RELATIVE_SCALE]
-        else:
-            px = [x1 * self.width / self.model_width, x2 * self.width / self.model_width]
-            py = [y1 * self.height / self.model_height, y2 * self.height / self.model_height]
+        x1, y1, x2, y2 = as_box(box)
+        # Divide last so that the full extent maps exactly onto the image edge.
+        ext_x, ext_y = self._model_extent(family)
+        px = [x1 * self.width / ext_x, x2 * self.width / ext_x]
+        py = [y1 * self.height / ext_y, y2 * self.height / ext_y]
         return clip_box([px[0], py[0], px[1], py[1]], self.width, self.height)
 
-    def box_to_model(self, box: Sequence[float], family: Family | str) -> list[float]:
+    def box_to_model(self, box: Sequence[float], family: Family) -> list[float]:
         """Original-pixel box -> the family's convention (unrounded floats), ordered and clipped.
 
         Clipped to ``[0, model_width] x [0, model_height]`` for ``qwen2_5_vl`` and to
@@ -391,15 +238,11 @@ class Frame:
         Raises:
             ValueError: if ``box`` is not 4 finite numbers, or ``family`` is unknown.
         """
-        x1, y1, x2, y2 = _as_box(box)
-        if _check_family(family) in _RELATIVE_FAMILIES:
-            mx = [x1 * _RELATIVE_SCALE / self.width, x2 * _RELATIVE_SCALE / self.width]
-            my = [y1 * _RELATIVE_SCALE / self.height, y2 * _RELATIVE_SCALE / self.height]
-        else:
-            mx = [x1 * self.model_width / self.width, x2 * self.model_width / self.width]
-            my = [y1 * self.model_height / self.height, y2 * self.model_height / self.height]
-        max_x, max_y = self._model_extent(family)
-        return clip_box([mx[0], my[0], mx[1], my[1]], max_x, max_y)
+        x1, y1, x2, y2 = as_box(box)
+        ext_x, ext_y = self._model_extent(family)
+        mx = [x1 * ext_x / self.width, x2 * ext_x / self.width]
+        my = [y1 * ext_y / self.height, y2 * ext_y / self.height]
+        return clip_box([mx[0], my[0], mx[1], my[1]], ext_x, ext_y)
 
     def to_dict(self) -> dict[str, int]:
         """Plain dict for storing with the data; inverse of :meth:`from_dict`.

@@ -1,18 +1,27 @@
-"""Boxes given for region captions: validation, skip reasons, normalised and crop rectangles.
+"""Boxes given for region captions: a row's boxes checked, skip reasons, normalised and crop rectangles.
 
 Pure (no torch, no ``datasets``): :func:`validate_boxes` checks a row's boxes against its image
-and names every box it skips; :func:`normalize_box` and :func:`crop_box` convert between pixels
-and fractions of the image. Used by :mod:`hfgcot.pipelines.region_captions`.
+with the one box validator (:func:`hfgcot.geometry.boxes.check_box`) and names every box it
+skips; :func:`normalize_box` and :func:`crop_box` convert between pixels and fractions of the
+image. Used by :mod:`hfgcot.pipelines.region_captions`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
-from typing import Any, Literal
+from typing import Any
 
-from hfgcot.geometry.frames import box_area, clip_box
+from hfgcot.geometry.boxes import (
+    MALFORMED,
+    MISSING,
+    NON_POSITIVE_SIZE,
+    NOT_FINITE,
+    OUTSIDE_IMAGE,
+    BBoxFormat,
+    cell_boxes,
+    check_box,
+)
 
 __all__ = [
     "MALFORMED",
@@ -27,32 +36,9 @@ __all__ = [
     "validate_boxes",
 ]
 
-BBoxFormat = Literal["xywh", "xyxy"]
-
-# Reasons a box is skipped (stable: the status names them).
-MALFORMED = "malformed"
-NOT_FINITE = "not_finite"
-NON_POSITIVE_SIZE = "non_positive_size"
-OUTSIDE_IMAGE = "outside_image"
-
 
 def _over_max(max_boxes: int) -> str:
     return f"over max_boxes={max_boxes}"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _as_box_list(value: Any) -> list[Any] | None:
-    """The row's boxes as a list (a single flat box ``[x, y, w, h]`` is one box); None if not a list."""
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        return None
-    if len(value) == 4 and all(_is_number(v) for v in value):
-        return [list(value)]
-    return list(value)
 
 
 def validate_boxes(
@@ -67,40 +53,30 @@ def validate_boxes(
 
     Returns ``(valid, skipped)``: ``valid`` = the first ``max_boxes`` valid boxes in input order,
     as clipped ``[x1, y1, x2, y2]`` pixels; ``skipped`` = ``(1-based input index, reason)`` for
-    every other box, reason one of ``malformed`` (not 4 numbers), ``not_finite``,
-    ``non_positive_size`` (``w``/``h`` <= 0, or ``x2 <= x1``/``y2 <= y1`` in ``xyxy``),
-    ``outside_image`` (no area left after clipping) or ``over max_boxes=N``. A single flat box
-    ``[x, y, w, h]`` counts as a list of one box. Never raises for bad box data.
+    every other box, reason one of :func:`~hfgcot.geometry.boxes.check_box`'s (``malformed``:
+    not 4 numbers, ``not_finite``, ``non_positive_size``: ``w``/``h`` <= 0, or ``x2 <= x1``/
+    ``y2 <= y1`` in ``xyxy``, ``outside_image``: no area left after clipping) or
+    ``over max_boxes=N``. A single flat box ``[x, y, w, h]`` counts as a list of one box.
+    Never raises for bad box data.
 
     >>> validate_boxes([[10, 10, 20, 20], [500, 500, 5, 5], [0, 0, 0, 5]], 100, 100)
     ([[10.0, 10.0, 30.0, 30.0]], [(2, 'outside_image'), (3, 'non_positive_size')])
     >>> validate_boxes([-10, 90, 30, 30], 100, 100)   # one box, clipped to the image
     ([[0.0, 90.0, 20.0, 100.0]], [])
     """
-    boxes = _as_box_list(value)
+    boxes = cell_boxes(value)
     if boxes is None:
         return [], [(1, MALFORMED)]
     valid: list[list[float]] = []
     skipped: list[tuple[int, str]] = []
-    for k, box in enumerate(boxes, start=1):
-        if not isinstance(box, list | tuple) or len(box) != 4 or not all(map(_is_number, box)):
-            skipped.append((k, MALFORMED))
-            continue
-        a, b, c, d = (float(v) for v in box)
-        if not all(math.isfinite(v) for v in (a, b, c, d)):
-            skipped.append((k, NOT_FINITE))
-            continue
-        xyxy = [a, b, a + c, b + d] if bbox_format == "xywh" else [a, b, c, d]
-        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
-            skipped.append((k, NON_POSITIVE_SIZE))
-            continue
-        clipped = clip_box(xyxy, width, height)
-        if box_area(clipped) <= 0:
-            skipped.append((k, OUTSIDE_IMAGE))
+    for k, item in enumerate(boxes, start=1):
+        box, reason = check_box(item, bbox_format, width=width, height=height)
+        if box is None:
+            skipped.append((k, MALFORMED if reason == MISSING else str(reason)))
         elif len(valid) >= max_boxes:
             skipped.append((k, _over_max(max_boxes)))
         else:
-            valid.append(clipped)
+            valid.append(box)
     return valid, skipped
 
 
@@ -159,5 +135,5 @@ def crop_box(normalized: Sequence[float], width: int, height: int) -> tuple[int,
 
 def box_count(value: Any) -> int:
     """How many boxes a row holds (a value that is not a list counts as one malformed box)."""
-    boxes = _as_box_list(value)
+    boxes = cell_boxes(value)
     return 1 if boxes is None else len(boxes)

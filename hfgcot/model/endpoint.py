@@ -28,14 +28,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry.frames import (
-    FAMILIES,
-    Family,
-    family_for_model_type,
-    patch_factor,
-    smart_resize,
-)
-from hfgcot.model.files import processor_limits, read_model_json
+from hfgcot.geometry.families import Family, get_family, known_families, patch_factor
+from hfgcot.geometry.frames import smart_resize
+from hfgcot.model.batching import is_out_of_memory
+from hfgcot.model.family import config_family
+from hfgcot.model.files import processor_limits
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +66,14 @@ class EndpointSpec:
         max_concurrency: requests in flight at once.
         timeout: seconds per request (each attempt).
         max_retries: retries with exponential backoff on connection errors, timeouts, 429, 5xx.
-        family: ``"qwen2_vl"``, ``"qwen2_5_vl"`` or ``"qwen3_vl"``; default from the model's
-            ``config.json`` when readable.
+        family: a family of :mod:`hfgcot.geometry.families` (``"qwen2_vl"``, ``"qwen2_5_vl"``,
+            ``"qwen3_vl"``); default from the model's ``config.json`` when readable (another
+            ``model_type`` is refused, listing the known families).
         min_pixels, max_pixels: the frame limits; default from the model's processor config
             when readable. They must lie within the server's own limits.
+        prompt_logprobs: whether the server offers vLLM's ``prompt_logprobs`` extension (the
+            contrastive self-check needs it): ``None`` asks the server once when such a pipeline
+            is configured, ``True`` skips that question, ``False`` refuses at once.
 
     Example:
         >>> EndpointSpec("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct").max_concurrency
@@ -86,9 +87,10 @@ class EndpointSpec:
     max_concurrency: int = 32
     timeout: float = 300.0
     max_retries: int = 4
-    family: str | None = None
+    family: str | None = dataclasses.field(default=None, metadata={"choices": known_families})
     min_pixels: int | None = None
     max_pixels: int | None = None
+    prompt_logprobs: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -101,14 +103,18 @@ class EndpointSpec:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.family is not None and self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        if self.family is not None:
+            get_family(self.family)  # UnknownFamilyError (a ValueError) listing the known ones
         lo, hi = self.min_pixels, self.max_pixels
         for name, v in (("min_pixels", lo), ("max_pixels", hi)):
             if v is not None and not v > 0:
                 raise ValueError(f"{name} must be positive, got {v!r}")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"min_pixels ({lo}) must not exceed max_pixels ({hi})")
+        if not (self.prompt_logprobs is None or isinstance(self.prompt_logprobs, bool)):
+            raise ValueError(
+                f"prompt_logprobs must be None or a bool, got {self.prompt_logprobs!r}"
+            )
 
     def api_key(self) -> str:
         """The key from ``api_key_env`` (``"EMPTY"`` when unset), read when connecting."""
@@ -167,9 +173,7 @@ def frame_limits(spec: EndpointSpec) -> FrameLimits:
     """
     family = spec.family
     if family is None:
-        config = read_model_json(spec.model, "config.json", spec.revision) or {}
-        if "model_type" in config:
-            family = family_for_model_type(config["model_type"])
+        family = config_family(spec.model, spec.revision, download=False)
     lo, hi = spec.min_pixels, spec.max_pixels
     source = "spec"
     if lo is None or hi is None:
@@ -233,25 +237,48 @@ def endpoint_identity(spec: EndpointSpec) -> dict[str, Any]:
     }
 
 
-def require_prompt_logprobs(spec: Any, what: str = "the contrastive self-check") -> None:
-    """Raise :class:`EndpointError` at configuration time when ``spec`` is a served model.
+def redact(text: str, key: str) -> str:
+    """``text`` with the API ``key`` masked (nothing to mask without a key).
 
-    Teacher-forced log-probs of a given text need prompt log-probs, which the OpenAI API does not
-    have (vLLM's ``prompt_logprobs`` extension is not used by this client yet); in-process
-    models always have them.
-
-    >>> require_prompt_logprobs(EndpointSpec("http://h/v1", "m"))
-    Traceback (most recent call last):
-    ...
-    hfgcot.model.endpoint.EndpointError: the contrastive self-check needs prompt log-probs, which \
-served models (http://h/v1) do not give this client: use checker="yesno", or load the model \
-in process
+    >>> redact("bad key sk-123456", "sk-123456"), redact("EMPTY", "EMPTY")
+    ('bad key ***', 'EMPTY')
     """
-    if isinstance(spec, EndpointSpec):
-        raise EndpointError(
-            f"{what} needs prompt log-probs, which served models ({spec.base_url}) do not give "
-            'this client: use checker="yesno", or load the model in process'
-        )
+    return text if key == NO_KEY or not key else text.replace(key, "***")
+
+
+_MASKED_KEYS: tuple[str, ...] = ()  # replaced, never mutated: safe to read from any thread
+
+
+def mask_key_in_logs(key: str) -> None:
+    """Mask ``key`` in every log record of this process from now on, the HTTP client's included.
+
+    A server or proxy may echo the key back (in an error body or a response header), and the
+    HTTP client logs response headers at DEBUG level under logger names that vary with its
+    version; so the mask is applied where records are made (the log record factory, wrapped
+    once), not per logger. Records are only made for enabled levels, so disabled logging costs
+    nothing.
+    """
+    global _MASKED_KEYS
+    if key == NO_KEY or not key or key in _MASKED_KEYS:
+        return
+    if not _MASKED_KEYS:
+        make_record = logging.getLogRecordFactory()
+
+        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is logging's to report
+                return record
+            masked = message
+            for secret in _MASKED_KEYS:
+                masked = redact(masked, secret)
+            if masked != message:
+                record.msg, record.args = masked, ()
+            return record
+
+        logging.setLogRecordFactory(masked_record)
+    _MASKED_KEYS = (*_MASKED_KEYS, key)
 
 
 def is_endpoint_error(status: Any) -> bool:
@@ -264,12 +291,14 @@ def is_endpoint_error(status: Any) -> bool:
 
 
 def error_status(error: str, limit: int = 200) -> str:
-    """The row status of a failed request: endpoint errors keep their own reason.
+    """The row status of a failed request: endpoint and out-of-memory errors keep their reason.
 
     >>> error_status("endpoint_error: timed out"), error_status("ValueError: bad")
     ('endpoint_error: timed out', 'generation_error: ValueError: bad')
+    >>> error_status("out_of_memory: 20480 tokens")
+    'out_of_memory: 20480 tokens'
     """
-    if error.startswith(f"{ENDPOINT_ERROR}:"):
+    if error.startswith(f"{ENDPOINT_ERROR}:") or is_out_of_memory(error):
         return error[:limit]
     return f"generation_error: {error[:limit]}"
 
@@ -284,5 +313,6 @@ __all__ = [
     "frame_limits",
     "frame_size",
     "is_endpoint_error",
-    "require_prompt_logprobs",
+    "mask_key_in_logs",
+    "redact",
 ]

@@ -9,25 +9,24 @@ with the revision resolved to a commit (or, for a local folder, a digest of its 
     >>> get_vlm(vlm.spec) is vlm                                             # doctest: +SKIP
     True
 
-Loading rules (see DESIGN.md): ``dtype="auto"``, ``sdpa`` unless flash-attn is importable on
+Loading rules: ``dtype="auto"``, ``sdpa`` unless flash-attn is importable on
 CUDA, no ``trust_remote_code`` unless asked, the processor's pixel limits from the spec.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import logging
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
-
-if TYPE_CHECKING:
-    from hfgcot.model.vlm import VLM
+from hfgcot.geometry.families import Family
+from hfgcot.model.endpoint import EndpointError, EndpointSpec, endpoint_identity, frame_limits
+from hfgcot.model.endpoint_client import connect
+from hfgcot.model.family import config_family
+from hfgcot.model.revision import resolve_revision
+from hfgcot.model.vlm import VLM
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,12 @@ class ModelSpec:
             raise ValueError(f"min_pixels ({lo}) must not exceed max_pixels ({hi})")
 
 
-def _default_attn(device: str) -> str:
+def default_attn_implementation(device: str) -> str:
+    """``flash_attention_2`` on CUDA when flash-attn is importable, else ``sdpa``.
+
+    >>> default_attn_implementation("cpu")
+    'sdpa'
+    """
     if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     return "sdpa"
@@ -79,44 +83,6 @@ def _default_device(rank: int | None) -> str:
     if torch.cuda.is_available():
         return f"cuda:{(rank or 0) % torch.cuda.device_count()}"
     return "cpu"
-
-
-def _local_digest(path: Path) -> str:
-    """A cheap digest of a local model folder: names, sizes and mtimes of its files."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def resolve_revision(model: str, revision: str | None) -> str | None:
-    """The commit a Hub model resolves to (from the local cache when offline), else ``revision``.
-
-    A local folder gets a digest of its files instead (recomputed each time: it may be retrained).
-
-    Example:
-        >>> resolve_revision("Qwen/Qwen2.5-VL-3B-Instruct", "main")  # doctest: +SKIP
-        'a1b2c3...'
-    """
-    if os.path.isdir(model):
-        return "local:" + _local_digest(Path(model))
-    return _resolve_hub_revision(model, revision)
-
-
-@functools.lru_cache(maxsize=64)
-def _resolve_hub_revision(model: str, revision: str | None) -> str | None:
-    """One Hub look-up per process and (model, revision): every stage fingerprint asks for it."""
-    try:
-        from huggingface_hub import hf_hub_download
-
-        cfg = hf_hub_download(model, "config.json", revision=revision)
-        parts = Path(cfg).parts
-        if "snapshots" in parts:
-            return parts[parts.index("snapshots") + 1]
-    except Exception:  # noqa: BLE001 - provenance only; never fail a run for it
-        logger.debug("could not resolve the revision of %s", model, exc_info=True)
-    return revision
 
 
 _CACHE: dict[tuple[ModelSpec, str], VLM] = {}
@@ -165,22 +131,53 @@ def get_vlm(spec: ModelSpec | EndpointSpec, rank: int | None = None) -> VLM:
     return vlm
 
 
+def loaded_vlm(spec: Any) -> VLM | None:
+    """The model this process already loaded (or registered) for ``spec``; never loads one."""
+    for (cached, _device), vlm in list(_CACHE.items()):
+        if cached == spec:
+            return vlm
+    return None
+
+
+def model_family(model: ModelSpec | EndpointSpec) -> Family | None:
+    """The family of a model, without loading it: a loaded (registered) model's own, a served
+    model's (:func:`~hfgcot.model.endpoint.frame_limits`), else from its ``config.json``;
+    ``None`` when that cannot be read (the model could not load either; nothing is refused).
+
+    Raises:
+        hfgcot.geometry.families.UnknownFamilyError: (a ``ValueError``) for a model outside the
+            known families, listing them.
+        FileNotFoundError: for a local path that is not a folder.
+
+    Example:
+        >>> model_family(ModelSpec("Qwen/Qwen3-VL-4B-Instruct"))   # doctest: +SKIP
+        'qwen3_vl'
+    """
+    if isinstance(model, EndpointSpec):
+        try:
+            return frame_limits(model).family
+        except EndpointError:  # raised again, with its advice, when the client connects
+            return None
+    loaded = loaded_vlm(model)
+    if loaded is not None:
+        return loaded.family
+    _check_local(model.model)
+    return config_family(model.model, model.revision)
+
+
 def _get_endpoint(spec: EndpointSpec) -> Any:
     key = (spec, "endpoint")
     if key not in _CACHE:
-        from hfgcot.model.endpoint_client import connect
-
         _CACHE[key] = connect(spec)  # type: ignore[index]
     return _CACHE[key]  # type: ignore[index]
 
 
 def _load(spec: ModelSpec, device: str) -> VLM:
     _check_local(spec.model)
+    config_family(spec.model, spec.revision)  # another model type: refused before any weight loads
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from hfgcot.model.vlm import VLM
-
-    attn = spec.attn_implementation or _default_attn(device)
+    attn = spec.attn_implementation or default_attn_implementation(device)
     logger.info("loading %s (revision=%s) on %s with %s", spec.model, spec.revision, device, attn)
     proc_kwargs: dict[str, Any] = {}
     if spec.min_pixels is not None:
@@ -270,8 +267,11 @@ def spec_fingerprint_data(spec: ModelSpec | EndpointSpec) -> dict[str, Any]:
 __all__ = [
     "DEFAULT_MODEL",
     "ModelSpec",
+    "default_attn_implementation",
     "get_vlm",
     "load_vlm",
+    "loaded_vlm",
+    "model_family",
     "model_spec",
     "register_vlm",
     "spec_fingerprint_data",

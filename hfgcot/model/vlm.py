@@ -1,114 +1,56 @@
-"""Model I/O: batched generation and scoring with a loaded Qwen-VL model.
+"""The in-process engine: batched generation and scoring with a loaded Qwen-VL model.
 
-Loading (once per process, cached) is :mod:`hfgcot.model.spec`' job: :func:`~hfgcot.model.spec.load_vlm`.
+Loading (once per process, cached) is :func:`hfgcot.model.spec.load_vlm`'s job; requests and
+answers are the dataclasses of :mod:`hfgcot.model.requests`; batches and the out-of-memory
+backoff are decided by :mod:`hfgcot.model.batching`.
 
     >>> vlm = load_vlm("Qwen/Qwen2.5-VL-3B-Instruct")                          # doctest: +SKIP
     >>> out = vlm.generate([Request(image, "Describe the image.")], GenerationSettings())  # doctest: +SKIP
-    >>> out[0].text, out[0].frame                                              # doctest: +SKIP
+    >>> out[0].text, out[0].frame, out[0].truncated                             # doctest: +SKIP
 
-Rules this module keeps (see DESIGN.md): left padding for batched generation, tokenization through
-the processor (it returns ``mm_token_type_ids``), and every request's :class:`Frame` taken from the
-processor's own ``image_grid_thw``.
+Rules this module keeps: left padding for batched generation, tokenization through the processor
+(it returns ``mm_token_type_ids``, without which the 3-D rotary positions degrade), every
+request's :class:`Frame` taken from the processor's own ``image_grid_thw``, and each distinct
+image of a batch encoded once.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from hfgcot.geometry.frames import Family, Frame, family_for_model_type
-from hfgcot.model.spec import ModelSpec, resolve_revision
+from hfgcot.geometry.families import Family, family_for_model_type, get_family
+from hfgcot.geometry.frames import Frame
+from hfgcot.model.batching import Backoff, BatchLimit, prompt_cost
+from hfgcot.model.memory import budget_tokens, token_cost
+from hfgcot.model.requests import ContinuationScore, Generation, GenerationSettings, Request
+from hfgcot.model.revision import resolve_revision
+from hfgcot.model.scoring import continuation_lengths, gather_scores
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Explicit generation settings; all of them enter stage fingerprints.
-
-    Example:
-        >>> GenerationSettings(max_new_tokens=64).do_sample
-        False
-    """
-
-    max_new_tokens: int = 512
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    cache_implementation: str | None = None  # e.g. "static": compiled decode step on CUDA
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-@dataclass
-class Request:
-    """One generation request: an image (or None for text only) and a user prompt."""
+def _is_oom(exc: BaseException) -> bool:
+    import torch
 
-    image: Any
-    prompt: str
-    system: str | None = None
-
-    def messages(self) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = []
-        if self.image is not None:
-            content.append({"type": "image"})
-        content.append({"type": "text", "text": self.prompt})
-        messages: list[dict[str, Any]] = []
-        if self.system is not None:
-            messages.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
-        messages.append({"role": "user", "content": content})
-        return messages
-
-    def prompt_text(self) -> str:
-        return self.prompt
-
-
-@dataclass(frozen=True)
-class Generation:
-    """The answer to one request, with the frame its image was seen in (None without image).
-
-    ``truncated``: the engine stopped at the token budget (a server's ``finish_reason="length"``).
-    """
-
-    text: str
-    frame: Frame | None
-    error: str | None = None
-    truncated: bool = False
-
-
-@dataclass(frozen=True)
-class ContinuationScore:
-    """Teacher-forced natural-log probabilities of a continuation's tokens, in order.
-
-    ``token_ids`` are the continuation's tokens as they appear in the tokenized context +
-    continuation (see :meth:`VLM.continuation_logprobs`); ``error`` is set (and both are empty)
-    when the forward pass failed.
-    """
-
-    logprobs: tuple[float, ...]
-    token_ids: tuple[int, ...] = ()
-    error: str | None = None
-
-    @property
-    def mean(self) -> float:
-        """Mean log-prob per token (``nan`` when there are no tokens)."""
-        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
+    return isinstance(exc, torch.OutOfMemoryError)
 
 
 class VLM:
     """A loaded model + processor with the facts needed to interpret its boxes.
 
-    Build it with :func:`load_vlm`. ``family`` gives the box convention (from ``model_type``),
-    ``min_pixels``/``max_pixels`` the resize limits the processor really uses.
+    Build it with :func:`hfgcot.load_vlm` (``spec`` is the
+    :class:`~hfgcot.model.spec.ModelSpec` it was loaded from). ``family`` gives the box
+    convention (from ``model_type``), ``min_pixels``/``max_pixels`` the resize limits the
+    processor really uses. ``backoff`` keeps, per stage, the batch limit that fitted in memory.
     """
 
-    def __init__(self, model: Any, processor: Any, spec: ModelSpec, device: str) -> None:
+    def __init__(self, model: Any, processor: Any, spec: Any, device: str) -> None:
         self.model = model
         self.processor = processor
         self.spec = spec
@@ -122,6 +64,8 @@ class VLM:
         self.generated_tokens = 0  # new tokens written (padding after EOS excluded)
         # Encode each distinct image of a batch once and reuse it for every request on it.
         self.reuse_vision = True
+        self.backoff = Backoff(is_oom=_is_oom, free=self._free_memory)
+        self._free_bytes: int | None = None  # free CUDA memory, measured at first use
 
     @property
     def model_id(self) -> str:
@@ -167,6 +111,88 @@ class VLM:
             for im in images
         ]
 
+    # -- memory ---------------------------------------------------------------------------
+
+    def default_max_batch_tokens(self, batch_size: int, max_new_tokens: int) -> int | None:
+        """Prompt tokens per forward pass that fit: from free CUDA memory; ``None`` elsewhere.
+
+        The free memory is measured once, at first use (the weights are loaded by then); the
+        bytes per token come from the model config (:func:`hfgcot.model.memory.token_cost`).
+        """
+        if not str(self.device).startswith("cuda"):
+            return None
+        import torch
+
+        if self._free_bytes is None:
+            free, _ = torch.cuda.mem_get_info(self.device)
+            cached = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(
+                self.device
+            )
+            self._free_bytes = int(free + cached)
+        cost = token_cost(self.model.config, self.model.dtype.itemsize)
+        return budget_tokens(
+            self._free_bytes, cost, batch_size=batch_size, max_new_tokens=max_new_tokens
+        )
+
+    def batch_limit(
+        self, batch_size: int, max_batch_tokens: int | None, max_new_tokens: int = 1
+    ) -> BatchLimit:
+        """The limit of one call: ``batch_size`` requests and ``max_batch_tokens`` prompt tokens
+        per forward pass (``None``: :meth:`default_max_batch_tokens`)."""
+        if max_batch_tokens is None:
+            max_batch_tokens = self.default_max_batch_tokens(max(1, batch_size), max_new_tokens)
+        return BatchLimit(max(1, batch_size), max_batch_tokens)
+
+    def reset_limits(self) -> None:
+        """Forget the batch limits learned from out-of-memory errors and the measured free memory
+        (for example after other work on the device started or ended)."""
+        self.backoff.learned.clear()
+        self._free_bytes = None
+
+    def _free_memory(self) -> None:
+        """After an out-of-memory error: drop dead tensors and the allocator's cached blocks."""
+        gc.collect()
+        if str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def request_cost(self, request: Request) -> int:
+        """Approximate prompt tokens of ``request`` (what batches and length sorting count).
+
+        An image of unknown size counts no tokens (the processor will judge it).
+        """
+        return prompt_cost(
+            request.prompt,
+            getattr(request.image, "size", None),
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            patch_size=self.patch_size,
+            merge_size=get_family(self.family).merge_size,
+        )
+
+    def _batched(
+        self,
+        items: Sequence[T],
+        costs: list[int],
+        work: Callable[[list[T]], list[R]],
+        failed: Callable[[T, str], R],
+        limit: BatchLimit,
+        key: str,
+        sort: bool,
+    ) -> list[R]:
+        """``work`` in batches within ``limit`` (sorted by cost when ``sort``), in caller order."""
+        order = sorted(range(len(items)), key=costs.__getitem__) if sort else range(len(items))
+        done = self.backoff.run(
+            [items[i] for i in order], [costs[i] for i in order], work, failed, limit, key
+        )
+        results: list[Any] = [None] * len(items)
+        for i, result in zip(order, done, strict=True):
+            results[i] = result
+        return results
+
+    # -- model inputs ---------------------------------------------------------------------
+
     def _prompt_texts(self, requests: list[Request]) -> list[str]:
         return [
             self.processor.apply_chat_template(
@@ -175,16 +201,33 @@ class VLM:
             for r in requests
         ]
 
-    def _encode_unique_images(
-        self, images: list[Any], inputs: Any
-    ) -> tuple[dict[str, Any], int] | None:
-        """Run the vision encoder once per distinct image object of a batch.
+    def _inputs(self, texts: list[str], images: list[Any]) -> tuple[Any, list[Any], list]:
+        """Processor inputs (left padded), the images present, and their ``image_grid_thw``."""
+        present = [im for im in images if im is not None]
+        inputs = self.processor(
+            text=texts, images=present or None, padding=True, return_tensors="pt"
+        )
+        grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
+        return inputs, present, grid
 
-        Several requests on one image (K keywords, N questions) would otherwise encode it K
-        times. Returns ``mm_encoder_outputs`` for ``generate`` (one ``pooler_output`` entry per
-        image placeholder, in order) and the number of patches encoded, or ``None`` when every
-        image is distinct (then plain ``pixel_values`` are as cheap).
+    def _vision(self, present: list[Any], inputs: Any, grid: list[list[int]]) -> dict[str, Any]:
+        """Extra model inputs that encode each distinct image once; counts the patches encoded.
+
+        Several requests on one image (K keywords, N questions, a sentence checked with and
+        without the rest) would otherwise encode it K times. Returns ``{"mm_encoder_outputs":
+        ...}`` (one ``pooler_output`` entry per image placeholder, in order) and drops
+        ``pixel_values`` from ``inputs``, or ``{}`` when every image is distinct.
         """
+        encoded = self._encode_unique_images(present) if self.reuse_vision else None
+        if encoded is None:
+            self.vision_patches += int(sum(t * h * w for t, h, w in grid))
+            return {}
+        outputs, patches = encoded
+        self.vision_patches += patches
+        inputs.pop("pixel_values", None)
+        return {"mm_encoder_outputs": outputs}
+
+    def _encode_unique_images(self, images: list[Any]) -> tuple[dict[str, Any], int] | None:
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         unique: dict[int, int] = {}
@@ -198,10 +241,18 @@ class VLM:
         features = self.model.get_image_features(
             pixels["pixel_values"].to(self.device), grid, return_dict=True
         )
-        per_placeholder = tuple(features.pooler_output[i] for i in order)
+        out = BaseModelOutputWithPooling(
+            pooler_output=tuple(features.pooler_output[i] for i in order)
+        )
+        deepstack = getattr(features, "deepstack_features", None)
+        if deepstack is not None:  # Qwen3-VL: per-layer features, one entry per image as well
+            features.pooler_output = out.pooler_output
+            features.deepstack_features = [tuple(layer[i] for i in order) for layer in deepstack]
+            out = features
         patches = int(grid.prod(-1).sum())
-        inputs.pop("pixel_values", None)
-        return {"image": BaseModelOutputWithPooling(pooler_output=per_placeholder)}, patches
+        return {"image": out}, patches
+
+    # -- generation -----------------------------------------------------------------------
 
     def _generate_chunk(
         self, requests: list[Request], settings: GenerationSettings
@@ -209,14 +260,7 @@ class VLM:
         import torch
 
         images = [r.image for r in requests]
-        present = [im for im in images if im is not None]
-        inputs = self.processor(
-            text=self._prompt_texts(requests),
-            images=present or None,
-            padding=True,
-            return_tensors="pt",
-        )
-        grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
+        inputs, present, grid = self._inputs(self._prompt_texts(requests), images)
         frames = self._frames_from_grid(images, grid)
         mask = inputs["attention_mask"]
         self.prompt_tokens += int(mask.numel())
@@ -234,37 +278,32 @@ class VLM:
         if settings.cache_implementation:
             gen_kwargs["cache_implementation"] = settings.cache_implementation
         with torch.inference_mode():
-            encoded = self._encode_unique_images(present, inputs) if self.reuse_vision else None
-            if encoded is not None:
-                gen_kwargs["mm_encoder_outputs"], patches = encoded
-            else:
-                patches = int(sum(t * h * w for t, h, w in grid))
-            self.vision_patches += patches
+            gen_kwargs.update(self._vision(present, inputs, grid))
             out = self.model.generate(**inputs, **gen_kwargs)
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         pad = self.processor.tokenizer.pad_token_id
         if pad is not None:
             self.generated_tokens += int((new_tokens != pad).sum())
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
-        return [Generation(text=t, frame=f) for t, f in zip(texts, frames, strict=True)]
+        cut = self._truncated(new_tokens, settings.max_new_tokens)
+        return [
+            Generation(text=t, frame=f, truncated=c)
+            for t, f, c in zip(texts, frames, cut, strict=True)
+        ]
 
-    def _cost(self, request: Request) -> int:
-        """Approximate prompt length in tokens (image tokens from the resize rule + text)."""
-        text = len(request.prompt) // 3
-        if request.image is None:
-            return text
-        w, h = request.image.size
-        try:
-            frame = Frame.for_image(
-                w,
-                h,
-                min_pixels=self.min_pixels,
-                max_pixels=self.max_pixels,
-                factor=self.patch_size * 2,
-            )
-        except ValueError:
-            return text
-        return text + frame.model_width * frame.model_height // (self.patch_size * 2) ** 2
+    def _truncated(self, new_tokens: Any, max_new_tokens: int) -> list[bool]:
+        """Which rows stopped at ``max_new_tokens`` without writing an end-of-sequence token."""
+        import torch
+
+        rows = int(new_tokens.shape[0])
+        if new_tokens.shape[1] < max_new_tokens:  # every row ended before the budget
+            return [False] * rows
+        eos = self.model.generation_config.eos_token_id
+        ids = [eos] if isinstance(eos, int) else list(eos or [])
+        if not ids:
+            return [True] * rows
+        ended = torch.isin(new_tokens, torch.tensor(ids, device=new_tokens.device)).any(dim=1)
+        return [not e for e in ended.tolist()]
 
     def generate(
         self,
@@ -272,106 +311,52 @@ class VLM:
         settings: GenerationSettings | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
         sort_by_length: bool = True,
+        stage: str = "generate",
     ) -> list[Generation]:
-        """Answer ``requests`` in batches of ``batch_size``; one result per request, in order.
+        """Answer ``requests``; one :class:`Generation` per request, in the caller's order.
 
-        With ``sort_by_length`` requests are batched in order of prompt length (image tokens +
-        text) so that batches carry less padding; results come back in the caller's order, and
-        greedy outputs do not depend on the batching. A batch that fails is retried one request at
-        a time, so one bad request only costs itself: its :class:`Generation` carries ``error``
-        and an empty text.
+        A forward pass holds at most ``batch_size`` requests and ``max_batch_tokens`` prompt
+        tokens (image tokens included; default: what fits in free CUDA memory, no limit on CPU);
+        a request above the token limit runs alone. With ``sort_by_length`` requests are
+        batched in order of prompt length, so batches carry less padding; greedy outputs do not
+        depend on the batching. A batch that runs out of memory is halved and retried, and the
+        limit that fitted is kept for later calls with the same ``stage``; a request that does
+        not fit alone gets ``error="out_of_memory: <tokens> tokens"``. Any other failing batch
+        is retried one request at a time: a bad request gets ``error`` and an empty text.
+        ``truncated`` marks answers cut at ``max_new_tokens``.
         """
         settings = settings or GenerationSettings()
-        if not (sort_by_length and len(requests) > batch_size):
-            return self._generate_batches(requests, settings, batch_size)
-        order = sorted(range(len(requests)), key=lambda i: self._cost(requests[i]))
-        done = self._generate_batches([requests[i] for i in order], settings, batch_size)
-        results: list[Generation] = [done[0]] * len(requests)
-        for i, generation in zip(order, done, strict=True):
-            results[i] = generation
-        return results
-
-    def _generate_batches(
-        self, requests: list[Request], settings: GenerationSettings, batch_size: int
-    ) -> list[Generation]:
-        results: list[Generation] = []
-        for start in range(0, len(requests), max(1, batch_size)):
-            chunk = requests[start : start + batch_size]
-            try:
-                results.extend(self._generate_chunk(chunk, settings))
-            except Exception as exc:  # noqa: BLE001 - isolate the failing request below
-                if len(chunk) == 1:
-                    logger.warning("generation failed: %s", exc)
-                    results.append(Generation("", None, error=f"{type(exc).__name__}: {exc}"))
-                else:
-                    results.extend(self._generate_batches(chunk, settings, 1))
-        return results
-
-    def _continuation_lengths(self, contexts: list[str], continuations: list[str]) -> list[int]:
-        """How many trailing tokens of ``context + continuation`` belong to the continuation.
-
-        The longest common token prefix of ``context`` and ``context + continuation`` is the
-        context; the rest is the continuation. Where BPE merges a token across the boundary, that
-        token counts as continuation (it is what the model has to write). Placeholders such as
-        ``<|image_pad|>`` are single special tokens here; the processor expands them before the
-        assistant turn only, so the count of trailing tokens is the same after expansion.
-        """
-        tok = self.processor.tokenizer
-        full = tok(
-            [c + x for c, x in zip(contexts, continuations, strict=True)], add_special_tokens=False
+        limit = self.batch_limit(batch_size, max_batch_tokens, settings.max_new_tokens)
+        return self._batched(
+            requests,
+            [self.request_cost(r) for r in requests],
+            lambda chunk: self._generate_chunk(chunk, settings),
+            lambda _request, error: Generation("", None, error=error),
+            limit,
+            stage,
+            sort_by_length,
         )
-        head = tok(contexts, add_special_tokens=False)
-        lengths = []
-        for a, b in zip(head["input_ids"], full["input_ids"], strict=True):
-            common = 0
-            while common < min(len(a), len(b)) and a[common] == b[common]:
-                common += 1
-            lengths.append(len(b) - common)
-        return lengths
 
-    def _score_chunk(
-        self, requests: list[Request], continuations: list[str], prefixes: list[str]
-    ) -> list[ContinuationScore]:
+    # -- scoring --------------------------------------------------------------------------
+
+    def _score_chunk(self, items: list[tuple[Request, str, str]]) -> list[ContinuationScore]:
         import torch
 
+        requests, continuations, prefixes = (list(x) for x in zip(*items, strict=True))
         contexts = [t + p for t, p in zip(self._prompt_texts(requests), prefixes, strict=True)]
-        lengths = self._continuation_lengths(contexts, continuations)
-        present = [r.image for r in requests if r.image is not None]
-        inputs = self.processor(
-            text=[c + x for c, x in zip(contexts, continuations, strict=True)],
-            images=present or None,
-            padding=True,
-            return_tensors="pt",
-        )
-        grid = inputs["image_grid_thw"].tolist() if "image_grid_thw" in inputs else []
+        lengths = continuation_lengths(self.processor.tokenizer, contexts, continuations)
+        texts = [c + x for c, x in zip(contexts, continuations, strict=True)]
+        inputs, present, grid = self._inputs(texts, [r.image for r in requests])
         inputs = inputs.to(self.device)
         keep = max(lengths) + 1
         kwargs: dict[str, Any] = {"logits_to_keep": keep, "use_cache": False}
         with torch.inference_mode():
-            # Sentences of one caption share their image object: encode it once.
-            encoded = self._encode_unique_images(present, inputs) if self.reuse_vision else None
-            if encoded is not None:
-                kwargs["mm_encoder_outputs"], patches = encoded
-            else:
-                patches = int(sum(t * h * w for t, h, w in grid))
-            self.vision_patches += patches
+            kwargs.update(self._vision(present, inputs, grid))
             logits = self.model(**inputs, **kwargs).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
-        ids = inputs["input_ids"]
-        width = ids.shape[1]
-        out = []
-        for b, n in enumerate(lengths):
-            if n == 0:
-                out.append(ContinuationScore(()))
-                continue
-            # Left padding: every row ends at ``width - 1``. Kept logits cover positions
-            # ``width - keep .. width - 1``; the token at position t is predicted at t - 1.
-            targets = ids[b, width - n :]
-            rows = logp[b, keep - n - 1 : keep - 1]
-            lp = rows.gather(-1, targets[:, None]).squeeze(-1)
-            out.append(ContinuationScore(tuple(lp.tolist()), tuple(targets.tolist())))
-        return out
+        return gather_scores(inputs["input_ids"], logp, lengths, keep)
 
     def continuation_logprobs(
         self,
@@ -380,15 +365,17 @@ class VLM:
         prefixes: list[str] | None = None,
         *,
         batch_size: int = 8,
+        max_batch_tokens: int | None = None,
+        stage: str = "score",
     ) -> list[ContinuationScore]:
         """Teacher-forced log-probs of each continuation's tokens, from forward passes only.
 
         Item ``i`` is scored in the context of ``requests[i]`` (its image, or none, and its
         prompt, through the chat template with the generation prompt) followed by the assistant
         text ``prefixes[i]`` (default ``""``): the text is ``template + prefix + continuation``,
-        exactly what the model saw while writing it. Batched (left padding, the processor's
-        ``mm_token_type_ids``), ``batch_size`` items per forward pass; a failing batch is retried
-        one item at a time and a failing item gets ``error`` set.
+        exactly what the model saw while writing it. Batched like :meth:`generate` (left
+        padding, at most ``batch_size`` items and ``max_batch_tokens`` tokens per forward pass,
+        the same out-of-memory backoff, in the given order); a failing item gets ``error`` set.
 
         Example:
             >>> caption = "A red ball. A blue box."
@@ -400,34 +387,20 @@ class VLM:
         prefixes = [""] * len(requests) if prefixes is None else list(prefixes)
         if not len(requests) == len(continuations) == len(prefixes):
             raise ValueError("requests, continuations and prefixes must have the same length")
-        results: list[ContinuationScore] = []
-        step = max(1, batch_size)
-        for start in range(0, len(requests), step):
-            chunk = slice(start, start + step)
-            try:
-                results.extend(
-                    self._score_chunk(requests[chunk], continuations[chunk], prefixes[chunk])
-                )
-            except Exception as exc:  # noqa: BLE001 - isolate the failing item below
-                if step == 1:
-                    logger.warning("scoring failed: %s", exc)
-                    results.append(ContinuationScore((), error=f"{type(exc).__name__}: {exc}"))
-                else:
-                    results.extend(
-                        self.continuation_logprobs(
-                            requests[chunk], continuations[chunk], prefixes[chunk], batch_size=1
-                        )
-                    )
-        return results
+        items = list(zip(requests, continuations, prefixes, strict=True))
+        costs = [self.request_cost(r) + prompt_cost(p + c) for r, c, p in items]
+        return self._batched(
+            items,
+            costs,
+            self._score_chunk,
+            lambda _item, error: ContinuationScore((), error=error),
+            self.batch_limit(batch_size, max_batch_tokens),
+            stage,
+            sort=False,
+        )
 
     def __repr__(self) -> str:
         return f"VLM({self.model_id!r}, family={self.family!r}, device={self.device!r})"
 
 
-__all__ = [
-    "ContinuationScore",
-    "Generation",
-    "GenerationSettings",
-    "Request",
-    "VLM",
-]
+__all__ = ["VLM", "ContinuationScore", "Generation", "GenerationSettings", "Request"]

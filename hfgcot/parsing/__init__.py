@@ -1,6 +1,7 @@
 """Pure, never-raising readers of model text.
 
-- :mod:`hfgcot.parsing.grounding` - boxes in any Qwen-VL form, yes/no, region answers.
+- :mod:`hfgcot.parsing.grounding` - boxes in any Qwen-VL form, labels of joint answers.
+- :mod:`hfgcot.parsing.replies` - yes/no and marked-region answers.
 - :mod:`hfgcot.parsing.answers` - the final-answer rule and VQA answer normalisation.
 - :mod:`hfgcot.parsing.gcot_text` - reasoning/keyword split, keyword merging, box injection.
 - :mod:`hfgcot.parsing.captions` - sentences and object lists of dense captions.

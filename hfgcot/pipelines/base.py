@@ -1,4 +1,6 @@
-"""What every stage shares: a frozen config, a deterministic fingerprint, a per-row status.
+"""What every stage shares: frozen fields, a deterministic fingerprint, a per-row status.
+
+Configs and how entry points read their options live in :mod:`hfgcot.pipelines.config`.
 
 A stage is a small callable ``stage(batch, rank=None) -> dict of lists`` used as a batched
 ``Dataset.map`` function. It holds no model: model stages hold a :class:`~hfgcot.model.spec.ModelSpec` and
@@ -9,33 +11,22 @@ hash or pickle weights, and ``num_proc`` workers each load their own copy once.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-import typing
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from datasets import Features
 
 import hfgcot
-from hfgcot import prompts
-from hfgcot.images import ImagePolicy
+from hfgcot.fingerprint import jsonable, stable_hash
+from hfgcot.geometry.families import get_family
 from hfgcot.model.endpoint import EndpointSpec
-from hfgcot.model.spec import ModelSpec, get_vlm, model_spec, spec_fingerprint_data
-from hfgcot.model.vlm import VLM, GenerationSettings, Request
-from hfgcot.run.options import RunOptions
-
-OK = "ok"
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+from hfgcot.model.spec import (
+    ModelSpec,
+    get_vlm,
+    spec_fingerprint_data,
+)
+from hfgcot.model.vlm import VLM, Generation, GenerationSettings, Request
+from hfgcot.pipelines.config import validate_choices
+from hfgcot.status import cap
 
 
 def cell_text(value: Any) -> str:
@@ -51,235 +42,45 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def validate_choices(config: Any) -> None:
-    """Raise ``ValueError`` for a dataclass field whose value is not one of its ``Literal`` choices.
-
-    >>> @dataclasses.dataclass
-    ... class C:
-    ...     mode: Literal["a", "b"] = "a"
-    >>> validate_choices(C(mode="c"))
-    Traceback (most recent call last):
-    ...
-    ValueError: mode must be one of ('a', 'b'), got 'c'
-    """
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        hint = hints.get(f.name)
-        if typing.get_origin(hint) is Literal:
-            choices = typing.get_args(hint)
-            value = getattr(config, f.name)
-            if value not in choices:
-                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
-
-
-def stable_hash(data: Any) -> str:
-    """A process-independent hash of JSON-able data (dataclasses allowed)."""
-    from datasets.fingerprint import Hasher
-
-    return Hasher.hash(json.dumps(_jsonable(data), sort_keys=True, default=str))
-
-
-def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002
-    """A config field with its one-line help text (and optional checks) in its metadata.
-
-    ``min=`` (number: the value, when not None, must be >= it) and ``prompt=True`` (the value
-    is a template checked by :func:`hfgcot.prompts.check_template`) are checked by
-    :meth:`PipelineConfig.__post_init__`. The CLI reads ``help`` from ``field.metadata``.
-
-    >>> @dataclasses.dataclass(frozen=True)
-    ... class C:
-    ...     n: int = option(1, "How many.", min=1)
-    >>> dataclasses.fields(C)[0].metadata["help"]
-    'How many.'
-    """
-    return dataclasses.field(default=default, metadata={"help": help, **meta})
-
-
-def prompt_option(default: str, help: str, kind: str | None = None) -> Any:  # noqa: A002
-    """A prompt template field, checked against ``hfgcot.prompts.PLACEHOLDERS[kind]``.
-
-    ``kind`` defaults to the field's own name (``"reasoning_prompt"``...).
-    """
-    return option(default, help, prompt=kind or True)
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    """Fields every pipeline has, and the one validation of every config.
-
-    Subclasses are frozen dataclasses whose fields are made with :func:`option`; building one
-    checks ``Literal`` choices, minimums, finite floats and prompt placeholders, so a bad value
-    is a ``ValueError`` before any image is read or model called.
-
-    Example:
-        >>> PipelineConfig(batch_size=0)
-        Traceback (most recent call last):
-        ...
-        ValueError: batch_size must be >= 1, got 0
-    """
-
-    image_column: str = option(
-        "image", "Input column with the images (Image() feature, path or bytes)."
-    )
-    batch_size: int = option(8, "Rows per map batch (and requests per generate call).", min=1)
-    image_policy: ImagePolicy = option(
-        ImagePolicy(),
-        "Which images are accepted and how they are read (hfgcot.images.ImagePolicy).",
-    )
-    overwrite_columns: bool = option(
-        False, "Allow output columns that already exist in the input to be replaced."
-    )
-
-    def __post_init__(self) -> None:
-        validate_choices(self)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            low = f.metadata.get("min")
-            if low is not None and value is not None and value < low:
-                raise ValueError(f"{f.name} must be >= {low}, got {value}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value}")
-            kind = f.metadata.get("prompt")
-            if kind:
-                prompts.check_template(kind if isinstance(kind, str) else f.name, value)
-        if not isinstance(self.image_policy, ImagePolicy):
-            raise ValueError(f"image_policy must be an ImagePolicy, got {self.image_policy!r}")
-        self.validate()
-
-    def validate(self) -> None:
-        """Checks of one pipeline beyond the field rules (override; raise ``ValueError``)."""
-
-    def prompts(self) -> dict[str, str | None]:
-        """The prompt templates of this config (and ``system_prompt``), by field name.
-
-        >>> PipelineConfig().prompts()
-        {}
-        """
-        names = [f.name for f in dataclasses.fields(self) if f.metadata.get("prompt")]
-        if any(f.name == "system_prompt" for f in dataclasses.fields(self)):
-            names.append("system_prompt")
-        return {name: getattr(self, name) for name in names}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelPipelineConfig(PipelineConfig):
-    """The fields of every pipeline that runs a model: generation settings and a system turn.
-
-    Example:
-        >>> ModelPipelineConfig(max_new_tokens=64).generation().max_new_tokens
-        64
-    """
-
-    max_new_tokens: int = option(512, "Most new tokens per generated answer.", min=1)
-    do_sample: bool = option(False, "Sample instead of greedy decoding.")
-    temperature: float = option(0.7, "Sampling temperature (with do_sample).")
-    top_p: float = option(0.9, "Nucleus sampling mass (with do_sample).")
-    seed: int = option(0, "Seed of sampled generation (per request, reproducible).")
-    cache_implementation: str | None = option(
-        None, "transformers KV-cache implementation, e.g. 'static' (compiled decode on CUDA)."
-    )
-    system_prompt: str | None = option(
-        None, "System turn of every request; default: the chat template's own."
-    )
-
-    def generation(self, max_new_tokens: int | None = None) -> GenerationSettings:
-        """The generation settings of the config (``max_new_tokens`` overrides its budget)."""
-        return GenerationSettings(
-            max_new_tokens=max_new_tokens or self.max_new_tokens,
-            do_sample=self.do_sample,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-            cache_implementation=self.cache_implementation,
-        )
-
-
-LOAD_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name != "model")
-"""Model loading options accepted by every model entry point (fields of ``ModelSpec``)."""
-
-
-def resolve_model(model: Any, load: dict[str, Any]) -> ModelSpec:
-    """A :class:`ModelSpec` for a Hub id, a folder, a ``ModelSpec`` or a loaded VLM.
-
-    Loading options (``revision``, ``dtype``, ``trust_remote_code``...) build or update the spec;
-    with an already loaded VLM, one that is not its default is a ``TypeError`` (the model is
-    loaded: pass them to ``load_vlm``).
-
-    >>> resolve_model("org/m", {"dtype": "bfloat16"}).dtype
-    'bfloat16'
-    >>> resolve_model(ModelSpec("org/m"), {"trust_remote_code": True}).trust_remote_code
-    True
-    """
-    if isinstance(model, ModelSpec):
-        return dataclasses.replace(model, **load)
-    if isinstance(model, EndpointSpec):  # a served model: only what a client can honour
-        return model.with_load_options(**load)  # type: ignore[return-value]
-    defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
-    changed = {k: v for k, v in load.items() if v != defaults[k]}
-    if changed and not isinstance(model, str | os.PathLike):
-        raise TypeError(
-            f"loading options {sorted(changed)} cannot apply to an already loaded model; "
-            "pass them to hfgcot.load_vlm, or give a Hub id, folder or ModelSpec"
-        )
-    return model_spec(model, **load)
-
-
-def split_options(
-    config_cls: type[PipelineConfig],
-    config: PipelineConfig | None,
-    options: dict[str, Any],
-    *,
-    extra: tuple[str, ...] = LOAD_OPTIONS,
-) -> tuple[Any, RunOptions, dict[str, Any]]:
-    """``(config, run options, other options)`` of an entry point's ``config=`` and ``**options``.
-
-    Config fields given as options are applied on top of ``config`` (or of the defaults) with
-    ``dataclasses.replace``; ``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``
-    (or ``run=RunOptions(...)``) make the run options; names in ``extra`` (the loading options
-    by default) are returned as they are. Any other name is a ``TypeError`` naming the valid ones.
-
-    >>> cfg, run, load = split_options(PipelineConfig, None, {"batch_size": 2, "num_proc": 3})
-    >>> cfg.batch_size, run.num_proc, load
-    (2, 3, {})
-    """
-    if config is not None and not isinstance(config, config_cls):
-        raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    run_fields = {f.name for f in dataclasses.fields(RunOptions)}
-    unknown = sorted(set(options) - fields - run_fields - set(extra) - {"run"})
-    if unknown:
-        valid = ", ".join(sorted(fields | run_fields | set(extra) | {"run"}))
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
-    run = options.get("run") or RunOptions()
-    if not isinstance(run, RunOptions):
-        raise TypeError(f"run must be a RunOptions, got {type(run).__name__}")
-    run_set = {k: v for k, v in options.items() if k in run_fields}
-    run = dataclasses.replace(run, **run_set) if run_set else run
-    settings = {k: v for k, v in options.items() if k in fields}
-    if config is None:
-        config = config_cls(**settings)
-    elif settings:
-        config = dataclasses.replace(config, **settings)
-    return config, run, {k: v for k, v in options.items() if k in extra}
-
-
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """Base class: subclasses are frozen dataclasses and implement ``__call__`` and ``features``.
+    """Base class: subclasses are frozen dataclasses and implement ``process`` and ``features``.
 
     ``version`` is bumped whenever what the stage writes changes; it, the stage's own fields
     (its prompts included) and its model make the stage's fingerprint, and nothing else does.
+    Calling a stage runs :meth:`process` and caps every status it writes
+    (:func:`hfgcot.status.cap`): the one place row statuses are finished.
     """
 
     name: ClassVar[str] = "stage"
     version: ClassVar[str] = "1"
     status_column: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} defines __call__: implement process(batch, rank) instead "
+                "(Stage.__call__ caps the statuses it writes)"
+            )
+
     def __post_init__(self) -> None:
         validate_choices(self)
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The ``Dataset.map`` function: :meth:`process`, with its statuses capped."""
+        out = self.process(batch, rank)
+        column = self.status_column
+        if column and column in out:
+            out[column] = [s if s is None else cap(s) for s in out[column]]
+        return out
+
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        """The output columns of one batch (``dict`` of equal-length lists, rows in order)."""
         raise NotImplementedError
+
+    def prepare(self, rank: int | None = None) -> None:
+        """Load what the stage needs before its first batch (nothing; model stages: the model)."""
 
     def features(self) -> Features:
         """The Arrow features of the columns this stage writes."""
@@ -290,7 +91,7 @@ class Stage:
         data = {
             "stage": self.name,
             "version": self.version,
-            "config": _jsonable(self),
+            "config": jsonable(self),
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)
@@ -310,15 +111,40 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class ModelStage(Stage):
-    """A stage that runs the VLM: a model spec, generation settings, a batch size, a system turn."""
+    """A stage that runs the VLM: a model spec, generation settings, batch limits, a system turn."""
 
     model: ModelSpec = ModelSpec()
     generation: GenerationSettings = GenerationSettings()
     batch_size: int = 8
+    max_batch_tokens: int | None = None
     system_prompt: str | None = None
 
     def vlm(self, rank: int | None = None) -> VLM:
         return get_vlm(self.model, rank)
+
+    def prepare(self, rank: int | None = None) -> None:
+        """Load the model of ``rank`` now (a broken model fails here, not on the first batch)."""
+        self.vlm(rank)
+
+    def family_prompt(self, kind: str, template: str | None, rank: int | None = None) -> str:
+        """``template``, or when it is ``None`` the model family's default for prompt ``kind``
+        (the entry points fill these in before building stages; this covers stages built by
+        hand)."""
+        return (
+            template if template is not None else getattr(get_family(self.vlm(rank).family), kind)
+        )
+
+    def generate(
+        self, requests: list[Request], rank: int | None = None, *, batch_size: int | None = None
+    ) -> list[Generation]:
+        """This stage's requests through its model: its settings, batch limits and name."""
+        return self.vlm(rank).generate(
+            requests,
+            self.generation,
+            batch_size=batch_size or self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            stage=self.name,
+        )
 
     def request(self, image: Any, prompt: str) -> Request:
         """A request with this stage's system turn (``None``: the chat template's default)."""

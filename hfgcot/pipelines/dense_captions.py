@@ -31,27 +31,23 @@ from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import ImagePolicy, load_image
-from hfgcot.model.endpoint import error_status, require_prompt_logprobs
+from hfgcot.model.endpoint import error_status
+from hfgcot.model.endpoint_client import require_prompt_logprobs
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import GenerationSettings
 from hfgcot.parsing import captions as textproc
-from hfgcot.pipelines.base import (
-    OK,
-    ModelPipelineConfig,
-    ModelStage,
-    Stage,
-    option,
-    prompt_option,
-    split_options,
-)
+from hfgcot.pipelines.base import ModelStage, Stage
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
+from hfgcot.pipelines.runner import run_model_pipeline
 from hfgcot.pipelines.self_check import (
     Checker,
     CheckJob,
+    CheckResult,
     check_sentences,
     is_supported,
     locate_sentences,
 )
-from hfgcot.run.local import run_model_pipeline
+from hfgcot.status import OK, is_ok, note_truncated, truncated_output, with_note
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +55,6 @@ STATUS = "dense_caption_status"
 NO_GOLDEN = "no_golden_sentences"
 
 STRINGS = List(Value("string"))
-
-
-def _active(status: str) -> bool:
-    """Rows that go on through the pipeline: ``"ok"`` and ``"ok: <note>"``."""
-    return status == OK or status.startswith(OK + ":")
-
-
-def _note(status: str, note: str) -> str:
-    """Add a soft note to an ``ok`` status (the first note wins); other statuses are kept."""
-    return f"{OK}: {note}" if status == OK else status
 
 
 def _first_error(errors: Sequence[str | None]) -> str | None:
@@ -80,6 +66,7 @@ class InitCaptionStage(ModelStage):
     """Stage 1: ``init_caption`` and ``dense_caption_status`` for every row."""
 
     name = "dense_init_caption"
+    version = "2"  # a truncated caption is noted
     status_column = STATUS
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
@@ -88,7 +75,7 @@ class InitCaptionStage(ModelStage):
     def features(self) -> Features:
         return Features({"init_caption": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         for i in range(n):
@@ -99,13 +86,14 @@ class InitCaptionStage(ModelStage):
                 where.append(i)
         captions = [""] * n
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 captions[i] = out.text.strip()
                 if out.error:
                     statuses[i] = error_status(out.error)
                 elif not captions[i]:
                     statuses[i] = "empty_caption"
+                elif out.truncated:  # its sentences are still checked one by one
+                    statuses[i] = note_truncated(statuses[i], self.name)
         return {"init_caption": captions, STATUS: statuses}
 
 
@@ -119,12 +107,12 @@ class SplitStage(Stage):
     def features(self) -> Features:
         return Features({"sentences": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         sentences, statuses = [], []
         for caption, status in zip(batch["init_caption"], batch[STATUS], strict=True):
-            parts = textproc.split_sentences(caption or "") if _active(status) else []
+            parts = textproc.split_sentences(caption or "") if is_ok(status) else []
             sentences.append(parts)
-            statuses.append("no_sentences" if _active(status) and not parts else status)
+            statuses.append("no_sentences" if is_ok(status) and not parts else status)
         return {"sentences": sentences, STATUS: statuses}
 
 
@@ -140,12 +128,10 @@ class _CheckingStage(ModelStage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.checker == "contrastive":  # a served model may not score text: say so now
+        if self.checker == "contrastive":  # a served model must score text: asked before any row
             require_prompt_logprobs(self.model)
 
-    def _check(
-        self, jobs: list[CheckJob], rank: int | None
-    ) -> list[tuple[float | None, str | None]]:
+    def _check(self, jobs: list[CheckJob], rank: int | None) -> list[CheckResult]:
         if not jobs:
             return []
         return check_sentences(
@@ -154,9 +140,19 @@ class _CheckingStage(ModelStage):
             checker=self.checker,
             generation=self.generation,
             batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            stage=self.name,
             prompt=self.check_prompt,
             system_prompt=self.system_prompt,
         )
+
+    @staticmethod
+    def _cut_rows(n: int, rows: list[int], results: list[CheckResult]) -> list[bool]:
+        """Rows (``rows[j]`` owns job ``j``) with a yes/no answer cut before its verdict."""
+        cut = [False] * n
+        for i, result in zip(rows, results, strict=True):
+            cut[i] = cut[i] or result.truncated
+        return cut
 
 
 @dataclass(frozen=True)
@@ -168,6 +164,7 @@ class SentenceCheckStage(_CheckingStage):
     """
 
     name = "dense_check_sentences"
+    version = "2"  # a verdict lost to a cut is noted, or truncated_output when nothing is kept
     status_column = STATUS
     caption_prompt: str = prompts.DENSE_CAPTION_PROMPT
 
@@ -180,13 +177,13 @@ class SentenceCheckStage(_CheckingStage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = list(batch[STATUS])
         jobs: list[CheckJob] = []
         owners: list[int] = []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["sentences"][i]:
+            if not is_ok(statuses[i]) or not batch["sentences"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -201,23 +198,27 @@ class SentenceCheckStage(_CheckingStage):
         scores: list[list[float | None]] = [[] for _ in range(n)]
         golden: list[list[str]] = [[] for _ in range(n)]
         errors: list[list[str | None]] = [[] for _ in range(n)]
-        for i, job, (score, error) in zip(owners, jobs, results, strict=True):
-            scores[i].append(score)
-            errors[i].append(error)
-            if is_supported(score, self.checker, self.threshold):
+        for i, job, result in zip(owners, jobs, results, strict=True):
+            scores[i].append(result.score)
+            errors[i].append(result.error)
+            if is_supported(result.score, self.checker, self.threshold):
                 golden[i].append(job.sentence)
+        cut = self._cut_rows(n, owners, results)
         for i in range(n):
-            if not _active(statuses[i]) or not errors[i]:
+            if not is_ok(statuses[i]) or not errors[i]:
                 continue
             error = _first_error(errors[i])
             if not golden[i] and error and all(errors[i]):
                 statuses[i] = f"check_error: {error[:200]}"
-            elif not golden[i]:
-                statuses[i] = NO_GOLDEN
+            elif not golden[i]:  # a verdict lost to a cut might have kept a sentence
+                statuses[i] = truncated_output(self.name) if cut[i] else NO_GOLDEN
+                continue
             elif error:
-                statuses[i] = _note(
+                statuses[i] = with_note(
                     statuses[i], f"{sum(map(bool, errors[i]))} sentence checks failed"
                 )
+            if cut[i]:
+                statuses[i] = note_truncated(statuses[i], self.name)
         return {"golden_sentences": golden, "sentence_scores": scores, STATUS: statuses}
 
 
@@ -231,6 +232,7 @@ class QuestionStage(ModelStage):
     """
 
     name = "dense_questions"
+    version = "2"  # a truncated object list is noted
     status_column = STATUS
     max_questions: int = 5
     prompt: str = prompts.OBJECT_QUESTIONS_PROMPT
@@ -242,20 +244,19 @@ class QuestionStage(ModelStage):
             {"raw_questions": Value("string"), "q_list": STRINGS, STATUS: Value("string")}
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests, where = [], []
         for i in range(n):
             golden = batch["golden_sentences"][i]
-            if _active(statuses[i]) and golden:
+            if is_ok(statuses[i]) and golden:
                 prompt = prompts.object_questions_prompt(golden, self.max_questions, self.prompt)
                 requests.append(self.request(None, prompt))
                 where.append(i)
         raw, q_lists = [""] * n, [[] for _ in range(n)]
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 raw[i] = out.text
                 objects = textproc.parse_object_list(out.text, self.max_questions)
                 for obj in objects:
@@ -264,9 +265,11 @@ class QuestionStage(ModelStage):
                         prompts.position_question(obj, self.position_question),
                     ]
                 if out.error:
-                    statuses[i] = _note(statuses[i], "question generation failed")
+                    statuses[i] = with_note(statuses[i], "question generation failed")
                 elif not objects:
-                    statuses[i] = _note(statuses[i], "no follow-up questions")
+                    statuses[i] = with_note(statuses[i], "no follow-up questions")
+                if out.truncated:  # the objects listed before the cut are asked about
+                    statuses[i] = note_truncated(statuses[i], self.name)
         return {"raw_questions": raw, "q_list": q_lists, STATUS: statuses}
 
 
@@ -279,6 +282,7 @@ class AnswerStage(ModelStage):
     """
 
     name = "dense_answers"
+    version = "2"  # truncated answers are noted
     status_column = STATUS
     image_column: str = "image"
     image_policy: ImagePolicy = ImagePolicy()
@@ -288,12 +292,12 @@ class AnswerStage(ModelStage):
     def features(self) -> Features:
         return Features({"raw_answers": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests, owners = [], []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["q_list"][i]:
+            if not is_ok(statuses[i]) or not batch["q_list"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -305,17 +309,18 @@ class AnswerStage(ModelStage):
                 )
                 owners.append(i)
         answers: list[list[str]] = [[] for _ in range(n)]
-        failed = [0] * n
+        failed, cut = [0] * n, [False] * n
         if requests:
-            outs = self.vlm(rank).generate(
-                requests, self.generation, batch_size=self.answer_batch_size or len(requests)
-            )
+            outs = self.generate(requests, rank, batch_size=self.answer_batch_size or len(requests))
             for i, out in zip(owners, outs, strict=True):
                 answers[i].append(out.text.strip())
                 failed[i] += bool(out.error)
+                cut[i] = cut[i] or out.truncated
         for i in range(n):
             if failed[i]:
-                statuses[i] = _note(statuses[i], f"{failed[i]} answers failed")
+                statuses[i] = with_note(statuses[i], f"{failed[i]} answers failed")
+            if cut[i]:  # their sentences are still checked one by one
+                statuses[i] = note_truncated(statuses[i], self.name)
         return {"raw_answers": answers, STATUS: statuses}
 
 
@@ -328,19 +333,20 @@ class DetailCheckStage(_CheckingStage):
     """
 
     name = "dense_check_details"
+    version = "2"  # an unreadable cut verdict is noted
     status_column = STATUS
     answer_prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
     def features(self) -> Features:
         return Features({"final_details": STRINGS, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         jobs: list[CheckJob] = []
         owners: list[tuple[int, int]] = []
         for i in range(n):
-            if not _active(statuses[i]) or not batch["raw_answers"][i]:
+            if not is_ok(statuses[i]) or not batch["raw_answers"][i]:
                 continue
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status != OK:  # pragma: no cover - stage 1 already checked the image
@@ -355,16 +361,19 @@ class DetailCheckStage(_CheckingStage):
         results = self._check(jobs, rank)
         kept: dict[tuple[int, int], list[str]] = {}
         checked = [0] * n
-        for (i, k), job, (score, _error) in zip(owners, jobs, results, strict=True):
+        for (i, k), job, result in zip(owners, jobs, results, strict=True):
             checked[i] += 1
-            if is_supported(score, self.checker, self.threshold):
+            if is_supported(result.score, self.checker, self.threshold):
                 kept.setdefault((i, k), []).append(job.sentence)
         details: list[list[str]] = [[] for _ in range(n)]
         for (i, _k), sentences in sorted(kept.items()):
             details[i].append(textproc.join_sentences(sentences))
+        cut = self._cut_rows(n, [i for i, _ in owners], results)
         for i in range(n):
             if checked[i] and not details[i]:
-                statuses[i] = _note(statuses[i], "no detail survived the check")
+                statuses[i] = with_note(statuses[i], "no detail survived the check")
+            if cut[i]:
+                statuses[i] = note_truncated(statuses[i], self.name)
         return {"final_details": details, STATUS: statuses}
 
 
@@ -378,20 +387,21 @@ class FuseStage(ModelStage):
     """
 
     name = "dense_fuse"
+    version = "2"  # a truncated fusion falls back to the checked texts joined
     status_column = STATUS
     prompt: str = prompts.FUSE_CAPTION_PROMPT
 
     def features(self) -> Features:
         return Features({"final_caption": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         finals = [""] * n
         requests, where = [], []
         for i in range(n):
             golden, details = batch["golden_sentences"][i], batch["final_details"][i]
-            if _active(statuses[i]) and (golden or details):
+            if is_ok(statuses[i]) and (golden or details):
                 text = prompts.fuse_caption_prompt(golden, details, self.prompt)
                 requests.append(self.request(None, text))
                 where.append(i)
@@ -400,14 +410,18 @@ class FuseStage(ModelStage):
                 if statuses[i] == NO_GOLDEN:
                     statuses[i] = f"{NO_GOLDEN}: final caption is the unchecked initial caption"
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 text = out.text.strip()
-                if out.error or not text:
+                # failed, empty or cut (incomplete): the checked texts joined instead
+                if out.error or not text or out.truncated:
+                    why = "failed" if out.error else "was empty" if not text else None
                     joined = batch["golden_sentences"][i] + batch["final_details"][i]
                     text = textproc.join_sentences(joined)
-                    why = "failed" if out.error else "was empty"
-                    statuses[i] = _note(statuses[i], f"fusion {why}, checked texts joined")
+                    statuses[i] = (
+                        with_note(statuses[i], f"fusion {why}, checked texts joined")
+                        if why
+                        else note_truncated(statuses[i], self.name)
+                    )
                 finals[i] = text
         return {"final_caption": finals, STATUS: statuses}
 
@@ -464,11 +478,7 @@ class DenseCaptionConfig(ModelPipelineConfig):
 
 def dense_caption_stages(config: DenseCaptionConfig, spec: ModelSpec) -> list[Stage]:
     """The seven stages for ``config`` (used by :func:`add_dense_captions`, Ray and resume)."""
-    common: dict[str, Any] = {
-        "model": spec,
-        "batch_size": config.batch_size,
-        "system_prompt": config.system_prompt,
-    }
+    common = config.model_stage_fields(spec)
     image = {"image_column": config.image_column, "image_policy": config.image_policy}
     check = {
         "checker": config.checker,

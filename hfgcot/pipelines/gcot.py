@@ -23,23 +23,25 @@ from datasets import Dataset, Features, List, Value
 from hfgcot import prompts
 from hfgcot.geometry.frames import Frame, box_area
 from hfgcot.images import ImagePolicy, load_image
+from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.endpoint import error_status, is_endpoint_error
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec, model_spec
 from hfgcot.model.vlm import Request
 from hfgcot.parsing import gcot_text
 from hfgcot.parsing import grounding as parsing
 from hfgcot.parsing.phrases import dedupe, phrase_key
-from hfgcot.pipelines.base import (
+from hfgcot.pipelines.base import ModelStage, Stage, cell_text
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.run.local import status_summary
+from hfgcot.status import (
+    EMPTY_QUESTION,
     OK,
-    ModelPipelineConfig,
-    ModelStage,
-    Stage,
-    cell_text,
-    option,
-    prompt_option,
-    split_options,
+    first_problem,
+    note_truncated,
+    truncated_output,
+    with_note,
 )
-from hfgcot.run.local import run_model_pipeline, status_summary
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +58,12 @@ GROUNDING_FEATURE = List(
 )
 
 
-def _first_problem(*statuses: str) -> str:
-    return next((s for s in statuses if s != OK), OK)
-
-
 @dataclass(frozen=True)
 class ReasoningStage(ModelStage):
     """Stage 1: ``raw_cot_output``, ``image_size`` (``[w, h]``, ``[]`` if unread), ``gcot_status``."""
 
     name = "gcot_reasoning"
-    version = "2"  # writes image_size
+    version = "3"  # v2: writes image_size; v3: truncated reasoning is truncated_output
     status_column = STATUS
     image_column: str = "image"
     question_column: str = "question"
@@ -85,12 +83,12 @@ class ReasoningStage(ModelStage):
 
     def _text_status(self, question: str, answer: str) -> str:
         if not question:
-            return "empty_question"
+            return EMPTY_QUESTION
         if len(question) > self.max_question_chars:
             return f"question_too_long: {len(question)} chars"
         return OK if answer else "empty_answer"
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses, requests, where = [OK] * n, [], []
         sizes: list[list[int]] = [[] for _ in range(n)]
@@ -100,7 +98,7 @@ class ReasoningStage(ModelStage):
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if image is not None:
                 sizes[i] = list(image.size)
-            status = _first_problem(status, self._text_status(question, answer))
+            status = first_problem(status, self._text_status(question, answer))
             statuses[i] = status
             if status == OK:
                 requests.append(
@@ -109,11 +107,12 @@ class ReasoningStage(ModelStage):
                 where.append(i)
         raw = [""] * n
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 raw[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
+                elif out.truncated:  # the keyword line and the conclusion are cut
+                    statuses[i] = truncated_output(self.name)
         return {"raw_cot_output": raw, "image_size": sizes, STATUS: statuses}
 
 
@@ -135,7 +134,7 @@ class ParseStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         cleaned, keywords, statuses = [], [], []
         for raw, status in zip(batch["raw_cot_output"], batch[STATUS], strict=True):
             cot, kws = gcot_text.parse_gcot(raw or "")
@@ -172,26 +171,30 @@ class GroundingStage(ModelStage):
     """
 
     name = "gcot_grounding"
-    version = "2"  # keywords de-duplicated by the phrase key
+    version = "3"  # v2: keywords de-duplicated by the phrase key; v3: truncation in the status
     status_column = STATUS
     image_column: str = "image"
     keywords_column: str = "extracted_keywords"
     max_keywords: int = 16
     image_policy: ImagePolicy = ImagePolicy()
     mode: GroundingMode = "per_keyword"
-    prompt: str = prompts.GROUNDING_PROMPT
-    joint_prompt: str = prompts.JOINT_GROUNDING_PROMPT
+    prompt: str | None = None  # None: the model family's default
+    joint_prompt: str | None = None
 
-    def _requests(self, image: Any, phrases: list[str]) -> list[tuple[Request, str | None]]:
+    def _requests(
+        self, image: Any, phrases: list[str], rank: int | None
+    ) -> list[tuple[Request, str | None]]:
         if self.mode == "joint":
-            text = prompts.joint_grounding_prompt(phrases, self.joint_prompt)
+            template = self.family_prompt("joint_grounding_prompt", self.joint_prompt, rank)
+            text = prompts.joint_grounding_prompt(phrases, template)
             return [(self.request(image, text), None)]
-        return [(self.request(image, prompts.grounding_prompt(p, self.prompt)), p) for p in phrases]
+        template = self.family_prompt("grounding_prompt", self.prompt, rank)
+        return [(self.request(image, prompts.grounding_prompt(p, template)), p) for p in phrases]
 
     def features(self) -> Features:
         return Features({"groundings": GROUNDING_FEATURE, STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = list(batch[STATUS])
         requests, owners = [], []
@@ -204,16 +207,17 @@ class GroundingStage(ModelStage):
                 statuses[i] = status
                 continue
             phrases_of[i] = dedupe(batch[self.keywords_column][i])[: self.max_keywords]
-            for request, phrase in self._requests(image, phrases_of[i]):
+            for request, phrase in self._requests(image, phrases_of[i], rank):
                 requests.append(request)
                 owners.append((i, phrase))
         groundings: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        cut = [False] * n
         if requests:
             vlm = self.vlm(rank)
-            outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
-            for (i, kw), out in zip(owners, outs, strict=True):
-                if out.error and is_endpoint_error(out.error):
+            for (i, kw), out in zip(owners, self.generate(requests, rank), strict=True):
+                if out.error and (is_endpoint_error(out.error) or is_out_of_memory(out.error)):
                     statuses[i] = error_status(out.error)
+                cut[i] = cut[i] or out.truncated
                 if out.frame is None:
                     continue
                 for label, pixels, model_box in ground_boxes(out.text, out.frame, vlm.family):
@@ -226,10 +230,14 @@ class GroundingStage(ModelStage):
             if statuses[i] != OK:
                 continue
             total = len(batch[self.keywords_column][i])
-            if not groundings[i]:
-                statuses[i] = "no_groundings"
-            elif total > len(phrases_of[i]):
-                statuses[i] = f"ok: grounded the first {len(phrases_of[i])} of {total} keywords"
+            if not groundings[i]:  # boxes written before a cut are complete: kept
+                statuses[i] = truncated_output(self.name) if cut[i] else "no_groundings"
+                continue
+            if total > len(phrases_of[i]):
+                note = f"grounded the first {len(phrases_of[i])} of {total} keywords"
+                statuses[i] = with_note(statuses[i], note)
+            if cut[i]:
+                statuses[i] = note_truncated(statuses[i], self.name)
         return {"groundings": groundings, STATUS: statuses}
 
 
@@ -260,7 +268,7 @@ class InjectStage(Stage):
     def features(self) -> Features:
         return Features({"gcot": Value("string"), STATUS: Value("string")})
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out, statuses = [], list(batch[STATUS])
         sizes = batch.get("image_size") or [None] * len(statuses)
         for i, (cot, groundings) in enumerate(
@@ -316,20 +324,32 @@ class GCoTConfig(ModelPipelineConfig):
     reasoning_prompt: str = prompt_option(
         prompts.GCOT_PROMPT, "Stage-1 prompt; placeholders {question} and {answer}."
     )
-    grounding_prompt: str = prompt_option(
-        prompts.GROUNDING_PROMPT, "Per-keyword grounding prompt; placeholder {phrase}."
+    grounding_prompt: str | None = prompt_option(
+        None, "Per-keyword grounding prompt; placeholder {phrase} (default: the model family's)."
     )
-    joint_grounding_prompt: str = prompt_option(
-        prompts.JOINT_GROUNDING_PROMPT, "Joint grounding prompt; placeholder {phrases}."
+    joint_grounding_prompt: str | None = prompt_option(
+        None, "Joint grounding prompt; placeholder {phrases} (default: the model family's)."
     )
 
 
 GCOT_COLUMNS = ("question_column", "answer_column")
 
 
+def boxes_note(config: GCoTConfig) -> str:
+    """What the boxes of a GCoT run mean, for its provenance record and dataset card.
+
+    >>> boxes_note(GCoTConfig(box_space="normalized")).split("; ")[-1]
+    'boxes in the `gcot` text: normalized.'
+    """
+    return (
+        "`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
+        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}."
+    )
+
+
 def gcot_stages(config: GCoTConfig, spec: ModelSpec) -> list[Stage]:
     """The four stages of the pipeline for ``config`` (used by :func:`add_gcot`, Ray and resume)."""
-    common = {"model": spec, "batch_size": config.batch_size, "system_prompt": config.system_prompt}
+    common = config.model_stage_fields(spec)
     return [
         ReasoningStage(
             **common,
@@ -420,8 +440,7 @@ def add_gcot(
         load_kwargs=load,
         run=run,
         required_columns=[getattr(config, c) for c in GCOT_COLUMNS],
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
+        boxes=boxes_note(config),
         summarize=_log_gcot_summary,
     )
 
@@ -446,6 +465,7 @@ __all__ = [
     "ParseStage",
     "ReasoningStage",
     "add_gcot",
+    "boxes_note",
     "gcot_stages",
     "gcot_summary",
     "ground_boxes",

@@ -21,20 +21,20 @@ from hfgcot.geometry.frames import Frame
 from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL
-from hfgcot.pipelines.base import (
-    OK,
+from hfgcot.pipelines.base import ModelStage, cell_text
+from hfgcot.pipelines.config import (
     ModelPipelineConfig,
-    ModelStage,
-    cell_text,
     option,
     prompt_option,
-    resolve_model,
+    resolve_model_config,
     split_options,
 )
 from hfgcot.pipelines.gcot import ground_boxes
-from hfgcot.pipelines.grounding_sft import STATUS, _apply_per_split, user_text
+from hfgcot.pipelines.grounding_sft import STATUS, user_text
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
+from hfgcot.splits import map_splits
+from hfgcot.status import EMPTY_QUESTION, OK, note_truncated, truncated_output
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,19 @@ class GroundingPredictionStage(ModelStage):
     """
 
     name = "grounding_predict"
+    version = "2"  # truncation in the status
     image_column: str = "image"
     text_column: str = "question"
     messages_column: str = "messages"
     input_status_column: str = STATUS
-    prompt: str = prompts.GROUNDING_SFT_PROMPT
+    prompt: str | None = None  # None: the model family's default
     prefix: str = "pred"
     image_policy: ImagePolicy = ImagePolicy()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        prompts.check_template("grounding_sft_prompt", self.prompt)
+        if self.prompt is not None:
+            prompts.check_template("grounding_sft_prompt", self.prompt)
         if not self.prefix:
             raise ValueError("prefix must not be empty")
 
@@ -94,7 +96,7 @@ class GroundingPredictionStage(ModelStage):
             }
         )
 
-    def _question(self, batch: dict[str, list], i: int) -> str:
+    def _question(self, batch: dict[str, list], i: int, rank: int | None) -> str:
         if self.messages_column in batch:
             text = user_text(batch[self.messages_column][i])
             if text:
@@ -102,10 +104,11 @@ class GroundingPredictionStage(ModelStage):
         if self.text_column in batch:
             question = cell_text(batch[self.text_column][i])
             if question:
-                return prompts.grounding_sft_prompt(question, self.prompt)
+                template = self.family_prompt("grounding_sft_prompt", self.prompt, rank)
+                return prompts.grounding_sft_prompt(question, template)
         return ""
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         statuses = [OK] * n
         if self.input_status_column in batch:
@@ -114,10 +117,10 @@ class GroundingPredictionStage(ModelStage):
         for i in range(n):
             if statuses[i] != OK:
                 continue
-            question = self._question(batch, i)
+            question = self._question(batch, i, rank)
             image, status = load_image(batch[self.image_column][i], self.image_policy)
             if status == OK and not question:
-                status = "empty_question"
+                status = EMPTY_QUESTION
             statuses[i] = status
             if status == OK:
                 requests.append(self.request(image, question))
@@ -126,17 +129,18 @@ class GroundingPredictionStage(ModelStage):
         texts = [""] * n
         if requests:
             vlm = self.vlm(rank)
-            outs = vlm.generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(where, outs, strict=True):
+            for i, out in zip(where, self.generate(requests, rank), strict=True):
                 texts[i] = out.text
                 if out.error:
                     statuses[i] = error_status(out.error)
                     continue
                 box = first_box(out.text, out.frame, vlm.family) if out.frame else None
-                if box is not None:
+                if box is not None:  # a box read before a cut is complete: usable
                     boxes[i] = box
+                    if out.truncated:
+                        statuses[i] = note_truncated(statuses[i], self.name)
                 else:
-                    statuses[i] = "unparseable"
+                    statuses[i] = truncated_output(self.name) if out.truncated else "unparseable"
         return {
             f"{self.prefix}_bbox": boxes,
             f"{self.prefix}_text": texts,
@@ -166,9 +170,9 @@ class GroundingPredictionConfig(ModelPipelineConfig):
     prefix: str = option(
         "pred", "Output columns are <prefix>_bbox, <prefix>_text, <prefix>_status."
     )
-    prompt: str = prompt_option(
-        prompts.GROUNDING_SFT_PROMPT,
-        "Prompt for `text_column` rows; placeholder {question}.",
+    prompt: str | None = prompt_option(
+        None,
+        "Prompt for `text_column` rows; placeholder {question} (default: the model family's).",
         kind="grounding_sft_prompt",
     )
 
@@ -210,7 +214,7 @@ def add_grounding_predictions(
         0.71
     """
     config, run, load = split_options(GroundingPredictionConfig, config, options)
-    spec = resolve_model(model, load)
+    spec, config = resolve_model_config(model, load, config)
     stage = prediction_stage(config, spec)
 
     def run_split(ds: Dataset) -> Dataset:
@@ -233,16 +237,14 @@ def add_grounding_predictions(
             extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return _apply_per_split(dataset, run_split)
+    return map_splits(dataset, run_split)
 
 
 def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:
     """The stage of :func:`add_grounding_predictions` for ``config`` and a model spec."""
     return GroundingPredictionStage(
-        model=spec,
+        **config.model_stage_fields(spec),
         generation=config.generation(),
-        batch_size=config.batch_size,
-        system_prompt=config.system_prompt,
         image_column=config.image_column,
         text_column=config.text_column,
         messages_column=config.messages_column,

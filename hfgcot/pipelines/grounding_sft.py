@@ -1,10 +1,12 @@
 """Grounding SFT data: image + question/referring phrase + box -> Qwen chat rows.
 
-- :class:`GroundingSFTStage` (a ``Dataset.map`` stage, no model) writes chat ``messages`` whose assistant turn is
-  ``{"bbox_2d": [x1, y1, x2, y2]}`` in the coordinate convention of the model family that will be
-  trained: pixels of the *resized* image for Qwen2.5-VL (the same ``smart_resize`` the training
-  processor applies, with the same ``min_pixels``/``max_pixels``), 0..1000 for Qwen2-VL and
-  Qwen3-VL. The original box and the frame are kept, so every number can be mapped back.
+- :class:`GroundingSFTStage` (a ``Dataset.map`` stage, no model) writes chat ``messages`` whose
+  assistant turn is the box as the model family that will be trained writes it (its row of
+  :mod:`hfgcot.geometry.families`): ``{"bbox_2d": [x1, y1, x2, y2]}`` in pixels of the *resized*
+  image for Qwen2.5-VL (the same ``smart_resize`` the training processor applies, with the same
+  ``min_pixels``/``max_pixels``), 0..1000 for Qwen3-VL, ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``
+  in 0..1000 for Qwen2-VL. The original box and the frame are kept, so every number can be
+  mapped back.
 
 Predictions on such rows: :mod:`hfgcot.pipelines.grounding_predictions`.
 
@@ -18,57 +20,49 @@ Predictions on such rows: :mod:`hfgcot.pipelines.grounding_predictions`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from datasets import Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, Features, List, Value
 
 from hfgcot import prompts
-from hfgcot.geometry.frames import (
+from hfgcot.geometry.boxes import MISSING, BBoxFormat, check_box
+from hfgcot.geometry.families import (
     Family,
-    Frame,
-    box_area,
-    clip_box,
-    is_finite_box,
-    patch_factor,
-    xywh_to_xyxy,
+    ModelFamily,
+    box_text,
+    family_for_processor,
+    get_family,
+    known_families,
 )
-from hfgcot.images import ImagePolicy, image_size, load_image
-from hfgcot.pipelines.base import (
-    OK,
-    PipelineConfig,
-    Stage,
-    cell_text,
-    option,
-    prompt_option,
-    split_options,
+from hfgcot.geometry.frames import Frame
+from hfgcot.images import (
+    ASPECT_RATIO_TOO_LARGE,
+    IMAGE_TOO_SMALL,
+    UNDECODABLE_IMAGE,
+    ImagePolicy,
+    image_size,
+    load_image,
 )
+from hfgcot.pipelines.base import Stage, cell_text
+from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
 from hfgcot.publishing.provenance import record_provenance
 from hfgcot.run.local import check_columns, check_overwrite, prompt_record, run_pipeline
+from hfgcot.splits import map_splits
+from hfgcot.status import EMPTY_QUESTION, OK, make
 
 logger = logging.getLogger(__name__)
 
-BBoxFormat = Literal["xywh", "xyxy"]
 STATUS = "sft_status"
+MISSING_BBOX = "missing_bbox"
+INVALID_BBOX = "invalid_bbox"
 
 SFT_BOXES = (
     "`gt_bbox`: original-image pixels [x1, y1, x2, y2] (clipped); `gt_bbox_model` and the "
-    "assistant turn of `messages`: the integers the model is trained to write, in the convention "
-    "of `model_family` (qwen2_5_vl: pixels of the image resized as in `sft_frame`; qwen2_vl and "
-    "qwen3_vl: 0..1000)."
+    "assistant turn of `messages`: the integers the model is trained to write, as "
+    "`model_family` {family} writes them: {wording}."
 )
-
-# Resize limits of the Hub preprocessors, used when neither pixel limits nor a processor are given.
-# Qwen2-VL / Qwen2.5-VL: preprocessor_config.json of the Instruct models (3136 .. 12,845,056);
-# Qwen3-VL: 65,536 .. 16,777,216 with patch 16 x merge 2 = factor 32.
-DEFAULT_PIXELS: dict[str, tuple[int, int]] = {
-    "qwen2_vl": (3136, 12845056),
-    "qwen2_5_vl": (3136, 12845056),
-    "qwen3_vl": (65536, 16777216),
-}
 
 MESSAGES_FEATURE = List(
     {
@@ -106,13 +100,24 @@ def _pixel_limits(processor: Any) -> tuple[int, int, int]:
     return min_pixels, max_pixels, factor
 
 
-def sft_answer(box_model: list[int]) -> str:
-    """The assistant text for one box: ``{"bbox_2d": [x1, y1, x2, y2]}`` with integers.
+def _family(name: str) -> ModelFamily:
+    """The row of ``model_family`` ``name``; an unknown name is a ``ValueError`` listing the
+    known families."""
+    try:
+        return get_family(name)
+    except ValueError as err:
+        raise type(err)(f"model_family: {err}") from None
+
+
+def sft_answer(box_model: list[int], family: Family = "qwen2_5_vl") -> str:
+    """The assistant text for one box, in the family's text form (integers).
 
     >>> sft_answer([1, 2, 30, 40])
     '{"bbox_2d": [1, 2, 30, 40]}'
+    >>> sft_answer([1, 2, 30, 40], "qwen2_vl")
+    '<|box_start|>(1,2),(30,40)<|box_end|>'
     """
-    return json.dumps({"bbox_2d": [int(v) for v in box_model]})
+    return box_text(family, box_model)
 
 
 def sft_messages(user_text: str, answer: str) -> list[dict[str, Any]]:
@@ -157,6 +162,7 @@ class GroundingSFTStage(Stage):
     """
 
     name = "grounding_sft"
+    version = "3"  # v2: invalid_bbox: <reason> (geometry.boxes); v3: family text forms
     status_column = STATUS
     image_column: str = "image"
     text_column: str = "question"
@@ -166,25 +172,28 @@ class GroundingSFTStage(Stage):
     min_pixels: int | None = None
     max_pixels: int | None = None
     factor: int | None = None
-    prompt: str = prompts.GROUNDING_SFT_PROMPT
+    prompt: str | None = None
     image_policy: ImagePolicy = ImagePolicy()
     verify_images: bool = True
 
     def __post_init__(self) -> None:
-        super().__post_init__()  # Literal choices (bbox_format, model_family)
-        default_min, default_max = DEFAULT_PIXELS[self.model_family]
-        if self.min_pixels is None:
-            object.__setattr__(self, "min_pixels", default_min)
-        if self.max_pixels is None:
-            object.__setattr__(self, "max_pixels", default_max)
-        if self.factor is None:
-            object.__setattr__(self, "factor", patch_factor(self.model_family))
+        super().__post_init__()  # Literal choices (bbox_format)
+        family = _family(self.model_family)
+        defaults = {
+            "min_pixels": family.min_pixels,
+            "max_pixels": family.max_pixels,
+            "factor": family.factor,
+            "prompt": family.grounding_sft_prompt,
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         for name in ("min_pixels", "max_pixels", "factor"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_pixels > self.max_pixels:  # type: ignore[operator]
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
-        prompts.check_template("grounding_sft_prompt", self.prompt)
+        prompts.check_template("grounding_sft_prompt", self.prompt)  # type: ignore[arg-type]
 
     def features(self) -> Features:
         return Features(
@@ -204,12 +213,12 @@ class GroundingSFTStage(Stage):
             return (image.size if image is not None else None), status
         size = image_size(value)
         if size is None:
-            return None, "undecodable_image"
+            return None, UNDECODABLE_IMAGE
         w, h = size
         if min(w, h) < self.image_policy.min_side:
-            return None, f"image_too_small: {w}x{h}"
+            return None, make(IMAGE_TOO_SMALL, f"{w}x{h}")
         if max(w, h) / min(w, h) > self.image_policy.max_aspect_ratio:
-            return None, f"aspect_ratio_too_large: {w}x{h}"
+            return None, make(ASPECT_RATIO_TOO_LARGE, f"{w}x{h}")
         return size, OK
 
     def frame(self, width: int, height: int) -> Frame:
@@ -235,7 +244,7 @@ class GroundingSFTStage(Stage):
         """One output row for an image value (PIL, ``{bytes, path}``, path), a text and a box."""
         size, status = self._size(image)
         if status != OK or size is None:
-            return {**self._empty(), STATUS: status if status != OK else "undecodable_image"}
+            return {**self._empty(), STATUS: status if status != OK else UNDECODABLE_IMAGE}
         return self.row_for_size(size[0], size[1], text, bbox)
 
     def row_for_size(self, width: int, height: int, text: Any, bbox: Any) -> dict[str, Any]:
@@ -250,7 +259,7 @@ class GroundingSFTStage(Stage):
         try:
             frame = self.frame(width, height)
         except ValueError as err:
-            return {**out, STATUS: f"unsupported_image_size: {str(err)[:120]}"}
+            return {**out, STATUS: make("unsupported_image_size", str(err)[:120])}
         frame_dict = {
             **frame.to_dict(),
             "min_pixels": int(self.min_pixels),  # type: ignore[arg-type]
@@ -260,15 +269,17 @@ class GroundingSFTStage(Stage):
         out["sft_frame"] = frame_dict
         question = cell_text(text)
         if not question:
-            return {**out, STATUS: "empty_question"}
-        box_status, box = self._pixel_box(bbox, width, height)
-        if box_status != OK or box is None:
-            return {**out, STATUS: box_status}
+            return {**out, STATUS: EMPTY_QUESTION}
+        box, reason = check_box(bbox, self.bbox_format, width=width, height=height)
+        if box is None:
+            status = MISSING_BBOX if reason == MISSING else make(INVALID_BBOX, reason)
+            return {**out, STATUS: status}
         model_box = [int(round(v)) for v in frame.box_to_model(box, self.model_family)]
         if model_box[2] <= model_box[0] or model_box[3] <= model_box[1]:
             return {**out, STATUS: "bbox_too_small"}
         messages = sft_messages(
-            prompts.grounding_sft_prompt(question, self.prompt), sft_answer(model_box)
+            prompts.grounding_sft_prompt(question, self.prompt),  # type: ignore[arg-type]
+            sft_answer(model_box, self.model_family),
         )
         return {
             **out,
@@ -278,26 +289,7 @@ class GroundingSFTStage(Stage):
             STATUS: OK,
         }
 
-    def _pixel_box(self, bbox: Any, width: int, height: int) -> tuple[str, list[float] | None]:
-        if bbox is None:
-            return "missing_bbox", None
-        if not is_finite_box(bbox):
-            return f"invalid_bbox: {str(bbox)[:60]}", None
-        values = [float(v) for v in bbox]
-        if self.bbox_format == "xywh":
-            if values[2] <= 0 or values[3] <= 0:
-                return f"invalid_bbox: non-positive width/height {values[2]:g}x{values[3]:g}", None
-            xyxy = xywh_to_xyxy(values)
-        else:
-            if values[2] <= values[0] or values[3] <= values[1]:
-                return "invalid_bbox: x2 <= x1 or y2 <= y1", None
-            xyxy = values
-        clipped = clip_box(xyxy, width, height)
-        if box_area(clipped) <= 0 or not all(math.isfinite(v) for v in clipped):
-            return "bbox_outside_image", None
-        return OK, clipped
-
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[self.image_column])
         columns: dict[str, list] = {name: [] for name in self.features()}
         for i in range(n):
@@ -309,12 +301,6 @@ class GroundingSFTStage(Stage):
             for name in columns:
                 columns[name].append(row[name])
         return columns
-
-
-def _apply_per_split(dataset: Any, fn: Any) -> Any:
-    if isinstance(dataset, DatasetDict):
-        return DatasetDict({split: fn(ds) for split, ds in dataset.items()})
-    return fn(dataset)
 
 
 @dataclass(frozen=True)
@@ -333,7 +319,9 @@ class GroundingSFTConfig(PipelineConfig):
         "xywh", "Input boxes as [x, y, w, h] (TextVQA/COCO) or [x1, y1, x2, y2] pixels."
     )
     model_family: Family = option(
-        "qwen2_5_vl", "Family that will be trained: decides the box convention of the answers."
+        "qwen2_5_vl",
+        "Family that will be trained: decides the box convention and text form of the answers.",
+        choices=known_families,
     )
     min_pixels: int | None = option(
         None,
@@ -345,14 +333,17 @@ class GroundingSFTConfig(PipelineConfig):
         "Resize upper limit of the training processor (default: the family's Hub value).",
         min=1,
     )
-    prompt: str = prompt_option(
-        prompts.GROUNDING_SFT_PROMPT,
-        "User text of every row; placeholder {question}.",
+    prompt: str | None = prompt_option(
+        None,
+        "User text of every row; placeholder {question} (default: the family's).",
         kind="grounding_sft_prompt",
     )
     verify_images: bool = option(
         True, "Decode every image fully (False: read only the header; for trusted data)."
     )
+
+    def validate(self) -> None:
+        _family(self.model_family)
 
 
 def to_grounding_sft(
@@ -367,18 +358,22 @@ def to_grounding_sft(
     Every input row is kept, in order, with these columns added:
 
     - ``messages``: ``[user, assistant]`` in Qwen chat format; the user turn holds the image
-      and ``prompt`` filled with the question, the assistant turn ``{"bbox_2d": [x1, y1, x2,
-      y2]}`` (integers) in the convention of ``model_family``: pixels of the image resized by
-      ``smart_resize`` with ``min_pixels``/``max_pixels`` for ``qwen2_5_vl``; 0..1000 of the
-      image for ``qwen2_vl`` and ``qwen3_vl``. ``[]`` on rows whose status is not ``"ok"``.
+      and ``prompt`` (default: the family's) filled with the question, the assistant turn the
+      box (integers) as ``model_family`` writes it: ``{"bbox_2d": [x1, y1, x2, y2]}`` in pixels
+      of the image resized by ``smart_resize`` with ``min_pixels``/``max_pixels`` for
+      ``qwen2_5_vl``, in 0..1000 of the image for ``qwen3_vl``;
+      ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` in 0..1000 for ``qwen2_vl``. ``[]`` on rows
+      whose status is not ``"ok"``.
     - ``gt_bbox``: the box in original pixels ``[x1, y1, x2, y2]`` (clipped to the image);
       ``gt_bbox_model``: the integers of the assistant turn. Both ``[]`` unless the row is ok.
     - ``sft_frame``: ``{width, height, model_width, model_height, min_pixels, max_pixels,
       factor}``; ``Frame.from_dict(row["sft_frame"]).box_to_pixels(box, family)`` maps a box
       written by the model back to original pixels.
     - ``model_family`` and ``sft_status``: ``"ok"`` or why the row cannot be trained on
-      (``missing_bbox``, ``invalid_bbox: ...``, ``bbox_outside_image``, ``bbox_too_small``,
-      ``empty_question``, or an image status such as ``undecodable_image``).
+      (``missing_bbox``; ``invalid_bbox: <reason>``, reason ``malformed``, ``not_finite``,
+      ``non_positive_size`` or ``outside_image``, as :func:`hfgcot.geometry.boxes.check_box`
+      names them; ``bbox_too_small``; ``empty_question``; or an image status such as
+      ``undecodable_image``).
 
     Filter before training: ``ds.filter(lambda s: s == "ok", input_columns="sft_status")``;
     :class:`hfgcot.GroundingCollator` refuses rows with another status.
@@ -403,6 +398,7 @@ def to_grounding_sft(
         '{"bbox_2d": [112, 40, 188, 117]}'
     """
     config, run, _ = split_options(GroundingSFTConfig, config, options, extra=())
+    config = config.for_family(config.model_family)
     stage = sft_stage(config, processor)
     # the resize limits in effect (a processor's win), so the recorded config gives the same rows
     record = dataclasses.replace(config, min_pixels=stage.min_pixels, max_pixels=stage.max_pixels)
@@ -428,20 +424,20 @@ def to_grounding_sft(
             spec=None,  # no model runs; the frame settings are in the config and the stage
             stages=[stage],
             status_column=STATUS,
-            boxes=SFT_BOXES,
+            boxes=SFT_BOXES.format(
+                family=config.model_family, wording=get_family(config.model_family).box_wording
+            ),
             extra={"run": run.record(), "prompts": prompt_record(config), "frame": frame},
         )
 
-    return _apply_per_split(dataset, run_split)
+    return map_splits(dataset, run_split)
 
 
 def sft_stage(config: GroundingSFTConfig, processor: Any = None) -> GroundingSFTStage:
     """The stage of :func:`to_grounding_sft` for ``config`` (a processor's limits win)."""
     min_pixels, max_pixels, factor = config.min_pixels, config.max_pixels, None
     if processor is not None:
-        from hfgcot.collator import processor_family
-
-        family = processor_family(processor)
+        family = family_for_processor(processor)
         if family is not None and family != config.model_family:
             raise ValueError(
                 f"processor is a {type(processor).__name__} ({family!r}) but "
@@ -464,7 +460,6 @@ def sft_stage(config: GroundingSFTConfig, processor: Any = None) -> GroundingSFT
 
 
 __all__ = [
-    "DEFAULT_PIXELS",
     "FRAME_FEATURE",
     "MESSAGES_FEATURE",
     "GroundingSFTConfig",

@@ -6,7 +6,7 @@
    an ``Image()`` column), and writes ``normalized_bbox``, ``valid_bboxes_num`` and ``prompt``.
 2. :class:`RegionCaptionStage` - ``mode="marked"``: one request per row on the marked image,
    "Describe the content of each marked region ... <region1> to <regionN>" (``answer``: text,
-   split per region into ``region_captions`` by :func:`hfgcot.parsing.grounding.parse_region_answer`);
+   split per region into ``region_captions`` by :func:`hfgcot.parsing.replies.parse_region_answer`);
    ``mode="crop"``: one request per region on its crop, all batched (``answer``: list of texts).
 
     >>> from hfgcot import add_region_captions
@@ -35,19 +35,14 @@ from hfgcot.geometry.regions import (
     validate_boxes,
 )
 from hfgcot.images import ImagePolicy, encode_image, load_image
+from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import Request
-from hfgcot.parsing.grounding import parse_region_answer
-from hfgcot.pipelines.base import (
-    OK,
-    ModelPipelineConfig,
-    ModelStage,
-    Stage,
-    option,
-    prompt_option,
-    split_options,
-)
-from hfgcot.run.local import run_model_pipeline
+from hfgcot.parsing.replies import parse_region_answer
+from hfgcot.pipelines.base import ModelStage, Stage
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.status import OK, truncated_output
 from hfgcot.viz.draw import draw_regions
 
 logger = logging.getLogger(__name__)
@@ -62,6 +57,7 @@ class RegionPrepareStage(Stage):
     """Stage 1 (no model): validated boxes, the marked image and the prompt of every row."""
 
     name = "region_prepare"
+    version = "2"  # statuses capped (hfgcot.status.cap): long skipped-box lists
     status_column = STATUS
     image_column: str = "image"
     bbox_column: str = "bbox"
@@ -84,7 +80,7 @@ class RegionPrepareStage(Stage):
             }
         )
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out: dict[str, list] = {name: [] for name in self.features()}
         for value, boxes_value in zip(
             batch[self.image_column], batch[self.bbox_column], strict=True
@@ -131,6 +127,7 @@ class RegionCaptionStage(ModelStage):
     """Stage 2: ``answer`` - text for ``mode="marked"``, one text per region for ``"crop"``."""
 
     name = "region_caption"
+    version = "3"  # v2: statuses capped; v3: a cut caption is truncated_output, out of memory its own status
     status_column = STATUS
     image_column: str = "image"
     mode: RegionMode = "marked"
@@ -156,7 +153,7 @@ class RegionCaptionStage(ModelStage):
             for box in batch["normalized_bbox"][i]
         ]
 
-    def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         n = len(batch[STATUS])
         statuses = list(batch[STATUS])
         requests: list[Request] = []
@@ -168,12 +165,16 @@ class RegionCaptionStage(ModelStage):
                 owners += [i] * len(row_requests)
         texts: list[list[str]] = [[] for _ in range(n)]
         errors: list[list[str]] = [[] for _ in range(n)]
+        reasons: list[str | None] = [None] * n  # out of memory, or a cut caption
         if requests:
-            outs = self.vlm(rank).generate(requests, self.generation, batch_size=self.batch_size)
-            for i, out in zip(owners, outs, strict=True):
+            for i, out in zip(owners, self.generate(requests, rank), strict=True):
                 texts[i].append(out.text.strip())
-                if out.error:
+                if out.error and is_out_of_memory(out.error):
+                    reasons[i] = reasons[i] or out.error
+                elif out.error:
                     errors[i].append(f"region {len(texts[i])}: {out.error[:150]}")
+                elif out.truncated:  # the captions are the product: a cut one is unusable
+                    reasons[i] = reasons[i] or truncated_output(self.name)
         if self.mode == "marked":
             answers: list[Any] = [t[0] if t else "" for t in texts]
             captions = [
@@ -185,7 +186,9 @@ class RegionCaptionStage(ModelStage):
         for i in range(n):
             before = "" if statuses[i] == OK else f" (after {statuses[i]})"
             missing = [str(k) for k, text in enumerate(captions[i], 1) if not text]
-            if errors[i]:
+            if reasons[i]:
+                statuses[i] = reasons[i] + before
+            elif errors[i]:
                 statuses[i] = "generation_error: " + "; ".join(errors[i])[:300] + before
             elif missing:
                 statuses[i] = (
@@ -242,10 +245,8 @@ def region_caption_stages(config: RegionCaptionConfig, spec: ModelSpec) -> list[
             crop_prompt="" if marked else config.crop_prompt,
         ),
         RegionCaptionStage(
-            model=spec,
+            **config.model_stage_fields(spec),
             generation=config.generation(),
-            batch_size=config.batch_size,
-            system_prompt=config.system_prompt,
             image_column=config.image_column,
             mode=config.mode,
             image_policy=config.image_policy,

@@ -3,7 +3,7 @@
 Two checkers, one batched model call each (:func:`check_sentences`):
 
 - ``"yesno"`` asks the VLM (:func:`hfgcot.prompts.sentence_check_prompt`) and reads the verdict
-  with :func:`hfgcot.parsing.grounding.parse_yes_no`;
+  with :func:`hfgcot.parsing.replies.parse_yes_no`;
 - ``"contrastive"`` compares the sentence's token log-probs with and without the image, the
   sentence teacher-forced after the text it was written after (:func:`locate_sentences`).
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hfgcot import prompts
 from hfgcot.model.vlm import VLM, GenerationSettings, Request
-from hfgcot.parsing import grounding as parsing
+from hfgcot.parsing.replies import parse_yes_no
 
 Checker = Literal["yesno", "contrastive"]
 
@@ -51,6 +51,15 @@ class CheckJob:
     sentence: str
 
 
+class CheckResult(NamedTuple):
+    """The check of one sentence: ``score`` (``None``: undecided), ``error`` of the model call,
+    ``truncated``: the yes/no answer was cut at its token budget before a verdict could be read."""
+
+    score: float | None
+    error: str | None = None
+    truncated: bool = False
+
+
 def check_sentences(
     vlm: VLM,
     jobs: Sequence[CheckJob],
@@ -58,10 +67,12 @@ def check_sentences(
     checker: Checker,
     generation: GenerationSettings,
     batch_size: int,
+    max_batch_tokens: int | None = None,
+    stage: str = "self_check",
     prompt: str = prompts.SENTENCE_CHECK_PROMPT,
     system_prompt: str | None = None,
-) -> list[tuple[float | None, str | None]]:
-    """Score each sentence against its image: ``(score, error)`` per job, in order.
+) -> list[CheckResult]:
+    """Score each sentence against its image: one :class:`CheckResult` per job, in order.
 
     - ``"yesno"``: the VLM answers whether the sentence is directly supported by the image
       (one batched generate); score ``1.0`` (yes), ``0.0`` (no) or ``None`` (undecidable).
@@ -70,8 +81,10 @@ def check_sentences(
       both contexts); ``None`` when scoring failed.
 
     ``prompt`` is the yes/no template (``{sentence}``); ``system_prompt`` the system turn of
-    every request (``None``: the chat template's own).
+    every request (``None``: the chat template's own). ``batch_size``, ``max_batch_tokens`` and
+    ``stage`` are the engine's batch limits and the name its out-of-memory backoff keeps.
     """
+    limits = {"batch_size": batch_size, "max_batch_tokens": max_batch_tokens, "stage": stage}
     if not jobs:
         return []
     if checker == "yesno":
@@ -79,11 +92,13 @@ def check_sentences(
             Request(j.image, prompts.sentence_check_prompt(j.sentence, prompt), system_prompt)
             for j in jobs
         ]
-        outs = vlm.generate(requests, generation, batch_size=batch_size)
-        results: list[tuple[float | None, str | None]] = []
-        for out in outs:
-            verdict = parsing.parse_yes_no(out.text) if not out.error else None
-            results.append((None if verdict is None else float(verdict), out.error))
+        results: list[CheckResult] = []
+        for out in vlm.generate(requests, generation, **limits):
+            verdict = parse_yes_no(out.text) if not out.error else None
+            if verdict is None:
+                results.append(CheckResult(None, out.error, out.truncated and not out.error))
+            else:  # read from the answer's first words: a cut after them does not matter
+                results.append(CheckResult(float(verdict), out.error))
         return results
     requests, continuations, prefixes = [], [], []
     for j in jobs:
@@ -91,15 +106,15 @@ def check_sentences(
             requests.append(Request(image, j.prompt, system_prompt))
             continuations.append(j.sentence)
             prefixes.append(j.prefix)
-    scores = vlm.continuation_logprobs(requests, continuations, prefixes, batch_size=batch_size)
+    scores = vlm.continuation_logprobs(requests, continuations, prefixes, **limits)
     results = []
     for with_image, without in zip(scores[0::2], scores[1::2], strict=True):
         error = with_image.error or without.error
         if error or not with_image.logprobs or len(with_image.logprobs) != len(without.logprobs):
-            results.append((None, error or "no tokens to score"))
+            results.append(CheckResult(None, error or "no tokens to score"))
             continue
         diffs = [a - b for a, b in zip(with_image.logprobs, without.logprobs, strict=True)]
-        results.append((sum(diffs) / len(diffs), None))
+        results.append(CheckResult(sum(diffs) / len(diffs)))
     return results
 
 

@@ -2,9 +2,11 @@
 
 A card is a ``huggingface_hub.DatasetCard``: YAML metadata (pretty name, license, task categories,
 tags, size category and an ``hfgcot`` block with the dataset version) and a Markdown body: how to
-load this exact version, rows and statuses, the box convention, the provenance of every pipeline run
-recorded on the dataset (:mod:`hfgcot.publishing.provenance`: model id and resolved revision, resize limits,
-generation settings, prompts and their version, configs) and a short sample.
+load this exact version, rows and statuses (and rows left out by ``drop_bad_rows``), the box
+convention, the versions published before it, the provenance of every pipeline run recorded on the
+dataset (:mod:`hfgcot.publishing.provenance`: model id and resolved revision, resize limits,
+generation settings, prompts and their version, configs; rendered by
+:mod:`hfgcot.publishing.card_records`) and a short sample.
 
     >>> from datasets import Dataset
     >>> card = build_card(Dataset.from_dict({"question": ["Why?"]}), version="1.0.0",
@@ -16,17 +18,25 @@ generation settings, prompts and their version, configs) and a short sample.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
+
+from hfgcot import status
+from hfgcot.publishing.card_records import cell, record_section
+from hfgcot.publishing.redact import redact
+from hfgcot.publishing.targets import Release
+from hfgcot.splits import as_splits
+from hfgcot.status import summary_text
 
 __all__ = [
     "CARD_OPTIONS",
     "PIPELINE_TAGS",
     "add_local_metadata",
     "build_card",
+    "card_for",
+    "card_options",
     "merge_backend_metadata",
     "size_category",
 ]
@@ -40,14 +50,6 @@ PIPELINE_TAGS: dict[str, tuple[list[str], list[str]]] = {
     "dense_captions": (["image-to-text"], ["dense-captions"]),
     "region_captions": (["image-to-text"], ["region-captions", "grounding"]),
     "grounding_sft": (["image-text-to-text"], ["grounding", "sft"]),
-}
-
-# What the numbers a model writes mean, per model family (see DESIGN.md, "Coordinates").
-FAMILY_BOXES = {
-    "qwen2_vl": "0..1000 relative to the image, text form `(x1,y1),(x2,y2)`",
-    "qwen2_5_vl": "absolute pixels of the resized image the model saw (W' x H', from the "
-    "processor's `image_grid_thw`)",
-    "qwen3_vl": "0..1000 relative to the image, JSON `bbox_2d`",
 }
 
 # Keys a caller may set through ``publish(..., card={...})``.
@@ -73,23 +75,6 @@ def size_category(n: int) -> str:
         (1_000_000_000, "100M<n<1B"),
     ]
     return next((label for bound, label in bounds if n < bound), "n>1B")
-
-
-def _splits(dataset: Any, split: str) -> dict[str, Any]:
-    """``{split name: Dataset}`` for a Dataset or a DatasetDict."""
-    from datasets import Dataset
-
-    return {split: dataset} if isinstance(dataset, Dataset) else dict(dataset.items())
-
-
-def _cell(value: Any) -> str:
-    """A value for a Markdown table cell."""
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _code(value: Any) -> str:
-    return f"`{_cell(value)}`" if value not in (None, "") else "-"
 
 
 def _short(value: Any, limit: int = _SAMPLE_CHARS) -> Any:
@@ -122,89 +107,98 @@ def _status_summaries(ds: Any) -> dict[str, dict[str, int]]:
     out = {}
     for column in ds.column_names:
         if column.endswith("_status") and ds.features[column].dtype == "string":
-            counts = Counter(str(s).split(":", 1)[0] for s in ds[column])
-            out[column] = dict(counts.most_common())
+            out[column] = status.summary(ds[column])
     return out
 
 
-def _summary_text(summary: Mapping[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in summary.items()) or "-"
+def _card_data(
+    splits: Mapping[str, Any],
+    records: list[dict[str, Any]],
+    info: Mapping[str, Any],
+    options: Mapping[str, Any],
+    name: str,
+) -> DatasetCardData:
+    """The YAML of the card (without the backend's ``configs``/``dataset_info``)."""
+    pipelines = info["pipelines"]
+    tasks, tags = [], ["hfgcot", "synthetic"]
+    for p in pipelines:
+        p_tasks, p_tags = PIPELINE_TAGS.get(p, (["image-text-to-text"], []))
+        tasks += p_tasks
+        tags += p_tags
+    tasks = list(dict.fromkeys(options.get("task_categories") or tasks or ["image-text-to-text"]))
+    tags = list(dict.fromkeys([*tags, *(options.get("tags") or [])]))
+    first = next(iter(splits.values()))
+    models = [str((r.get("model") or {}).get("model_id")) for r in records if r.get("model")]
+    return DatasetCardData(
+        pretty_name=name,
+        license=options.get("license") or getattr(first.info, "license", None) or "unknown",
+        language=options.get("language"),
+        task_categories=tasks,
+        tags=tags,
+        size_categories=[size_category(sum(len(ds) for ds in splits.values()))],
+        hfgcot={**info, "models": list(dict.fromkeys(models))},
+    )
 
 
-def _generation_table(record: Mapping[str, Any]) -> list[str]:
-    rows = []
-    for stage in record.get("stages") or []:
-        gen = (stage.get("config") or {}).get("generation")
-        if isinstance(gen, dict):
-            settings = ", ".join(f"{k}={v}" for k, v in gen.items())
-            batch = (stage.get("config") or {}).get("batch_size")
-            rows.append(f"| {_cell(stage.get('name'))} | {_cell(settings)} | {_cell(batch)} |")
-    if not rows:
-        return []
-    return ["", "| stage | generation settings | batch size |", "|---|---|---|", *rows]
+def _load_lines(load_code: str, release_call: str | None) -> list[str]:
+    lines = ["## Load this version", "", "```python"]
+    lines += ["import hfgcot"] if release_call else []
+    lines += ["from datasets import load_dataset", "", load_code]
+    if release_call:
+        lines += ["", "# or, with the provenance records (hfgcot.get_provenance):", release_call]
+    return [*lines, "```", ""]
 
 
-def _record_section(i: int, record: Mapping[str, Any]) -> list[str]:
-    model = record.get("model") or {}
-    prompts = record.get("prompts") or {}
-    facts = [
-        ("created", _cell(record.get("created_at"))),
-        ("hfgcot version", _code(record.get("hfgcot_version"))),
-    ]
-    if model:
-        facts += [
-            ("model", _code(model.get("model_id"))),
-            ("engine (revision as declared)", _code(model.get("engine"))),
-            ("resolved model revision", _code(model.get("revision"))),
-            ("requested revision", _code(model.get("requested_revision"))),
-            ("model family", _code(model.get("family"))),
-            ("dtype", _code(model.get("dtype"))),
-            ("min_pixels / max_pixels", f"{model.get('min_pixels')} / {model.get('max_pixels')}"),
-        ]
-    facts.append(("prompts version", _code(prompts.get("version"))))
-    if "rows" in record:
-        facts.append(("rows out", _cell(record["rows"])))
-    lines = ["", f"### {i}. `{_cell(record.get('pipeline'))}` pipeline", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in facts if v not in ("", "-")]
-    if record.get("status") is not None:
-        lines.append(
-            f"| status (`{_cell(record.get('status_column'))}`) | "
-            f"{_cell(_summary_text(record['status']))} |"
-        )
-    lines += _generation_table(record)
-    if record.get("boxes"):
-        lines += ["", f"Boxes: {record['boxes']}"]
-    family = model.get("family")
-    if family in FAMILY_BOXES:
+def _contents_lines(
+    splits: Mapping[str, Any], config_name: str | None, dropped: Mapping[str, Mapping[str, int]]
+) -> list[str]:
+    lines = ["## Contents", "", "| config | split | rows |", "|---|---|---|"]
+    lines += [f"| {config_name or 'default'} | {s} | {len(ds)} |" for s, ds in splits.items()]
+    lines += ["", "| column | type |", "|---|---|"]
+    first = next(iter(splits.values()))
+    lines += [f"| `{c}` | {cell(_feature_name(f))} |" for c, f in first.features.items()]
+    for s, ds in splits.items():
+        for column, summary in _status_summaries(ds).items():
+            lines += ["", f"Status `{column}` ({s}): {summary_text(summary)}."]
+    for s, reasons in dropped.items():
         lines += [
             "",
-            f"The model ({family}) writes boxes as {FAMILY_BOXES[family]}; with the resize limits "
-            f"min_pixels={model.get('min_pixels')}, max_pixels={model.get('max_pixels')}. "
-            "hfgcot converts them through the processor's own resize.",
+            f"Left out at publishing ({s}): {sum(reasons.values())} rows whose image could not "
+            f"be embedded ({summary_text(reasons)}; `drop_bad_rows=True`).",
         ]
-    blob = json.dumps(record, indent=2, ensure_ascii=False, default=str)
-    lines += [
-        "",
-        "<details><summary>Full provenance record (pipeline and stage configs, prompts)</summary>",
-        "",
-        "```json",
-        blob,
-        "```",
-        "",
-        "</details>",
-    ]
     return lines
 
 
-def _collect_records(splits: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from hfgcot.publishing.provenance import get_provenance
+def _versions_lines(version: str, previous: Sequence[str]) -> list[str]:
+    if not previous:
+        return ["", "## Earlier versions", "", f"None: v{version} is the first version."]
+    listed = ", ".join(f"`v{v}`" for v in previous)
+    return [
+        "",
+        "## Earlier versions",
+        "",
+        f"Published before v{version} (oldest first): {listed}. Each loads like this one, with "
+        "its own tag.",
+    ]
 
-    records: list[dict[str, Any]] = []
-    for ds in splits.values():
-        for record in get_provenance(ds):
-            if record not in records:
-                records.append(record)
-    return records
+
+def _provenance_lines(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "## Provenance"]
+    if not records:
+        return [*lines, "", "No hfgcot provenance was recorded on this dataset."]
+    for i, record in enumerate(records, start=1):
+        lines += record_section(i, record)
+    return lines
+
+
+def _sample_lines(splits: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Sample", ""]
+    for s, ds in splits.items():
+        if len(splits) > 1:
+            lines += [f"Split `{s}`:", ""]
+        sample = [json.dumps(row, ensure_ascii=False, default=str) for row in _sample(ds)]
+        lines += ["```json", *sample, "```", ""]
+    return lines
 
 
 def build_card(
@@ -217,6 +211,9 @@ def build_card(
     options: Mapping[str, Any] | None = None,
     created_at: str | None = None,
     target: str | None = None,
+    previous: Sequence[str] = (),
+    dropped: Mapping[str, Mapping[str, int]] | None = None,
+    release_call: str | None = None,
 ) -> DatasetCard:
     """The dataset card for publishing ``dataset`` (a Dataset or DatasetDict) as ``version``.
 
@@ -225,114 +222,72 @@ def build_card(
         load_code: Python code that loads exactly this version (shown in the card).
         options: overrides, keys from :data:`CARD_OPTIONS` (``pretty_name``, ``license``,
             ``description``, ``task_categories``, ``tags``, ``language``).
-        target: the repo id or folder, for the title when no ``pretty_name`` is given.
+        target: the repo id or folder name, for the title when no ``pretty_name`` is given.
+        previous: the versions published before this one (listed in the card and its YAML).
+        dropped: rows left out per split and reason (``publish(..., drop_bad_rows=True)``).
+        release_call: the ``hfgcot.load_release`` line for this version, if any.
 
     The card holds no ``configs``/``dataset_info`` YAML: the publishing backend adds those.
     """
     import hfgcot
-    from hfgcot.publishing.provenance import now_utc
+    from hfgcot.publishing.provenance import dataset_records, now_utc
 
     options = dict(options or {})
     unknown = sorted(set(options) - set(CARD_OPTIONS))
     if unknown:
         raise ValueError(f"unknown card option(s) {unknown}; allowed: {list(CARD_OPTIONS)}")
-    splits = _splits(dataset, split)
-    records = _collect_records(splits)
+    splits = as_splits(dataset, split)
+    records = dataset_records(dataset)
     pipelines = list(dict.fromkeys(str(r.get("pipeline")) for r in records))
-    created_at = created_at or now_utc()
-    n_rows = sum(len(ds) for ds in splits.values())
-
-    tasks, tags = [], ["hfgcot", "synthetic"]
-    for p in pipelines:
-        p_tasks, p_tags = PIPELINE_TAGS.get(p, (["image-text-to-text"], []))
-        tasks += p_tasks
-        tags += p_tags
-    tasks = list(dict.fromkeys(options.get("task_categories") or tasks or ["image-text-to-text"]))
-    tags = list(dict.fromkeys([*tags, *(options.get("tags") or [])]))
-    first = next(iter(splits.values()))
-    license_ = options.get("license") or getattr(first.info, "license", None) or "unknown"
+    dropped = {s: dict(r) for s, r in (dropped or {}).items() if r}
+    info = {
+        "version": version,
+        "tag": f"v{version}",
+        "hfgcot_version": hfgcot.__version__,
+        "created_at": created_at or now_utc(),
+        "pipelines": pipelines,
+        "rows": {s: len(ds) for s, ds in splits.items()},
+        "previous_versions": list(previous),
+    }
+    if dropped:
+        info["dropped_rows"] = {s: sum(r.values()) for s, r in dropped.items()}
     name = options.get("pretty_name") or (
-        f"{target.rstrip('/').split('/')[-1]}" if target else "hfgcot dataset"
+        target.rstrip("/").split("/")[-1] if target else "hfgcot dataset"
     )
-    models = list(
-        dict.fromkeys(
-            str((r.get("model") or {}).get("model_id")) for r in records if r.get("model")
-        )
-    )
-    data = DatasetCardData(
-        pretty_name=name,
-        license=license_,
-        language=options.get("language"),
-        task_categories=tasks,
-        tags=tags,
-        size_categories=[size_category(n_rows)],
-        hfgcot={
-            "version": version,
-            "tag": f"v{version}",
-            "hfgcot_version": hfgcot.__version__,
-            "created_at": created_at,
-            "pipelines": pipelines,
-            "models": models,
-            "rows": {s: len(ds) for s, ds in splits.items()},
-        },
-    )
-
+    data = _card_data(splits, records, info, options, name)
+    made_by = ", ".join(f"`{p}`" for p in pipelines) or "no recorded"
     body = [f"# {name}", ""]
     if options.get("description"):
         body += [str(options["description"]), ""]
-    made_by = ", ".join(f"`{p}`" for p in pipelines) or "no recorded"
     body += [
-        f"Version **v{version}**, published {created_at} with "
-        f"hfgcot {hfgcot.__version__} ({made_by} pipeline"
-        f"{'s' if len(pipelines) > 1 else ''}).",
+        f"Version **v{version}**, published {info['created_at']} with hfgcot "
+        f"{hfgcot.__version__} ({made_by} pipeline{'s' if len(pipelines) > 1 else ''}).",
         "",
-        "## Load this version",
-        "",
-        "```python",
-        "from datasets import load_dataset",
-        "",
-        load_code,
-        "```",
-        "",
-        "## Contents",
-        "",
-        "| config | split | rows |",
-        "|---|---|---|",
+        *_load_lines(load_code, release_call),
+        *_contents_lines(splits, config_name, dropped),
+        *_boxes_lines(records, next(iter(splits.values()))),
+        *_versions_lines(version, previous),
+        *_provenance_lines(records),
+        *_sample_lines(splits),
     ]
-    body += [f"| {config_name or 'default'} | {s} | {len(ds)} |" for s, ds in splits.items()]
-    body += ["", "| column | type |", "|---|---|"]
-    for column, feature in first.features.items():
-        body.append(f"| `{column}` | {_cell(_feature_name(feature))} |")
-    for s, ds in splits.items():
-        for column, summary in _status_summaries(ds).items():
-            body.append("")
-            body.append(f"Status `{column}` ({s}): {_summary_text(summary)}.")
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n")
+
+
+def _boxes_lines(records: list[dict[str, Any]], first: Any) -> list[str]:
     has_boxes = any(r.get("boxes") for r in records) or any(
         "bbox" in repr(f) for f in first.features.values()
     )
-    if has_boxes:
-        body += [
-            "",
-            "## Boxes",
-            "",
-            "Boxes in hfgcot columns (`bbox`) are floats `[x1, y1, x2, y2]` in pixels of the "
-            "original image (clipped to it, x1 <= x2, y1 <= y2). `bbox_model` keeps the numbers "
-            "the model wrote, in the model's own frame (see the model family below). Boxes depend "
-            "on the processor's `min_pixels`/`max_pixels`, recorded per pipeline run.",
-        ]
-    body += ["", "## Provenance"]
-    if records:
-        for i, record in enumerate(records, start=1):
-            body += _record_section(i, record)
-    else:
-        body += ["", "No hfgcot provenance was recorded on this dataset."]
-    body += ["", "## Sample", ""]
-    for s, ds in splits.items():
-        if len(splits) > 1:
-            body += [f"Split `{s}`:", ""]
-        sample = [json.dumps(row, ensure_ascii=False, default=str) for row in _sample(ds)]
-        body += ["```json", *sample, "```", ""]
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n")
+    if not has_boxes:
+        return []
+    return [
+        "",
+        "## Boxes",
+        "",
+        "Boxes in hfgcot columns (`bbox`) are floats `[x1, y1, x2, y2]` in pixels of the "
+        "original image (clipped to it, x1 <= x2, y1 <= y2). `bbox_model` keeps the numbers "
+        "the model wrote, in the model's own frame (see the model family below). Boxes depend "
+        "on the processor's `min_pixels`/`max_pixels`, recorded per pipeline run.",
+    ]
 
 
 def _feature_name(feature: Any) -> str:
@@ -341,6 +296,43 @@ def _feature_name(feature: Any) -> str:
         return str(dtype)
     text = repr(feature)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def card_options(card: Any) -> tuple[Mapping[str, Any] | None, DatasetCard | None]:
+    """``publish(card=...)`` as ``(options, fixed card)``: a dict of overrides, or a card given as
+    a ``DatasetCard`` or its text (used as is)."""
+    if card is None or isinstance(card, Mapping):
+        return card, None
+    if isinstance(card, DatasetCard):
+        return None, DatasetCard(str(card))
+    if isinstance(card, str):
+        return None, DatasetCard(card)
+    raise TypeError("card must be None, a dict of card options, a DatasetCard or its text")
+
+
+def card_for(
+    release: Release,
+    load_code: str,
+    *,
+    target: str,
+    release_call: str | None,
+    secrets: Sequence[str] | set[str] = (),
+) -> DatasetCard:
+    """The card of ``release`` (its fixed card, else :func:`build_card`), tokens redacted."""
+    card = release.fixed_card or build_card(
+        release.dataset,
+        version=release.version,
+        load_code=load_code,
+        split=release.split,
+        config_name=release.config_name,
+        options=release.options,
+        target=target,
+        previous=release.previous,
+        dropped=release.dropped,
+        release_call=release_call,
+    )
+    text = str(card)
+    return DatasetCard(redact(text, secrets)) if any(s in text for s in secrets) else card
 
 
 def merge_backend_metadata(card: DatasetCard, existing: DatasetCard | None) -> DatasetCard:

@@ -1,169 +1,67 @@
-"""Publish datasets as immutable versions: on the Hugging Face Hub, or in a local folder.
+"""The Hugging Face Hub backend of :func:`hfgcot.publish`: data, then card, then tag.
 
-    >>> from hfgcot import publish
-    >>> publish(ds, "me/my-gcot", version="1.0.0")           # Hub: tag v1.0.0    # doctest: +SKIP
-    >>> load_dataset("me/my-gcot", revision="v1.0.0", split="train")                # doctest: +SKIP
-    >>> publish(ds, "./releases/my-gcot", version="1.0.0")   # local: ./releases/my-gcot/v1.0.0/  # doctest: +SKIP
-    >>> load_dataset("./releases/my-gcot/v1.0.0", split="train")                    # doctest: +SKIP
+1. ``Dataset.push_to_hub`` commits the Parquet shards (and its ``configs``/``dataset_info``
+   YAML in ``README.md``, keeping the card text that was there);
+2. one commit, on top of that data commit (``parent_commit``), writes the new card (the data YAML
+   merged in) and the provenance file ``provenance/<config>.json``;
+3. ``HfApi.create_tag`` tags that commit ``v<version>``.
 
-**Hub.** The dataset card is committed, then ``Dataset.push_to_hub`` commits the Parquet shards
-(``push_to_hub`` keeps the card's text and adds the ``configs``/``dataset_info`` YAML), then the
-commit ``push_to_hub`` returned is tagged ``v<version>`` with ``HfApi.create_tag``. An existing tag is
-refused before anything is pushed. Transient errors (HTTP 408/429/5xx, connection errors) are
-retried with exponential back-off. The tag is the last step, so a failure never leaves a tag; rerun
-the same call to finish.
+A failure at step 1 leaves the repo as it was; at step 2 the previous card stays on top of the
+new data; the tag is never created before both. An existing tag is refused before anything is
+pushed. Rerun the same call to finish a failed publish.
 
-**Local.** ``<folder>/v<version>/`` gets the Hub's layout (``data/<split>-00000-of-0000N.parquet``
-and a ``README.md`` card with the same YAML), written to a temporary folder and renamed into place,
-so a version appears complete or not at all and is never overwritten.
-
-**Which backend.** A target is a local folder when it is an ``os.PathLike``, starts with ``/``,
-``.``, ``~`` or ``file://``, contains a backslash or two or more ``/``, or is an existing local
-directory. Anything else must be a Hub repo id ``namespace/name`` (``name`` alone is refused as
-ambiguous: write ``./name`` for a folder).
-
-The token is passed to ``huggingface_hub`` only: it never appears in logs, cards or error messages.
+**Retries.** ``huggingface_hub`` (checked with 2.4) retries the uploads ``push_to_hub`` makes
+(pre-upload, LFS/Xet transfers: HTTP 408/429/5xx, timeouts, network errors) and file downloads,
+and ``datasets`` retries its own commit on a conflict, so those calls are made once here. The
+metadata calls it makes once - listing tags, creating the repo or branch, the card commit and the
+tag - are retried by :func:`call_with_retries` (transient errors only, exponential back-off).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
-from hfgcot.publishing.card import build_card, merge_backend_metadata
+from hfgcot.publishing.card import card_for, merge_backend_metadata
+from hfgcot.publishing.provenance import PROVENANCE_FILE, dataset_records, dump_records
+from hfgcot.publishing.redact import redact
+from hfgcot.publishing.targets import (
+    PublishError,
+    PublishResult,
+    Release,
+    VersionExistsError,
+    load_code,
+    release_code,
+    tag_version,
+    version_key,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "PublishError",
-    "PublishResult",
-    "VersionExistsError",
-    "check_target",
-    "embed_image_paths",
-    "is_local_target",
-    "parse_version",
-    "publish",
+    "Retry",
+    "call_with_retries",
+    "check_hub_version",
+    "hub_api",
+    "hub_tags",
+    "hub_versions",
+    "is_transient",
+    "publish_hub",
+    "read_hub_provenance",
 ]
 
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_VERSION = re.compile(
-    r"^v?(?P<v>(0|[1-9]\d*)\.(0|[1-9]\d*)(\.(0|[1-9]\d*))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?)$"
-)
-_SPLIT = re.compile(r"^\w+(\.\w+)*$")
-_CONFIG = re.compile(r"^[A-Za-z0-9][\w.-]*$")
-_REPO_PART = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 
-class PublishError(RuntimeError):
-    """Publishing failed; no tag (Hub) or version folder (local) was created."""
-
-
-class VersionExistsError(PublishError, FileExistsError):
-    """The version already exists: versions are immutable, publish a new one."""
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What :func:`publish` did.
-
-    Attributes:
-        backend: ``"hub"`` or ``"local"``.
-        target: the repo id, or the local root folder.
-        version: e.g. ``"1.0.0"``; ``tag`` is ``"v1.0.0"``.
-        location: the Hub URL of the tag, or the local version folder.
-        commit: the tagged commit (Hub), else ``None``.
-        rows: rows per split.
-        card: the dataset card written.
-        load_code: Python that loads exactly this version.
-    """
-
-    backend: Literal["hub", "local"]
-    target: str
-    version: str
-    tag: str
-    location: str
-    commit: str | None
-    rows: dict[str, int]
-    card: DatasetCard = field(repr=False)
-    load_code: str = field(repr=False)
-
-
-def parse_version(version: str) -> str:
-    """Validate a semver-ish version and return it without a leading ``v``.
-
-    >>> parse_version("1.2.0"), parse_version("v2.0"), parse_version("1.0.0-rc.1")
-    ('1.2.0', '2.0', '1.0.0-rc.1')
-    """
-    m = _VERSION.match(str(version).strip()) if isinstance(version, str) else None
-    if not m:
-        raise ValueError(
-            f"version must look like 1.0.0 (MAJOR.MINOR[.PATCH][-pre][+build]), got {version!r}"
-        )
-    return m.group("v")
-
-
-def is_local_target(target: str | os.PathLike[str]) -> bool:
-    """Whether ``target`` names a local folder rather than a Hub repo id (rule in the module doc).
-
-    >>> is_local_target("me/my-gcot"), is_local_target("./out"), is_local_target("a/b/c")
-    (False, True, True)
-    """
-    if isinstance(target, os.PathLike):
-        return True
-    t = str(target)
-    return (
-        t.startswith(("/", ".", "~", "file://"))
-        or "\\" in t
-        or t.count("/") >= 2
-        or (os.sep != "/" and os.sep in t)
-        or os.path.isdir(t)
-    )
-
-
-def _local_root(target: str | os.PathLike[str]) -> Path:
-    t = os.fspath(target)
-    if t.startswith("file://"):
-        t = t[len("file://") :]
-    return Path(os.path.expanduser(t))
-
-
-def _check_repo_id(repo_id: str) -> None:
-    parts = repo_id.split("/")
-    if len(parts) != 2 or not all(_REPO_PART.match(p) and len(p) <= 96 for p in parts):
-        hint = (
-            " (a bare name is ambiguous: use 'namespace/name' or './name')"
-            if "/" not in repo_id
-            else ""
-        )
-        raise ValueError(f"not a Hub repo id 'namespace/name' nor a local path: {repo_id!r}{hint}")
-    if any(p.endswith((".git", ".")) or "--" in p or ".." in p for p in parts):
-        raise ValueError(f"invalid Hub repo id {repo_id!r}")
-
-
-def _check_names(split: str, config_name: str | None) -> None:
-    if not _SPLIT.match(split):
-        raise ValueError(f"split must match {_SPLIT.pattern}, got {split!r}")
-    if config_name is not None and not _CONFIG.match(config_name):
-        raise ValueError(f"config_name must match {_CONFIG.pattern}, got {config_name!r}")
-
-
-# ------------------------------------------------------------------------------------------
-# Retries and secrets
-# ------------------------------------------------------------------------------------------
-
-
-def _status_of(exc: BaseException) -> int | None:
+def status_of(exc: BaseException) -> int | None:
     """The HTTP status of ``exc`` or of the exception it wraps (datasets re-raises some)."""
     seen = 0
     while exc is not None and seen < 5:
@@ -181,7 +79,7 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, OfflineModeIsEnabled):
         return False
-    status = _status_of(exc)
+    status = status_of(exc)
     if status is not None:
         return status in TRANSIENT_STATUS
     if isinstance(exc, ConnectionError | TimeoutError):
@@ -198,11 +96,8 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def _redact(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
-
-
-def _retry_after(exc: BaseException) -> float | None:
+def retry_after(exc: BaseException) -> float | None:
+    """The ``Retry-After`` header of the response ``exc`` carries, in seconds."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     try:
         return float(headers.get("retry-after")) if headers.get("retry-after") else None
@@ -216,23 +111,23 @@ def call_with_retries(
     what: str,
     retries: int = 5,
     backoff: float = 2.0,
-    token: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """``fn()``, retried up to ``retries`` times on transient errors with exponential back-off
-    (``backoff * 2**attempt`` seconds plus jitter, at most 60 s; a ``Retry-After`` header wins)."""
+    (``backoff * 2**attempt`` seconds plus jitter, at most 60 s; a ``Retry-After`` header wins).
+    Only for calls ``huggingface_hub`` makes once (see the module doc)."""
     for attempt in range(retries + 1):
         try:
             return fn()
         except Exception as exc:
             if attempt >= retries or not is_transient(exc):
                 raise
-            delay = _retry_after(exc) or min(60.0, backoff * 2**attempt) * (1 + random.random() / 4)
+            delay = retry_after(exc) or min(60.0, backoff * 2**attempt) * (1 + random.random() / 4)
             logger.warning(
                 "%s failed (%s: %s); retry %d/%d in %.1f s",
                 what,
                 type(exc).__name__,
-                _redact(str(exc), token)[:300],
+                str(exc)[:300],
                 attempt + 1,
                 retries,
                 delay,
@@ -241,356 +136,135 @@ def call_with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# ------------------------------------------------------------------------------------------
-# Publishing
-# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Retry:
+    """:func:`call_with_retries` with fixed settings: ``retry(fn, "what")``."""
+
+    retries: int = 5
+    backoff: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __call__(self, fn: Callable[[], T], what: str) -> T:
+        return call_with_retries(
+            fn, what=what, retries=self.retries, backoff=self.backoff, sleep=self.sleep
+        )
 
 
-def _rows(dataset: Any, split: str) -> dict[str, int]:
-    from datasets import Dataset, DatasetDict
-
-    if isinstance(dataset, Dataset):
-        return {split: len(dataset)}
-    if isinstance(dataset, DatasetDict):
-        return {name: len(ds) for name, ds in dataset.items()}
-    raise TypeError(
-        f"publish takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}"
-    )
+def hub_api(token: str | None) -> HfApi:
+    """The ``HfApi`` client all calls of one publish share."""
+    return HfApi(token=token)
 
 
-def _load_code(path: str, tag: str | None, split: str | None, config_name: str | None) -> str:
-    args = [repr(path)]
-    if config_name not in (None, "default"):
-        args.append(f"name={config_name!r}")
-    if tag:
-        args.append(f"revision={tag!r}")
-    if split:
-        args.append(f"split={split!r}")
-    return f"ds = load_dataset({', '.join(args)})"
+def hub_tags(api: Any, repo_id: str, retry: Retry) -> dict[str, str]:
+    """``{tag name: commit}`` of a Hub dataset repo; ``{}`` when the repo does not exist."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def refs() -> dict[str, str]:
+        try:
+            found = api.list_repo_refs(repo_id, repo_type="dataset")
+        except RepositoryNotFoundError:
+            return {}
+        return {t.name: t.target_commit for t in found.tags}
+
+    return retry(refs, "list tags")
 
 
-def _card_options(card: Any) -> tuple[Mapping[str, Any] | None, DatasetCard | None]:
-    if card is None or isinstance(card, Mapping):
-        return card, None
-    if isinstance(card, DatasetCard):
-        return None, DatasetCard(str(card))
-    if isinstance(card, str):
-        return None, DatasetCard(card)
-    raise TypeError("card must be None, a dict of card options, a DatasetCard or its text")
+def hub_versions(tags: Collection[str]) -> list[str]:
+    """The versions among tag names ``v<version>``, oldest first.
 
-
-def check_target(
-    target: str | os.PathLike[str],
-    version: str,
-    *,
-    token: str | None = None,
-    retries: int = 5,
-    backoff: float = 2.0,
-) -> tuple[Literal["hub", "local"], str]:
-    """Validate ``target`` and ``version`` and make sure the version does not exist yet.
-
-    Run it before a long pipeline (the CLI does) to fail early. Returns ``(backend, tag)``.
-    Raises :class:`VersionExistsError` or ``ValueError``.
+    >>> hub_versions(["v1.10.0", "main-backup", "v1.2.0"])
+    ['1.2.0', '1.10.0']
     """
-    tag = "v" + parse_version(version)
-    if is_local_target(target):
-        path = _local_root(target) / tag
-        if path.exists():
-            raise VersionExistsError(f"{path} exists: versions are never overwritten")
-        return "local", tag
-    repo_id = str(target)
-    _check_repo_id(repo_id)
-    api = HfApi(token=token)
-    tags = call_with_retries(
-        lambda: _hub_tags(api, repo_id),
-        what="list tags",
-        retries=retries,
-        backoff=backoff,
-        token=token,
-    )
+    return sorted((v for v in map(tag_version, tags) if v), key=version_key)
+
+
+def check_hub_version(api: Any, repo_id: str, tag: str, retry: Retry) -> dict[str, str]:
+    """The repo's tags; :class:`VersionExistsError` when ``tag`` is one of them."""
+    tags = hub_tags(api, repo_id, retry)
     if tag in tags:
         raise VersionExistsError(
             f"{repo_id} already has tag {tag}: versions are never overwritten, publish a new one"
         )
-    return "hub", tag
+    return tags
 
 
-def publish(
-    dataset: Any,
-    repo_id: str | os.PathLike[str],
-    *,
-    version: str,
-    private: bool = False,
-    token: str | None = None,
-    split: str = "train",
-    config_name: str | None = None,
-    card: Mapping[str, Any] | DatasetCard | str | None = None,
-    branch: str | None = None,
-    commit_message: str | None = None,
-    max_shard_size: int | str | None = None,
-    image_columns: str | Sequence[str] | None = "auto",
-    retries: int = 5,
-    backoff: float = 2.0,
-) -> PublishResult:
-    """Publish ``dataset`` as an immutable version ``v<version>`` on the Hub or in a local folder.
+def _push_data(release: Release, repo_id: str, **push_kwargs: Any) -> str:
+    """Step 1: ``push_to_hub`` (its uploads are retried by huggingface_hub); the commit id."""
+    from datasets import Dataset
 
-    Args:
-        dataset: a ``Dataset`` (written as ``split``) or a ``DatasetDict`` (all its splits).
-        repo_id: ``"namespace/name"`` on the Hub, or a local folder (see the module doc for the
-            rule); the local version lands in ``<folder>/v<version>/``.
-        version: semver-ish, ``"1.0.0"`` (a leading ``v`` is accepted); the tag is ``v1.0.0``.
-        private: create a new Hub repo as private (an existing repo keeps its visibility).
-        token: Hub token; default: ``HF_TOKEN`` or the ``hf auth login`` token.
-        config_name: the dataset config (default ``"default"``).
-        card: ``None`` (a card with provenance is generated), a dict of overrides (``pretty_name``,
-            ``license``, ``description``, ``task_categories``, ``tags``, ``language``), or a
-            ``DatasetCard``/text used as is (the backend still adds the data YAML).
-        branch: Hub branch to commit to (default ``main``); the tag pins the commit either way.
-        image_columns: string columns of image file paths to publish as images (the files are
-            embedded in the Parquet shards, paths on your disk would be useless to others).
-            ``"auto"``: string columns named ``image``/``*_image`` whose first values are existing
-            files; ``None``: none.
-        retries, backoff: retries of transient Hub errors and the first delay in seconds.
+    import hfgcot
 
-    Returns:
-        A :class:`PublishResult` (``load_code`` loads exactly this version).
-
-    Raises:
-        VersionExistsError: the tag / version folder exists (checked before anything is written).
-        PublishError: tagging failed after the push, or an error carried the token (redacted).
-        Other errors (``HfHubHTTPError`` after the retries, ``OSError``...) propagate as they are.
-        In every failure no tag (Hub) or version folder (local) is left behind.
-
-    Example:
-        >>> r = publish(ds, "me/my-gcot", version="1.0.0", card={"license": "apache-2.0"})  # doctest: +SKIP
-        >>> r.load_code                                                                  # doctest: +SKIP
-        "ds = load_dataset('me/my-gcot', revision='v1.0.0', split='train')"
-    """
-    clean = parse_version(version)
-    _check_names(split, config_name)
-    rows = _rows(dataset, split)
-    options, fixed_card = _card_options(card)
-    dataset = embed_image_paths(dataset, image_columns)
-    if is_local_target(repo_id):
-        from hfgcot.publishing.local import publish_local
-
-        return publish_local(
-            dataset,
-            _local_root(repo_id),
-            clean,
-            os.fspath(repo_id),
-            rows,
-            split,
-            config_name,
-            options,
-            fixed_card,
-            max_shard_size,
-        )
-    repo = str(repo_id)
-    _check_repo_id(repo)
-    try:
-        return _publish_hub(
-            dataset,
-            repo,
-            clean,
-            rows,
-            split,
-            config_name,
-            options,
-            fixed_card,
-            private=private,
-            token=token,
-            branch=branch,
-            commit_message=commit_message,
-            max_shard_size=max_shard_size,
-            retries=retries,
-            backoff=backoff,
-        )
-    except Exception as exc:
-        if token and token in _chain_text(exc):  # never let a token reach a traceback or a log
-            cls = type(exc) if isinstance(exc, PublishError) else PublishError
-            raise cls(_redact(f"{type(exc).__name__}: {exc}", token)) from None
-        raise
+    default_message = f"Publish {release.tag} with hfgcot {hfgcot.__version__}"
+    push_kwargs["commit_message"] = push_kwargs.get("commit_message") or default_message
+    if release.config_name is not None:
+        push_kwargs["config_name"] = release.config_name
+    if isinstance(release.dataset, Dataset):
+        push_kwargs["split"] = release.split
+    info = release.dataset.push_to_hub(repo_id, **push_kwargs)
+    commit = getattr(info, "oid", None)
+    if not commit:
+        raise PublishError(f"push_to_hub returned no commit id for {repo_id}; no tag was created")
+    return commit
 
 
-def _chain_text(exc: BaseException | None) -> str:
-    parts, seen = [], 0
-    while exc is not None and seen < 10:
-        parts.append(f"{exc!s} {exc.args!r}")
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return "\n".join(parts)
-
-
-def _path_column(ds: Any, column: str) -> bool:
-    """A string column whose first (up to 5) non-empty values are existing local files."""
-    values = [v for v in ds.select(range(min(len(ds), 50)))[column] if v][:5]
-    return bool(values) and all(isinstance(v, str) and os.path.isfile(v) for v in values)
-
-
-def embed_image_paths(dataset: Any, image_columns: str | Sequence[str] | None = "auto") -> Any:
-    """Cast string columns of image paths to the ``Image`` feature so publishing embeds the files.
-
-    ``"auto"`` picks string columns named ``image`` or ending in ``_image`` whose first values are
-    existing files; a name or list of names casts those columns; ``None`` changes nothing.
-    """
-    from datasets import Dataset, DatasetDict, Image, Value
-
-    if image_columns is None:
-        return dataset
-    if isinstance(dataset, DatasetDict):
-        return DatasetDict({k: embed_image_paths(v, image_columns) for k, v in dataset.items()})
-    if not isinstance(dataset, Dataset):
-        return dataset
-    strings = [c for c, f in dataset.features.items() if f == Value("string")]
-    if image_columns == "auto":
-        chosen = [
-            c
-            for c in strings
-            if (c == "image" or c.endswith("_image")) and _path_column(dataset, c)
-        ]
-    else:
-        chosen = [image_columns] if isinstance(image_columns, str) else list(image_columns)
-        missing = [c for c in chosen if c not in strings and c not in dataset.column_names]
-        if missing:
-            raise KeyError(f"image column(s) {missing} not in the dataset")
-        chosen = [c for c in chosen if c in strings]
-    for column in chosen:
-        logger.info("publishing column %r (image paths) as images, files embedded", column)
-        dataset = dataset.cast_column(column, Image())
-    return dataset
-
-
-def _make_card(
-    dataset: Any,
-    version: str,
-    load_code: str,
-    split: str,
-    config_name: str | None,
-    options: Mapping[str, Any] | None,
-    fixed_card: DatasetCard | None,
-    target: str,
-) -> DatasetCard:
-    if fixed_card is not None:
-        return fixed_card
-    return build_card(
-        dataset,
-        version=version,
-        load_code=load_code,
-        split=split,
-        config_name=config_name,
-        options=options,
-        target=target,
-    )
-
-
-def _hub_tags(api: Any, repo_id: str) -> dict[str, str]:
-    """``{tag name: commit}`` of a Hub dataset repo; ``{}`` when the repo does not exist."""
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    except RepositoryNotFoundError:
-        return {}
-    return {t.name: t.target_commit for t in refs.tags}
-
-
-def _remote_card(api: Any, repo_id: str, branch: str | None) -> DatasetCard | None:
+def _remote_card(api: Any, repo_id: str, revision: str) -> DatasetCard | None:
     from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
     try:
-        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=branch)
+        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
     except (EntryNotFoundError, RevisionNotFoundError):
         return None
     return DatasetCard.load(path)
 
 
-def _publish_hub(
-    dataset: Any,
+def _commit_card(
+    api: Any,
     repo_id: str,
-    version: str,
-    rows: dict[str, int],
-    split: str,
-    config_name: str | None,
-    options: Mapping[str, Any] | None,
-    fixed_card: DatasetCard | None,
+    release: Release,
+    card: DatasetCard,
+    data_commit: str,
     *,
-    private: bool,
-    token: str | None,
     branch: str | None,
-    commit_message: str | None,
-    max_shard_size: int | str | None,
-    retries: int,
-    backoff: float,
-) -> PublishResult:
+    retry: Retry,
+    secrets: Collection[str],
+) -> tuple[DatasetCard, str]:
+    """Step 2: the card (with the data YAML of ``data_commit``) and the provenance file, in one
+    commit on top of the data commit; returns the card written and the commit id."""
     import hfgcot
 
-    tag = f"v{version}"
-    api = HfApi(token=token)
-
-    def retry(fn: Callable[[], T], what: str) -> T:
-        return call_with_retries(fn, what=what, retries=retries, backoff=backoff, token=token)
-
-    # 1. refuse an existing version before writing anything
-    if tag in retry(lambda: _hub_tags(api, repo_id), "list tags"):
-        raise VersionExistsError(
-            f"{repo_id} already has tag {tag}: versions are never overwritten, publish a new one"
-        )
-    load_code = _load_code(repo_id, tag, split if len(rows) == 1 else None, config_name)
-    card = _make_card(dataset, version, load_code, split, config_name, options, fixed_card, repo_id)
-
-    # 2. the card (keeping the data YAML of configs pushed before), then the data
-    retry(
-        lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
-        "create repo",
-    )
-    if branch:
-        retry(
-            lambda: api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True),
-            "create branch",
-        )
-    card = merge_backend_metadata(
-        card, retry(lambda: _remote_card(api, repo_id, branch), "read card")
-    )
-    retry(
-        lambda: api.upload_file(
-            path_or_fileobj=str(card).encode("utf-8"),
-            path_in_repo="README.md",
-            repo_id=repo_id,
+    card = merge_backend_metadata(card, _remote_card(api, repo_id, data_commit))
+    provenance = redact(dump_records(dataset_records(release.dataset)), secrets)
+    operations = [
+        CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()),
+        CommitOperationAdd(
+            path_in_repo=PROVENANCE_FILE.format(config=release.config),
+            path_or_fileobj=provenance.encode(),
+        ),
+    ]
+    info = retry(
+        lambda: api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=f"Dataset card for {release.tag} (hfgcot {hfgcot.__version__})",
             repo_type="dataset",
             revision=branch,
-            commit_message=f"Dataset card for {tag} (hfgcot {hfgcot.__version__})",
+            parent_commit=data_commit,
         ),
-        "upload card",
+        "commit card",
     )
-    push_kwargs: dict[str, Any] = {
-        "commit_message": commit_message or f"Publish {tag} with hfgcot {hfgcot.__version__}",
-        "private": private,
-        "token": token,
-        "revision": branch,
-        "max_shard_size": max_shard_size,
-    }
-    if config_name is not None:
-        push_kwargs["config_name"] = config_name
-    if len(rows) == 1 and split in rows and not hasattr(dataset, "keys"):
-        push_kwargs["split"] = split
-    info = retry(lambda: dataset.push_to_hub(repo_id, **push_kwargs), "push_to_hub")
     commit = getattr(info, "oid", None)
     if not commit:
-        raise PublishError(f"push_to_hub returned no commit id for {repo_id}; no tag was created")
-
-    # 3. the tag, last: a failure above never leaves one
-    _create_tag(api, repo_id, tag, commit, rows, retry)
-    url = f"https://huggingface.co/datasets/{repo_id}/tree/{tag}"
-    logger.info("published %s rows to %s as %s (commit %s)", rows, repo_id, tag, commit)
-    return PublishResult("hub", repo_id, version, tag, url, commit, rows, card, load_code)
+        raise PublishError(f"the card commit returned no id for {repo_id}; no tag was created")
+    return card, commit
 
 
-def _create_tag(
-    api: Any, repo_id: str, tag: str, commit: str, rows: dict[str, int], retry: Callable
-) -> None:
+def _create_tag(api: Any, repo_id: str, release: Release, commit: str, retry: Retry) -> None:
+    """Step 3: tag ``commit``; a tag that a lost answer already created is accepted."""
     import hfgcot
 
-    message = f"hfgcot {hfgcot.__version__}: " + ", ".join(f"{s} {n} rows" for s, n in rows.items())
+    tag = release.tag
+    rows = ", ".join(f"{s} {n} rows" for s, n in release.rows.items())
+    message = f"hfgcot {hfgcot.__version__}: {rows}"
     try:
         retry(
             lambda: api.create_tag(
@@ -599,9 +273,9 @@ def _create_tag(
             "create tag",
         )
     except Exception as exc:
-        if _status_of(exc) == 409:  # exists: ours (a retried call that had succeeded) or a race
+        if status_of(exc) == 409:  # exists: ours (a retried call that had succeeded) or a race
             try:
-                existing = retry(lambda: _hub_tags(api, repo_id), "list tags").get(tag)
+                existing = hub_tags(api, repo_id, retry).get(tag)
             except Exception:  # noqa: BLE001 - report the original conflict below
                 existing = None
             if existing == commit:
@@ -611,6 +285,86 @@ def _create_tag(
                 f"this data is commit {commit}, untagged"
             ) from exc
         raise PublishError(
-            f"{repo_id}: the data was pushed as commit {commit} but creating tag {tag} failed "
-            f"({type(exc).__name__}); no tag was created. Rerun publish with the same version."
+            f"{repo_id}: the data and card were pushed as commit {commit} but creating tag {tag} "
+            f"failed ({type(exc).__name__}); no tag was created. Rerun publish with the same "
+            "version."
         ) from exc
+
+
+def publish_hub(
+    release: Release,
+    repo_id: str,
+    *,
+    api: Any,
+    token: str | None,
+    private: bool,
+    branch: str | None,
+    commit_message: str | None,
+    max_shard_size: int | str | None,
+    retry: Retry,
+    secrets: Collection[str] = (),
+) -> PublishResult:
+    """Create the repo (and branch), then data, card and tag (module doc); called by
+    :func:`hfgcot.publish` after :func:`check_hub_version`."""
+    split = release.split if len(release.rows) == 1 else None
+    card = card_for(
+        release,
+        load_code(repo_id, release.tag, split, release.config_name),
+        target=repo_id,
+        release_call=release_code(repo_id, release.version, split, release.config_name),
+        secrets=secrets,
+    )
+    retry(
+        lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
+        "create repo",
+    )
+    if branch:
+        retry(
+            lambda: api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True),
+            "create branch",
+        )
+    data_commit = _push_data(
+        release,
+        repo_id,
+        commit_message=commit_message,
+        private=private,
+        token=token,
+        revision=branch,
+        max_shard_size=max_shard_size,
+    )
+    card, commit = _commit_card(
+        api, repo_id, release, card, data_commit, branch=branch, retry=retry, secrets=secrets
+    )
+    _create_tag(api, repo_id, release, commit, retry)
+    url = f"https://huggingface.co/datasets/{repo_id}/tree/{release.tag}"
+    logger.info(
+        "published %s rows to %s as %s (commit %s)", release.rows, repo_id, release.tag, commit
+    )
+    return PublishResult(
+        backend="hub",
+        target=repo_id,
+        version=release.version,
+        tag=release.tag,
+        location=url,
+        commit=commit,
+        rows=release.rows,
+        card=card,
+        load_code=load_code(repo_id, release.tag, split, release.config_name),
+        dropped=release.dropped_rows,
+    )
+
+
+def read_hub_provenance(api: Any, repo_id: str, tag: str, config: str) -> list[dict[str, Any]]:
+    """The provenance records of one Hub release (``[]`` for a release without the file)."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from hfgcot.publishing.provenance import load_records
+
+    name = PROVENANCE_FILE.format(config=config)
+    try:
+        path = api.hf_hub_download(repo_id, name, repo_type="dataset", revision=tag)
+    except EntryNotFoundError:
+        logger.warning("%s@%s has no %s: no provenance records", repo_id, tag, name)
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return load_records(handle.read())

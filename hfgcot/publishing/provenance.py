@@ -30,37 +30,39 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import hfgcot
+from hfgcot import prompts, status
+from hfgcot.config_files import run_config
+from hfgcot.fingerprint import jsonable
+from hfgcot.geometry.frames import family_for_model_type
+from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
 from hfgcot.model.files import processor_limits, read_model_json
+from hfgcot.model.spec import ModelSpec, loaded_vlm, looks_like_path, spec_fingerprint_data
+from hfgcot.publishing.redact import MASK, known_tokens
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT_VERSION",
+    "PROVENANCE_FILE",
     "attach_provenance",
+    "dataset_records",
+    "dump_records",
     "get_provenance",
+    "load_records",
     "model_provenance",
     "pipeline_provenance",
+    "public_model_name",
     "record_provenance",
+    "run_model_options",
+    "set_provenance",
 ]
 
 FORMAT_VERSION = 1
+PROVENANCE_FILE = "provenance/{config}.json"
+"""Where a release keeps the records of its config (see docs/publishing.md)."""
 _OPEN, _CLOSE = "<hfgcot-provenance>", "</hfgcot-provenance>"
 _BLOCK = re.compile(re.escape(_OPEN) + r"(.*?)" + re.escape(_CLOSE), re.DOTALL)
-
-
-def _jsonable(value: Any) -> Any:
-    """Dataclasses, mappings, tuples and paths as plain JSON data (unknown objects as ``str``)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def _split_description(description: str) -> tuple[str, list[dict[str, Any]]]:
@@ -88,16 +90,67 @@ def get_provenance(dataset: Any) -> list[dict[str, Any]]:
     return _split_description(getattr(info, "description", None) or "")[1]
 
 
+def dataset_records(dataset: Any) -> list[dict[str, Any]]:
+    """The records of a ``Dataset``, or of every split of a ``DatasetDict`` (each once, in order).
+
+    >>> from datasets import Dataset, DatasetDict
+    >>> ds = attach_provenance(Dataset.from_dict({"x": [1]}), {"pipeline": "demo"})
+    >>> dataset_records(DatasetDict({"a": ds, "b": ds}))
+    [{'pipeline': 'demo'}]
+    """
+    splits = dataset.values() if not hasattr(dataset, "info") else [dataset]
+    records: list[dict[str, Any]] = []
+    for split in splits:
+        records += [r for r in get_provenance(split) if r not in records]
+    return records
+
+
+def dump_records(records: Sequence[Mapping[str, Any]]) -> str:
+    """The text of a release's provenance file (:data:`PROVENANCE_FILE`).
+
+    >>> load_records(dump_records([{"pipeline": "demo"}]))
+    [{'pipeline': 'demo'}]
+    """
+    data = {"format": FORMAT_VERSION, "records": [jsonable(dict(r)) for r in records]}
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+def load_records(text: str | bytes) -> list[dict[str, Any]]:
+    """The records of a provenance file written by :func:`dump_records`; raises ``ValueError``
+    for a file that is not one."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not an hfgcot provenance file: {exc.msg}") from None
+    records = data.get("records") if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise ValueError("not an hfgcot provenance file: no 'records' list")
+    return records
+
+
 def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool = False) -> Any:
     """A copy of ``dataset`` whose info carries ``record`` after its earlier records.
 
     The input dataset is not modified (its data is shared, not copied). ``replace=True`` drops the
     earlier records. ``record`` must be JSON-able (dataclasses are converted).
     """
-    text, records = _split_description(getattr(dataset.info, "description", None) or "")
-    records = [] if replace else records
-    records.append(_jsonable(dict(record)))
-    block = _OPEN + json.dumps({"format": FORMAT_VERSION, "records": records}) + _CLOSE
+    records = [] if replace else get_provenance(dataset)
+    return set_provenance(dataset, [*records, dict(record)])
+
+
+def set_provenance(dataset: Any, records: Sequence[Mapping[str, Any]]) -> Any:
+    """A copy of ``dataset`` (or of each split of a ``DatasetDict``) carrying exactly ``records``.
+
+    >>> from datasets import Dataset
+    >>> ds = set_provenance(Dataset.from_dict({"x": [1]}), [{"pipeline": "a"}, {"pipeline": "b"}])
+    >>> [r["pipeline"] for r in get_provenance(ds)]
+    ['a', 'b']
+    """
+    if not hasattr(dataset, "info"):  # a DatasetDict: every split
+        return type(dataset)({k: set_provenance(v, records) for k, v in dataset.items()})
+    text, _ = _split_description(getattr(dataset.info, "description", None) or "")
+    data = [jsonable(dict(r)) for r in records]
+    block = _OPEN + json.dumps({"format": FORMAT_VERSION, "records": data}) + _CLOSE
     info = dataset.info.copy()
     info.description = f"{text}\n\n{block}" if text else block
     out = copy.copy(dataset)  # a new Dataset object sharing the Arrow table
@@ -110,16 +163,6 @@ def attach_provenance(dataset: Any, record: Mapping[str, Any], *, replace: bool 
 # ------------------------------------------------------------------------------------------
 
 
-def _loaded_vlm(spec: Any) -> Any:
-    """The VLM of ``spec`` if this process already loaded it (never loads a model)."""
-    from hfgcot.model.spec import _CACHE
-
-    for loaded in list(_CACHE.values()):
-        if getattr(loaded, "spec", None) == spec:
-            return loaded
-    return None
-
-
 def model_provenance(model: Any) -> dict[str, Any]:
     """Identity of a model for a card: id, resolved revision, family, dtype and resize limits.
 
@@ -128,19 +171,15 @@ def model_provenance(model: Any) -> dict[str, Any]:
     are read from the model's config files (local folder or Hub cache) without loading weights, so
     this is safe after a ``num_proc`` run whose models lived in worker processes.
     """
-    from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
-    from hfgcot.model.spec import ModelSpec, spec_fingerprint_data
-
     served = model if isinstance(model, EndpointSpec) else getattr(model, "spec", None)
     if isinstance(served, EndpointSpec):  # no URL, no key: see docs/serving.md
-        return _jsonable(endpoint_identity(served))
+        ident = endpoint_identity(served)
+        return jsonable({**ident, "model_id": public_model_name(str(ident["model_id"]))})
     spec = model if isinstance(model, ModelSpec) else getattr(model, "spec", None)
-    loaded = model if hasattr(model, "identity") else _loaded_vlm(spec)
+    loaded = model if hasattr(model, "identity") else loaded_vlm(spec)
     if loaded is not None:
         ident = dict(loaded.identity())
     elif spec is not None:
-        from hfgcot.geometry.frames import family_for_model_type
-
         ident = {
             "model_id": spec.model,
             "revision": spec_fingerprint_data(spec)["resolved_revision"],
@@ -159,7 +198,74 @@ def model_provenance(model: Any) -> dict[str, Any]:
     if spec is not None:
         ident["requested_revision"] = spec.revision
         ident["attn_implementation"] = spec.attn_implementation
-    return _jsonable(ident)
+    ident["model_id"] = public_model_name(str(ident.get("model_id")))
+    return jsonable(ident)
+
+
+def public_model_name(model: str) -> str:
+    """How a model is named in provenance and cards: a Hub id as is, a local model folder (or a
+    served model named by its path) by its folder name only - a local model's revision is then
+    ``local:<digest>``, never the machine path.
+
+    >>> public_model_name("Qwen/Qwen2.5-VL-3B-Instruct"), public_model_name("/srv/models/ckpt-9/")
+    ('Qwen/Qwen2.5-VL-3B-Instruct', 'ckpt-9')
+    """
+    if not model or not (looks_like_path(model) or os.path.isdir(model)):
+        return model
+    path = os.path.realpath(model) if os.path.isdir(model) else model.rstrip("/\\")
+    return os.path.basename(path) or "local-model"
+
+
+def run_model_options(spec: Any) -> dict[str, Any]:
+    """A model's options as a run config records them (:func:`hfgcot.config_files.run_config`):
+    the spec's fields, the model by :func:`public_model_name`, the revision resolved
+    (``local:<digest>`` for a folder); no device, no server URL.
+
+    >>> run_model_options(ModelSpec("org/m", revision="v2", device="cuda:1"))["revision"]
+    'v2'
+    """
+    spec = getattr(spec, "spec", spec)  # a loaded VLM: its spec
+    skip = ("device", "base_url")
+    out = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in skip}
+    if isinstance(spec, ModelSpec):
+        out["revision"] = spec_fingerprint_data(spec)["resolved_revision"]
+    out["model"] = public_model_name(spec.model)
+    return out
+
+
+def _private_values(objects: Sequence[Any]) -> dict[str, str]:
+    """``{text: replacement}`` for what the specs in ``objects`` (or held by the stages in
+    ``objects``) must not reveal: local model paths (as written, absolute, real) become the
+    folder name, endpoint URLs ``<endpoint>``."""
+    specs = list(objects)
+    for o in objects:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            specs += [getattr(o, f.name) for f in dataclasses.fields(o)]
+    found: dict[str, str] = {}
+    for spec in specs:
+        if not isinstance(spec, ModelSpec | EndpointSpec):
+            continue
+        name = public_model_name(spec.model)
+        if name != spec.model:
+            real, absolute = os.path.realpath(spec.model), os.path.abspath(spec.model)
+            forms = (spec.model, spec.model.rstrip("/\\"), absolute, real)
+            found.update({form: name for form in forms if len(form) > 1})
+        if isinstance(spec, EndpointSpec):
+            found[spec.base_url] = "<endpoint>"
+    return found
+
+
+def _scrub(value: Any, replacements: Mapping[str, str]) -> Any:
+    """``value`` (JSON data) with each key of ``replacements`` replaced by its value."""
+    if isinstance(value, str):
+        for text in sorted(replacements, key=len, reverse=True):
+            value = value.replace(text, replacements[text])
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, replacements) for v in value]
+    return value
 
 
 def now_utc() -> str:
@@ -190,34 +296,30 @@ def pipeline_provenance(
         boxes: the box convention of the pipeline's output columns, in one or two sentences.
         extra: anything else to record (JSON-able).
     """
-    import hfgcot
-    from hfgcot import prompts
-
     record: dict[str, Any] = {
         "pipeline": name,
         "created_at": now_utc(),
         "hfgcot_version": hfgcot.__version__,
         "rows": len(dataset),
-        "config": _jsonable(config) if config is not None else None,
-        "stages": [{"name": s.name, "config": _jsonable(s)} for s in stages],
+        "config": jsonable(config) if config is not None else None,
+        "stages": [{"name": s.name, "config": jsonable(s)} for s in stages],
         "prompts": prompts.prompt_fingerprint_data(),
     }
     if spec is not None:
         record["model"] = model_provenance(spec)
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        from hfgcot.config_files import run_config
-
-        record["run_config"] = run_config(name, config, spec)  # for `hfgcot config` and --config
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):  # `hfgcot config`
+        options = run_model_options(spec) if spec is not None else None
+        record["run_config"] = run_config(name, config, options)
     if status_column is not None and status_column in dataset.column_names:
-        from hfgcot.run.local import status_summary
-
         record["status_column"] = status_column
-        record["status"] = status_summary(dataset, status_column)
+        record["status"] = status.summary(dataset[status_column])
     if boxes:
         record["boxes"] = boxes
     if extra:
-        record.update(_jsonable(dict(extra)))
-    return record
+        record.update(jsonable(dict(extra)))
+    private = _private_values([spec, getattr(spec, "spec", None), config, *stages])
+    private.update(dict.fromkeys(known_tokens(), MASK))
+    return _scrub(record, private) if private else record
 
 
 def record_provenance(dataset: Any, name: str, **kwargs: Any) -> Any:

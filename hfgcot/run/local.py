@@ -8,8 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from datasets import Dataset, Features, Image
@@ -19,10 +18,13 @@ from datasets.utils.logging import (
     is_progress_bar_enabled,
 )
 
+from hfgcot.fingerprint import stable_hash
+from hfgcot.images import image_size
 from hfgcot.model.endpoint import is_endpoint_error
-from hfgcot.pipelines.base import OK, Stage, resolve_model, stable_hash
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
+from hfgcot.run.stage import StageLike
+from hfgcot.status import OK, summary
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def _progress() -> Iterator[None]:
 
 def apply_stage(
     dataset: Dataset,
-    stage: Stage,
+    stage: StageLike,
     *,
     batch_size: int = 8,
     num_proc: int | None = None,
@@ -136,7 +138,7 @@ def empty_with(dataset: Dataset, features: Features) -> Dataset:
 
 def run_stages(
     dataset: Dataset,
-    stages: Sequence[Stage],
+    stages: Sequence[StageLike],
     *,
     batch_size: int = 8,
     num_proc: int | None = None,
@@ -148,7 +150,7 @@ def run_stages(
     return dataset
 
 
-def retry_pending(dataset: Dataset, stages: Sequence[Stage]) -> bool:
+def retry_pending(dataset: Dataset, stages: Sequence[StageLike]) -> bool:
     """Whether a row's status (any status column of ``stages``) records a failed request to a
     served model, which a rerun should retry (:func:`hfgcot.model.endpoint.is_endpoint_error`)."""
     columns = {s.status_column for s in stages if s.status_column} & set(dataset.column_names)
@@ -173,8 +175,6 @@ def size_order(dataset: Dataset, image_column: str, window: int) -> list[int]:
     Rows of similar size then share map batches, so batches carry less padding. Image sizes are
     read from the headers (no full decode); unreadable images sort first.
     """
-    from hfgcot.images import image_size
-
     keys: list[int] = []
     for batch in dataset.select_columns([image_column]).iter(batch_size=1000):
         for value in batch[image_column]:
@@ -188,7 +188,7 @@ def size_order(dataset: Dataset, image_column: str, window: int) -> list[int]:
 
 def run_pipeline(
     dataset: Dataset,
-    stages: Sequence[Stage],
+    stages: Sequence[StageLike],
     *,
     image_column: str = "image",
     batch_size: int = 8,
@@ -240,7 +240,9 @@ def run_pipeline(
     return restore_feature(out, image_column, feature)
 
 
-def check_overwrite(dataset: Dataset, stages: Sequence[Stage], what: str, allowed: bool) -> None:
+def check_overwrite(
+    dataset: Dataset, stages: Sequence[StageLike], what: str, allowed: bool
+) -> None:
     """Raise ``ValueError`` if ``stages`` would replace columns of the input (e.g. ``answer``).
 
     A rerun of the same pipeline on its own output (the input already has its status column) is
@@ -267,54 +269,6 @@ def check_columns(dataset: Dataset, columns: Sequence[str]) -> None:
             raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
 
 
-def run_model_pipeline(
-    name: str,
-    dataset: Dataset,
-    model: Any,
-    config: Any,
-    build_stages: Callable[[Any, Any], list[Stage]],
-    *,
-    status_column: str,
-    load_kwargs: dict[str, Any],
-    run: RunOptions,
-    required_columns: Sequence[str] = (),
-    boxes: str | None = None,
-    summarize: Callable[[Dataset], dict[str, Any]] | None = None,
-) -> Dataset:
-    """What every model pipeline does around its stages.
-
-    Resolve ``model`` (name, path, ``ModelSpec`` or loaded VLM) to a spec, build the stages
-    from ``config``, check the input columns (present; not overwritten unless
-    ``config.overwrite_columns``), run them (:func:`run_pipeline` with the config's image
-    column and batch size and the ``run`` options), log the status summary and return the
-    result with its provenance record (the prompts the run used included).
-    """
-    from hfgcot.publishing.provenance import record_provenance
-
-    check_columns(dataset, required_columns)
-    spec = resolve_model(model, load_kwargs)
-    stages = build_stages(config, spec)
-    check_overwrite(dataset, stages, name, config.overwrite_columns)
-    ds = run_pipeline(
-        dataset,
-        stages,
-        image_column=config.image_column,
-        batch_size=config.batch_size,
-        run=run,
-    )
-    summary = summarize(ds) if summarize is not None else log_summary(ds, status_column, name)
-    return record_provenance(
-        ds,
-        name,
-        config=config,
-        spec=spec,
-        stages=stages,
-        status_column=status_column,
-        boxes=boxes,
-        extra={"summary": summary, "run": run.record(), "prompts": prompt_record(config)},
-    )
-
-
 def prompt_record(config: Any) -> dict[str, Any]:
     """The prompts a run used (``config.prompts()``) and ``version``: a short hash of them."""
     used = config.prompts()
@@ -322,9 +276,9 @@ def prompt_record(config: Any) -> dict[str, Any]:
 
 
 def status_summary(dataset: Dataset, status_column: str) -> dict[str, int]:
-    """Rows per status reason (the part before ``':'``), e.g. ``{"ok": 7, "truncated_image": 1}``."""
-    counts = Counter(str(s).split(":", 1)[0] for s in dataset[status_column])
-    return dict(counts.most_common())
+    """Rows per status reason (:func:`hfgcot.status.summary` of the column), e.g.
+    ``{"ok": 7, "truncated_image": 1}``."""
+    return summary(dataset[status_column])
 
 
 def log_summary(dataset: Dataset, status_column: str, what: str) -> dict[str, int]:

@@ -1,22 +1,22 @@
 """Many machines: run hfgcot stages over a ``ray.data.Dataset`` (``pip install 'hfgcot[ray]'``).
 
-The same stage objects as the local path (:func:`hfgcot.add_gcot`), no fork of the logic: each Ray
-actor of a fixed-size pool holds the (small, picklable) stages, loads the model once from the
-stages' :class:`~hfgcot.model.spec.ModelSpec`, and runs ``stage(batch, rank=None)`` on each Arrow batch.
-The GPU a Ray actor gets is its ``cuda:0``.
+The same stage objects as the local path (:mod:`hfgcot.run.local`), no fork of the logic: each
+Ray actor of a fixed-size pool holds the (small, picklable) stages, prepares them once (a model
+stage loads its model from its :class:`~hfgcot.model.spec.ModelSpec`), and runs
+``stage(batch, rank=None)`` on each Arrow batch. The GPU a Ray actor gets is its ``cuda:0``.
+Like every executor, this module knows no pipeline; :func:`hfgcot.ray.add_gcot_ray` is GCoT on it.
 
-    >>> import ray
-    >>> from hfgcot.run.ray import add_gcot_ray
+    >>> import ray                                                            # doctest: +SKIP
     >>> ray.init(address="auto")                                              # doctest: +SKIP
-    >>> ds = add_gcot_ray(ds, "Qwen/Qwen2.5-VL-3B-Instruct", output_dir="s3://bucket/gcot",
-    ...                   num_actors=8, num_gpus_per_actor=1, batch_size=16)  # doctest: +SKIP
+    >>> out = run_pipeline_on_ray(ds, stages, output_dir="s3://bucket/out",
+    ...                           num_actors=8, num_gpus_per_actor=1)        # doctest: +SKIP
 
 Functions:
 
 - :func:`run_stages_on_ray` - any stages over a ``datasets.Dataset`` or ``ray.data.Dataset``; returns
   the (lazy) Ray dataset, or writes parquet to ``output_dir``.
-- :func:`add_gcot_ray` - the GCoT pipeline on Ray; returns a ``datasets.Dataset`` equal to what
-  :func:`hfgcot.add_gcot` returns (same columns, features and row order).
+- :func:`run_pipeline_on_ray` - stages over a ``datasets.Dataset``, parquet in ``output_dir``,
+  and the result back as a ``datasets.Dataset`` with the input's rows in the input's order.
 """
 
 from __future__ import annotations
@@ -30,23 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, Features, load_dataset
 
-from hfgcot.model.endpoint import EndpointSpec
-from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
-from hfgcot.model.vlm import VLM
-from hfgcot.pipelines.base import ModelStage, Stage
-from hfgcot.publishing.provenance import record_provenance
-from hfgcot.run.local import log_summary, restore_feature, undecoded
+from hfgcot.run.local import restore_feature, undecoded
+from hfgcot.run.stage import StageLike
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     import ray.data
 
-    from hfgcot.pipelines.gcot import GCoTConfig
-
 logger = logging.getLogger(__name__)
 
 ROW_INDEX = "__hfgcot_row__"
-"""Hidden column :func:`add_gcot_ray` adds to restore the input row order (Ray may reorder rows)."""
+"""Hidden column :func:`run_pipeline_on_ray` adds to restore the input row order (Ray may reorder rows)."""
 
 INSTALL_HINT = "hfgcot.run.ray needs Ray Data: pip install 'hfgcot[ray]'"
 
@@ -60,7 +54,7 @@ def _require_ray() -> Any:
     return ray
 
 
-def output_features(features: Features, stages: Sequence[Stage]) -> Features:
+def output_features(features: Features, stages: Sequence[StageLike]) -> Features:
     """The features after ``stages``: input columns first, each stage's columns merged in order.
 
     The same rule as ``Dataset.map`` in :func:`hfgcot.run.local.apply_stage`: a column a stage rewrites
@@ -72,7 +66,7 @@ def output_features(features: Features, stages: Sequence[Stage]) -> Features:
 
 
 def apply_stages_to_table(
-    table: pa.Table, stages: Sequence[Stage], schema: pa.Schema | None = None
+    table: pa.Table, stages: Sequence[StageLike], schema: pa.Schema | None = None
 ) -> pa.Table:
     """Run ``stages`` one after another on an Arrow batch; input columns pass through untouched.
 
@@ -117,12 +111,15 @@ class StageActor:
     ``map_batches(StageActor, batch_format="pyarrow", fn_constructor_kwargs={"stages": ...})``.
     """
 
-    def __init__(self, stages: Stage | Sequence[Stage], schema: pa.Schema | None = None) -> None:
-        self.stages: tuple[Stage, ...] = (stages,) if isinstance(stages, Stage) else tuple(stages)
+    def __init__(
+        self, stages: StageLike | Sequence[StageLike], schema: pa.Schema | None = None
+    ) -> None:
+        self.stages: tuple[StageLike, ...] = (
+            (stages,) if isinstance(stages, StageLike) else tuple(stages)
+        )
         self.schema = schema
         for stage in self.stages:
-            if isinstance(stage, ModelStage):
-                stage.vlm(None)
+            stage.prepare(None)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return apply_stages_to_table(table, self.stages, self.schema)
@@ -157,7 +154,7 @@ def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
-def _normalize_dir(output_dir: str | os.PathLike[str]) -> str:
+def normalize_dir(output_dir: str | os.PathLike[str]) -> str:
     """Local folders absolute (Ray workers do not share the driver's working directory)."""
     output_dir = os.fspath(output_dir)
     if _is_local(output_dir):
@@ -189,7 +186,7 @@ def _prepare_output_dir(
 
 def run_stages_on_ray(
     dataset: Dataset | ray.data.Dataset,
-    stages: Stage | Sequence[Stage],
+    stages: StageLike | Sequence[StageLike],
     *,
     num_actors: int = 1,
     num_gpus_per_actor: float = 0,
@@ -204,7 +201,7 @@ def run_stages_on_ray(
 
     All stages run one after another on each batch inside the same actor (the model loads once per
     actor, intermediate columns never leave it). Rows are not dropped, but Ray may return them in
-    another order: keep an index column if order matters (:func:`add_gcot_ray` does).
+    another order: keep an index column if order matters (:func:`run_pipeline_on_ray` does).
 
     Args:
         dataset: a ``datasets.Dataset`` (turned into Arrow blocks, see :func:`to_ray`) or a
@@ -231,13 +228,13 @@ def run_stages_on_ray(
         ...                   num_gpus_per_actor=1, output_dir="s3://bucket/out")  # doctest: +SKIP
     """
     ray = _require_ray()
-    stages = (stages,) if isinstance(stages, Stage) else tuple(stages)
+    stages = (stages,) if isinstance(stages, StageLike) else tuple(stages)
     if num_actors < 1:
         raise ValueError(f"num_actors must be >= 1, got {num_actors}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if output_dir is not None:  # fail before any work if old results are in the way
-        output_dir = _normalize_dir(output_dir)
+        output_dir = normalize_dir(output_dir)
         _prepare_output_dir(output_dir, overwrite, storage_options)
     schema = None
     if isinstance(dataset, Dataset):
@@ -264,27 +261,7 @@ def run_stages_on_ray(
     return None
 
 
-def _ray_model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
-    """A spec every Ray actor can load: a Hub id, a path (made absolute), a spec or a VLM's spec."""
-    if isinstance(model, EndpointSpec):  # a client: actors need no GPU
-        return model.with_load_options(**load_kwargs)
-    if isinstance(model, ModelSpec):
-        return model
-    if isinstance(model, VLM):
-        logger.info("each Ray actor loads its own copy of %s from its spec", model.spec.model)
-        return model.spec
-    if isinstance(model, str | os.PathLike):
-        path = os.fspath(model)
-        if os.path.isdir(path):
-            path = os.path.abspath(path)
-        return ModelSpec(model=path, **load_kwargs)
-    raise TypeError(
-        "Ray actors load their own model: pass a Hub id, a folder every node can read, a ModelSpec "
-        f"or a loaded hfgcot VLM (its spec is used), got {type(model).__name__}"
-    )
-
-
-def _restore_order(dataset: Dataset, num_rows: int) -> Dataset:
+def restore_order(dataset: Dataset, num_rows: int) -> Dataset:
     """Rows sorted back by :data:`ROW_INDEX` (then dropped); every input row exactly once."""
     import numpy as np
 
@@ -299,74 +276,28 @@ def _restore_order(dataset: Dataset, num_rows: int) -> Dataset:
     return dataset.remove_columns(ROW_INDEX)
 
 
-def add_gcot_ray(
+def run_pipeline_on_ray(
     dataset: Dataset,
-    model: Any = DEFAULT_MODEL,
+    stages: Sequence[StageLike],
     *,
     output_dir: str | os.PathLike[str],
-    num_actors: int = 1,
-    num_gpus_per_actor: float = 0,
-    num_cpus_per_actor: float | None = None,
-    num_blocks: int | None = None,
-    overwrite: bool = False,
+    image_column: str = "image",
+    batch_size: int = 8,
     storage_options: dict[str, Any] | None = None,
-    revision: str | None = None,
-    dtype: str = "auto",
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    config: GCoTConfig | None = None,
-    **gcot_kwargs: Any,
+    **ray_options: Any,
 ) -> Dataset:
-    """:func:`hfgcot.add_gcot` on a Ray cluster: same stages, same output, parquet in ``output_dir``.
+    """The Ray counterpart of :func:`hfgcot.run.local.run_pipeline`: rows in, the same rows out.
 
-    The dataset goes to a pool of ``num_actors`` Ray actors (each loads the model once and reserves
-    ``num_gpus_per_actor`` GPUs), the results are written as parquet to ``output_dir`` and loaded
-    back as a ``datasets.Dataset`` with the same features and the same row order as the input
-    (``add_gcot``'s output columns; images as the input's ``Image`` feature).
-
-    Args:
-        dataset: rows with an image (``Image()`` feature or paths), a question and an answer.
-        model: Hub id or a folder every Ray node can read (or a ``ModelSpec``/loaded VLM, whose
-            spec each actor loads).
-        output_dir: where the parquet files go; on a cluster a path every node can reach
-            (``s3://...``, ``gs://...`` or a shared filesystem). Rows there carry ``__hfgcot_row__``
-            (the input position) and are in no particular order.
-        num_actors: actors in the pool; on a GPU cluster the number of GPUs to use.
-        num_gpus_per_actor: 1 on GPUs (0.5 puts two actors on a GPU); 0 for CPU.
-        overwrite: replace parquet files already in ``output_dir``.
-        storage_options: fsspec options for a remote ``output_dir`` (listing and loading back).
-        config: a :class:`~hfgcot.pipelines.gcot.GCoTConfig`; else ``gcot_kwargs`` build one
-            (``batch_size``, ``max_new_tokens``, ``box_space``, column names, ...). ``batch_size``
-            is both the Ray batch and the generate batch.
-
-    Example:
-        >>> import ray
-        >>> ray.init(address="auto")                                      # doctest: +SKIP
-        >>> ds = add_gcot_ray(ds, "Qwen/Qwen2.5-VL-3B-Instruct", output_dir="s3://b/gcot",
-        ...                   num_actors=8, num_gpus_per_actor=1)          # doctest: +SKIP
+    The image column is sent undecoded, every row carries its input position
+    (:data:`ROW_INDEX`), :func:`run_stages_on_ray` writes parquet to ``output_dir``, and the
+    result is loaded back as a ``datasets.Dataset`` with the stages' features, in the input
+    order, the image feature and the input's description (its provenance records) restored.
+    ``ray_options`` are :func:`run_stages_on_ray`'s (``num_actors``, ``num_gpus_per_actor``,
+    ``num_cpus_per_actor``, ``num_blocks``, ``overwrite``).
     """
-    from hfgcot.pipelines.gcot import STATUS, GCoTConfig, gcot_stages
-
-    if config is None:
-        config = GCoTConfig(**gcot_kwargs)
-    elif gcot_kwargs:
-        raise TypeError(f"pass either config or GCoT settings, not both: {sorted(gcot_kwargs)}")
-    for column in (config.question_column, config.answer_column):
-        if column not in dataset.column_names:
-            raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
     if ROW_INDEX in dataset.column_names:
         raise ValueError(f"the input already has a column named {ROW_INDEX!r}")
-    spec = _ray_model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    stages = gcot_stages(config, spec)
-    ds, image_feature = undecoded(dataset, config.image_column)
+    ds, image_feature = undecoded(dataset, image_column)
     num_rows = len(ds)
     ds = ds.add_column(ROW_INDEX, list(range(num_rows)))
     features = output_features(ds.features, stages)
@@ -376,53 +307,33 @@ def add_gcot_ray(
         run_stages_on_ray(
             ds,
             stages,
-            num_actors=num_actors,
-            num_gpus_per_actor=num_gpus_per_actor,
-            num_cpus_per_actor=num_cpus_per_actor,
-            batch_size=config.batch_size,
-            num_blocks=num_blocks,
+            batch_size=batch_size,
             output_dir=output_dir,
-            overwrite=overwrite,
             storage_options=storage_options,
+            **ray_options,
         )
         out = load_dataset(
             "parquet",
-            data_files=parquet_files(_normalize_dir(output_dir), storage_options),
+            data_files=parquet_files(normalize_dir(output_dir), storage_options),
             split="train",
             features=features,
             storage_options=storage_options,
         )
-    out = _restore_order(out, num_rows)
-    out = restore_feature(out, config.image_column, image_feature)
+    out = restore_order(out, num_rows)
+    out = restore_feature(out, image_column, image_feature)
     out.info.description = dataset.info.description  # earlier provenance records, as map keeps
-    log_summary(out, STATUS, "gcot (ray)")
-    return record_provenance(
-        out,
-        "gcot",
-        config=config,
-        spec=spec,
-        stages=stages,
-        status_column=STATUS,
-        boxes="`groundings[].bbox`: original-image pixels [x1, y1, x2, y2]; `bbox_model`: the "
-        f"numbers the model wrote; boxes in the `gcot` text: {config.box_space}.",
-        extra={
-            "executor": {
-                "name": "ray",
-                "num_actors": num_actors,
-                "num_gpus_per_actor": num_gpus_per_actor,
-                "output_dir": _normalize_dir(output_dir),
-            }
-        },
-    )
+    return out
 
 
 __all__ = [
     "ROW_INDEX",
     "StageActor",
-    "add_gcot_ray",
     "apply_stages_to_table",
+    "normalize_dir",
     "output_features",
     "parquet_files",
+    "restore_order",
+    "run_pipeline_on_ray",
     "run_stages_on_ray",
     "to_ray",
 ]

@@ -1,16 +1,20 @@
-"""Tiny offline Qwen2.5-VL models for tests, notebooks and the demo.
+"""Tiny offline Qwen-VL models of every family for tests, notebooks and the demo.
 
 The Hugging Face Hub is not needed: :func:`build_tiny_vlm` trains a small byte-level BPE tokenizer
-locally (with Qwen's special tokens and a Qwen-style chat template), builds a randomly initialised
-``Qwen2_5_VLForConditionalGeneration`` with tiny text and vision towers (patch 14, merge 2, temporal
-patch 2, like the real model) and saves everything with ``save_pretrained``. The folder loads through
-the ordinary public path::
+locally (with Qwen's special tokens and the family's chat template), builds a randomly
+initialised stock model of the family (``Qwen2VLForConditionalGeneration``,
+``Qwen2_5_VLForConditionalGeneration``, ``Qwen3VLForConditionalGeneration`` or, with
+``moe=True``, ``Qwen3VLMoeForConditionalGeneration``)
+with tiny text and vision towers (patch and merge size from the family table: 14 x 2, or 16 x 2
+for Qwen3-VL; temporal patch 2) and saves everything with ``save_pretrained``. The folder loads
+through the ordinary public path::
 
-    >>> path = build_tiny_vlm("/tmp/tiny-qwen")            # doctest: +SKIP
-    >>> vlm = load_vlm(path)                                 # doctest: +SKIP
-    >>> AutoProcessor.from_pretrained(path)                  # stock Qwen2_5_VLProcessor  # doctest: +SKIP
+    >>> path = build_tiny_vlm("/tmp/tiny-qwen3", family="qwen3_vl")   # doctest: +SKIP
+    >>> vlm = load_vlm(path)                                            # doctest: +SKIP
+    >>> AutoProcessor.from_pretrained(path)          # stock Qwen3VLProcessor  # doctest: +SKIP
 
-The weights are random, so generations are nonsense; use :class:`ScriptedVLM` to test parsing and
+The weights are random, so generations are nonsense; use :class:`ScriptedVLM` (or
+:class:`GroundingScriptedVLM`, which answers as the family writes boxes) to test parsing and
 coordinates end to end with the real processor but chosen texts.
 """
 
@@ -19,56 +23,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hfgcot import prompts
+from hfgcot.geometry.families import get_family
+from hfgcot.testing.scripted import GroundingScriptedVLM, ScriptedVLM
+from hfgcot.testing.tiny_families import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    tiny_classes,
+    tiny_config,
+    tiny_pixels,
+)
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-
-# A Qwen-style chat template: a default system turn, images and videos as vision placeholders.
-CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}"
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}"
-    "{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-# Tiny sizes: about 0.5M parameters. Patch 14, merge 2 and temporal patch 2 as in Qwen2.5-VL.
-TINY_PIXELS = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 64}
+TINY_PIXELS = tiny_pixels("qwen2_5_vl")
+"""Resize limits of the tiny Qwen2.5-VL: 2x2 to 8x8 merged patches (28 * 28 * 4 .. 28 * 28 * 64)."""
 
 
 def _corpus() -> list[str]:
@@ -173,86 +146,44 @@ def number_token_ids(tokenizer: Any, limit: int = 10_000) -> dict[int, int]:
     return found
 
 
-def tiny_config(tokenizer: Any, *, hidden_size: int = 64, vision_hidden: int = 32) -> Any:
-    """A tiny ``Qwen2_5_VLConfig`` whose special token ids match ``tokenizer``."""
-    from transformers import Qwen2_5_VLConfig
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    heads = 4
-    half_head = hidden_size // heads // 2
-    mrope = [half_head - 2 * (half_head * 3 // 8), half_head * 3 // 8, half_head * 3 // 8]
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": hidden_size * 2,
-            "num_hidden_layers": 2,
-            "num_attention_heads": heads,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": mrope,
-            },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "tie_word_embeddings": True,
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": vision_hidden,
-            "intermediate_size": vision_hidden * 2,
-            "num_heads": 2,
-            "out_hidden_size": hidden_size,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-            "fullatt_block_indexes": [1],
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
-
-
 def build_tiny_vlm(
     path: str | os.PathLike[str],
     *,
+    family: str = "qwen2_5_vl",
     seed: int = 0,
-    min_pixels: int = TINY_PIXELS["min_pixels"],
-    max_pixels: int = TINY_PIXELS["max_pixels"],
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     hidden_size: int = 64,
     vision_hidden: int = 32,
     init_std: float = 0.5,
+    moe: bool = False,
 ) -> str:
-    """Build a tiny random Qwen2.5-VL, save it to ``path`` and return the path as a string.
+    """Build a tiny random model of ``family``, save it to ``path`` and return the path.
 
-    Deterministic for a ``seed``. ``init_std`` is larger than a real model's so that the random
-    logits are well separated and greedy decoding does not hinge on rounding noise.
+    Deterministic for a ``seed``. ``min_pixels``/``max_pixels`` default to 2x2 .. 8x8 merged
+    patches of the family (:func:`~hfgcot.testing.tiny_families.tiny_pixels`). ``init_std`` is
+    larger than a real model's so that the random logits are well separated and greedy decoding
+    does not hinge on rounding noise. ``moe=True`` (Qwen3-VL only) builds the mixture-of-experts
+    model (``model_type`` ``qwen3_vl_moe``, 4 experts).
 
     Example:
-        >>> path = build_tiny_vlm("/tmp/tiny-qwen", seed=0)   # doctest: +SKIP
+        >>> path = build_tiny_vlm("/tmp/tiny-qwen2", family="qwen2_vl", seed=0)   # doctest: +SKIP
     """
     import torch
-    from transformers import (
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers
 
+    row = get_family(family)
+    classes = tiny_classes(row.name, moe=moe)
+    pixels = tiny_pixels(row.name)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer()
-    config = tiny_config(tokenizer, hidden_size=hidden_size, vision_hidden=vision_hidden)
+    config = tiny_config(
+        tokenizer, row.name, hidden_size=hidden_size, vision_hidden=vision_hidden, moe=moe
+    )
     config.text_config.initializer_range = init_std
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = getattr(transformers, classes.model)(config).eval()
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() >= 2 and "visual" not in name:
@@ -261,64 +192,52 @@ def build_tiny_vlm(
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.do_sample = False
     model.save_pretrained(out)
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
-    processor = Qwen2_5_VLProcessor(
+    norm = classes.image_mean_std
+    image_processor = transformers.Qwen2VLImageProcessor(
+        patch_size=row.patch_size,
+        merge_size=row.merge_size,
+        min_pixels=pixels["min_pixels"] if min_pixels is None else min_pixels,
+        max_pixels=pixels["max_pixels"] if max_pixels is None else max_pixels,
+        **({"image_mean": [norm] * 3, "image_std": [norm] * 3} if norm is not None else {}),
+    )
+    processor = getattr(transformers, classes.processor)(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
-        chat_template=CHAT_TEMPLATE,
+        video_processor=getattr(transformers, classes.video_processor)(),
+        chat_template=classes.chat_template,
     )
     processor.save_pretrained(out)
-    logger.info("built tiny Qwen2.5-VL at %s", out)
+    logger.info("built tiny %s (%s) at %s", row.title, classes.model, out)
     return str(out)
 
 
-def default_tiny_path() -> Path:
-    """Where the demo and tests keep the tiny model: ``$HFGCOT_CACHE`` or ``~/.cache/hfgcot``."""
+def default_tiny_path(family: str = "qwen2_5_vl") -> Path:
+    """Where the demo and tests keep a tiny model: ``$HFGCOT_CACHE`` or ``~/.cache/hfgcot``."""
     root = Path(os.environ.get("HFGCOT_CACHE", Path.home() / ".cache" / "hfgcot"))
-    return root / "tiny-qwen2_5_vl"
+    return root / f"tiny-{family}"
 
 
-def get_tiny_vlm_path(path: str | os.PathLike[str] | None = None, *, seed: int = 0) -> str:
-    """Build the tiny model once (at ``path`` or :func:`default_tiny_path`) and return its folder."""
-    target = Path(path) if path is not None else default_tiny_path()
+def get_tiny_vlm_path(
+    path: str | os.PathLike[str] | None = None, *, seed: int = 0, family: str = "qwen2_5_vl"
+) -> str:
+    """Build a tiny model once (at ``path`` or :func:`default_tiny_path`) and return its folder."""
+    target = Path(path) if path is not None else default_tiny_path(family)
     if not (target / "config.json").exists() or not (target / "processor_config.json").exists():
-        build_tiny_vlm(target, seed=seed)
+        build_tiny_vlm(target, seed=seed, family=family)
     return str(target)
 
 
-Script = Callable[[Any, str], str]
-
-
-class ScriptedVLM:
-    """A VLM whose texts come from a function, with the real processor's frames.
-
-    Wraps a loaded :class:`hfgcot.model.vlm.VLM`: every request still goes through the real processor so
-    the :class:`~hfgcot.geometry.frames.Frame` of each image is exactly what the model would see, but the
-    text of each answer is ``script(request, prompt_text)``. Used to test parsing and coordinates
-    end to end where a random tiny model can only write nonsense.
-
-    Example:
-        >>> fake = ScriptedVLM(load_vlm(path), lambda req, text: '{"bbox_2d": [0, 0, 10, 10]}')  # doctest: +SKIP
-    """
-
-    def __init__(self, vlm: Any, script: Script) -> None:
-        self._vlm = vlm
-        self.script = script
-        self.calls: list[str] = []
-        # A spec of its own: its outputs must never share a cache fingerprint with the real model.
-        self.spec = replace(vlm.spec, model=f"{vlm.spec.model}#scripted-{uuid.uuid4().hex[:12]}")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._vlm, name)
-
-    def generate(self, requests: Sequence[Any], settings: Any = None, **kwargs: Any) -> list[Any]:
-        from hfgcot.model.vlm import Generation
-
-        frames = self._vlm.frames([r.image for r in requests])
-        out = []
-        for request, frame in zip(requests, frames, strict=True):
-            text = request.prompt_text()
-            self.calls.append(text)
-            out.append(Generation(text=self.script(request, text), frame=frame))
-        return out
+__all__ = [
+    "CHAT_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "TINY_PIXELS",
+    "GroundingScriptedVLM",
+    "ScriptedVLM",
+    "build_tiny_tokenizer",
+    "build_tiny_vlm",
+    "default_tiny_path",
+    "get_tiny_vlm_path",
+    "number_token_ids",
+    "prompt_phrases",
+    "tiny_config",
+]

@@ -1,7 +1,7 @@
 """The toy model shipped with the package, and what is scored with it on shape scenes.
 
 :func:`tiny_shapes_path` finds the toy Qwen2.5-VL trained on :mod:`hfgcot.testing.shapes` scenes
-(``examples/train_tiny_shapes.py``); :func:`vqa_rows` turns held-out scenes into ``add_gcot``
+(``tools/tiny_shapes``, its recipe); :func:`vqa_rows` turns held-out scenes into ``add_gcot``
 input; :func:`score_gcot` scores the keyword boxes of GCoT outputs against the true boxes
 (``benchmarks/eval_tiny_shapes.py`` and the CI test). Pure (no torch).
 """
@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfgcot.geometry.boxes import iou
 from hfgcot.parsing.phrases import phrase_key
 from hfgcot.testing.shapes import Scene
 
 __all__ = ["TINY_SHAPES_DIR", "score_gcot", "tiny_shapes_path", "vqa_rows"]
 
 TINY_SHAPES_DIR = Path(__file__).parent.parent / "data" / "tiny-shapes"
-"""Where the toy Qwen2.5-VL trained on these scenes ships (``examples/train_tiny_shapes.py``)."""
+"""Where the toy Qwen2.5-VL trained on these scenes ships (``tools/tiny_shapes``, its recipe)."""
 
 
 def tiny_shapes_path() -> str | None:
@@ -74,8 +75,6 @@ def score_gcot(
     >>> score_gcot([s], [[o.label]], [[{"phrase": o.label, "bbox": list(o.bbox)}]])["acc50"]
     1.0
     """
-    from hfgcot.geometry.frames import iou
-
     total = correct = unmatched = ungrounded = 0
     ious: list[float] = []
     for scene, kws, grounds in zip(scenes, keywords, groundings, strict=True):
