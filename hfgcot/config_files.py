@@ -1,9 +1,15 @@
 """Run configs as files: ``hfgcot <pipeline> --config run.yaml`` (YAML or JSON).
 
-A config file is a mapping of option names (the pipeline's config fields, its run options and the
-model's loading options, as the library takes them) to values; ``-`` and ``_`` are the same in
-names. A text value written ``@path`` is read from that file (``@@`` keeps a literal ``@``), so a
-long prompt can live in a file of its own.
+A config file is a flat mapping of option names to values: the fields of the pipeline's config
+(the fields of a nested config such as ``image_policy`` by their own names, or as a mapping under
+``image_policy``), the model's options (``model``, ``revision``, ``dtype``...), the run options,
+and ``input``/``output``; ``-`` and ``_`` are the same in names. A text value written ``@path``
+is read from that file (``@@`` keeps a literal ``@``), so a long prompt can live in a file of its
+own.
+
+Every pipeline records the config of its run (:func:`run_config`: the same flat names, the model
+revision resolved, no local path) in the dataset's provenance, and ``hfgcot config <dataset>``
+prints it as such a file (:func:`dump_run_config`), so a run can be repeated from its card.
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
@@ -14,13 +20,25 @@ long prompt can live in a file of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_keys", "load_config_file", "read_text_value"]
+__all__ = [
+    "LOCAL_REVISION",
+    "check_keys",
+    "dump_run_config",
+    "flatten_config",
+    "load_config_file",
+    "read_text_value",
+    "run_config",
+]
+
+LOCAL_REVISION = "local:"
+"""Prefix of the revision recorded for a local model folder (a digest of its files)."""
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -41,9 +59,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:  # noqa: BLE001 - yaml and json raise their own error types
-        raise ValueError(
-            f"config file {path}: not valid {path.suffix[1:] or 'JSON'}: {exc}"
-        ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "YAML" if path.suffix.lower() in (".yaml", ".yml") else "JSON"
+        raise ValueError(f"config file {path}: not valid {kind}: {first}") from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
@@ -71,6 +89,9 @@ def read_text_value(text: str) -> str:
     """A text option as given, or the contents of a file when written ``@path``.
 
     ``@@`` at the start keeps a literal ``@``.
+
+    >>> read_text_value("@@home"), read_text_value("plain")
+    ('@home', 'plain')
     """
     if text.startswith("@@"):
         return text[1:]
@@ -81,3 +102,68 @@ def read_text_value(text: str) -> str:
         except OSError as exc:
             raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     return text
+
+
+def flatten_config(config: Any) -> dict[str, Any]:
+    """The fields of a config dataclass by name, the fields of nested dataclasses in its place.
+
+    >>> from hfgcot.images import ImagePolicy
+    >>> @dataclasses.dataclass
+    ... class C:
+    ...     batch_size: int = 8
+    ...     image_policy: ImagePolicy = ImagePolicy(allow_urls=False)
+    >>> flat = flatten_config(C())
+    >>> flat["batch_size"], flat["allow_urls"], "image_policy" in flat
+    (8, False, False)
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(flatten_config(value))
+        else:
+            out[f.name] = value
+    return out
+
+
+def run_config(
+    pipeline: str, config: Any, model_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The config of a pipeline run, flat, as ``hfgcot <pipeline> --config`` reads it.
+
+    ``pipeline`` first, then the model's options (as
+    :func:`hfgcot.publishing.provenance.run_model_options` records them: no local path, the
+    revision resolved), then every field of ``config`` (:func:`flatten_config`). Run options
+    (workers, checkpoints, row order) change no row and are not part of it; neither are the
+    input and output paths.
+
+    >>> from hfgcot import GCoTConfig
+    >>> cfg = run_config("gcot", GCoTConfig(batch_size=2), {"model": "org/m"})
+    >>> list(cfg)[:3], cfg["batch_size"], cfg["min_side"]
+    (['pipeline', 'model', 'image_column'], 2, 28)
+    """
+    return {"pipeline": pipeline, **(model_options or {}), **flatten_config(config)}
+
+
+def dump_run_config(config: Mapping[str, Any], header: str = "") -> str:
+    """A run config as YAML text (keys in their order, long texts as blocks), ``header`` as
+    ``#`` comment lines above it.
+
+    >>> print(dump_run_config({"pipeline": "gcot", "batch_size": 2}, "a run"), end="")
+    # a run
+    pipeline: gcot
+    batch_size: 2
+    """
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, text)
+    body = yaml.dump(dict(config), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comments + body

@@ -62,10 +62,15 @@ def run_demo(
 ) -> DemoResult:
     """Run GCoT on the demo data; save the dataset and pictures under ``output``.
 
-    ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image; the box of a phrase the
-    text never mentions is dashed), ``grid.png`` (every row with its text, phrases in the colour
-    of their boxes) and ``index.html`` (the viewer page of ``hfgcot view``: boxes over the
-    images, texts, statuses, a status filter and a search; self-contained).
+    ``pictures/`` gets one ``row_NNN.png`` per row (boxes on the image), ``grid.png`` (every row
+    with its text, phrases in the colour of their boxes) and ``index.html`` (the same, as HTML).
+
+    Args:
+        output: the folder of the dataset (``gcot/``) and the pictures (``pictures/``).
+        model: another model instead of the shipped toy one (Hub id or folder).
+        batch_size: rows per generate call.
+        max_new_tokens: most new tokens per reasoning.
+        kwargs: other :func:`hfgcot.add_gcot` options.
     """
     out = Path(output)
     model = model or default_demo_model()
@@ -75,16 +80,63 @@ def run_demo(
     dataset_dir = out / "gcot"
     ds.save_to_disk(str(dataset_dir))
     pictures = out / "pictures"
-    pictures.mkdir(parents=True, exist_ok=True)
-    for i, row in enumerate(ds):
-        image, status = load_image(row["image"])
-        if image is not None:
-            drawn = draw_groundings(image, row["groundings"], text=row["gcot"])
-            drawn.save(pictures / f"row_{i:03d}.png")
-        else:  # pragma: no cover - the demo images are all valid
-            logger.warning("row %d: %s", i, status)
-    grid_path, index_path = pictures / "grid.png", pictures / "index.html"
-    grid([render_row(row, width=480) for row in ds], cols=3).save(grid_path)
-    write_view(ds, index_path, title="hfgcot demo: grounded chain-of-thought")
+    grid_path, index_path = write_pictures(
+        ds, pictures, title="hfgcot demo: grounded chain-of-thought"
+    )
     summary = status_summary(ds, "gcot_status")
     return DemoResult(dataset_dir, pictures, summary, model, grid_path, index_path)
+
+
+def write_pictures(
+    rows: Any,
+    folder: str | os.PathLike[str],
+    *,
+    title: str = "hfgcot",
+    cols: int = 3,
+    width: int = 480,
+    text_column: str = "gcot",
+    image_column: str = "image",
+    groundings_column: str | None = "groundings",
+) -> tuple[Path, Path]:
+    """Pictures of ``rows`` (a dataset or row dicts) in ``folder``, as the demo writes them.
+
+    ``row_NNN.png`` per row (its boxes on its image; the box of a phrase the text never
+    mentions is dashed), ``grid.png`` (every row with its text, phrases in the colour of their
+    boxes, ``cols`` per line, ``width`` pixels each) and ``index.html`` (the viewer page of
+    ``hfgcot view``: boxes over the images, texts, statuses, a status filter and a search;
+    self-contained). Returns the paths of the grid and the page.
+
+    Args:
+        title: the title of the HTML page.
+        cols: rows per line of the grid.
+        width: width of each row in the grid, in pixels.
+        text_column: the text shown (GCoT reasoning by default; ``final_caption``, ``answer``...).
+        image_column: the image column (e.g. ``image_with_bbox`` of region captions).
+        groundings_column: ``[{"phrase", "bbox"}]`` boxes drawn and coloured (none: ``none``).
+
+    Example:
+        >>> write_pictures(ds, "outputs/pictures")   # doctest: +SKIP
+        (PosixPath('outputs/pictures/grid.png'), PosixPath('outputs/pictures/index.html'))
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {
+        "text_column": text_column,
+        "image_column": image_column,
+        "groundings_column": groundings_column,
+    }
+    rendered = []
+    for i, row in enumerate(rows):
+        image, status = load_image(row.get(image_column))
+        if image is not None:
+            boxes = (row.get(groundings_column) if groundings_column else None) or []
+            text = row.get(text_column)
+            drawn = draw_groundings(image, boxes, text=text if isinstance(text, str) else None)
+            drawn.save(folder / f"row_{i:03d}.png")
+        else:
+            logger.warning("row %d: %s", i, status)
+        rendered.append(render_row(row, width=width, **columns))
+    grid_path, index_path = folder / "grid.png", folder / "index.html"
+    grid(rendered, cols=cols).save(grid_path)
+    write_view(rows, index_path, title=title, image_column=image_column)
+    return grid_path, index_path

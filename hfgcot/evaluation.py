@@ -193,6 +193,14 @@ def evaluate_grounding(
     unknown) to the same four metrics. See the module docstring for definitions and buckets.
     With another ``iou_threshold`` the key is ``acc@<threshold>``.
 
+    Args:
+        pred_column: the predicted boxes (original pixels, xyxy; a list: its first box).
+        gt_column: the reference boxes (one box or a list of boxes per row).
+        gt_format: how the reference boxes are written, xyxy or xywh pixels.
+        iou_threshold: a box is correct when its IoU with the reference is above this.
+        frame_column: the column of each row's image size (``sft_frame``), if any.
+        image_column: the images, read (header only) for the size when there is no frame.
+
     Example:
         >>> evaluate_grounding({"pred_bbox": [[0, 0, 10, 10]], "gt_bbox": [[5, 0, 15, 10]]})["mean_iou"]
         0.3333333333333333
@@ -266,6 +274,14 @@ def evaluate_gcot(
 
     Returns ``{"answer_acc", "acc@0.5", "mean_iou", "consistency", "n", "unparseable",
     "skipped"}``.
+
+    Args:
+        pred_answer_column: the predicted answers (or GCoT reasoning ending in ``Answer:``).
+        answer_column: the reference answer(s).
+        pred_column: the predicted boxes (original pixels, xyxy).
+        gt_column: the reference boxes (one box or a list of boxes per row).
+        gt_format: how the reference boxes are written, xyxy or xywh pixels.
+        iou_threshold: a box is correct when its IoU with the reference is above this.
 
     Example:
         >>> rows = [

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hfgcot.geometry.families import Family, get_family, patch_factor
+from hfgcot.geometry.families import Family, get_family, known_families, patch_factor
 from hfgcot.geometry.frames import smart_resize
 from hfgcot.model.batching import is_out_of_memory
 from hfgcot.model.family import config_family
@@ -87,7 +87,7 @@ class EndpointSpec:
     max_concurrency: int = 32
     timeout: float = 300.0
     max_retries: int = 4
-    family: str | None = None
+    family: str | None = dataclasses.field(default=None, metadata={"choices": known_families})
     min_pixels: int | None = None
     max_pixels: int | None = None
     prompt_logprobs: bool | None = None

@@ -35,7 +35,18 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to load a model: everything that changes its outputs, and nothing heavy (picklable)."""
+    """How to load a model: everything that changes its outputs, and nothing heavy (picklable).
+
+    Attributes:
+        model: Hub id or local folder of a Qwen-VL model.
+        revision: branch, tag or commit on the Hub (recorded resolved to a commit).
+        dtype: "auto" (the checkpoint's dtype), or e.g. "bfloat16".
+        device: "cuda:0", "cpu"...; default: the first GPU, else the CPU.
+        attn_implementation: default flash_attention_2 when flash-attn imports on CUDA, else sdpa.
+        min_pixels, max_pixels: the processor's resize limits (boxes depend on them); default:
+            the model's processor config.
+        trust_remote_code: allow code from the model repository to run.
+    """
 
     model: str = DEFAULT_MODEL
     revision: str | None = None

@@ -54,7 +54,9 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> A
 
     ``min=`` (number: the value, when not None, must be >= it) and ``prompt=True`` (the value
     is a template checked by :func:`hfgcot.prompts.check_template`) are checked by
-    :meth:`PipelineConfig.__post_init__`. The CLI reads ``help`` from ``field.metadata``.
+    :meth:`PipelineConfig.__post_init__`. The CLI reads ``help`` from ``field.metadata``, and
+    ``choices=`` (the valid values, or a function returning them) for a field whose type is not
+    a ``Literal`` (the family names of the family table).
 
     >>> @dataclasses.dataclass(frozen=True)
     ... class C:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from hfgcot.config_files import dump_run_config
 from hfgcot.geometry.families import get_family, known_families
 from hfgcot.status import summary_text
 
@@ -73,6 +74,24 @@ def _facts(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return facts
 
 
+def _run_config(record: Mapping[str, Any]) -> list[str]:
+    """The run's config as the YAML file ``hfgcot <pipeline> --config`` reads (see docs/cli.md)."""
+    config = record.get("run_config")
+    if not isinstance(config, Mapping):
+        return []
+    return [
+        "",
+        "<details><summary>Run config (`hfgcot config <this release>` prints it as a file for "
+        "`hfgcot <pipeline> --config`: the same input gives the same rows)</summary>",
+        "",
+        "```yaml",
+        dump_run_config(config).rstrip(),
+        "```",
+        "",
+        "</details>",
+    ]
+
+
 def record_section(i: int, record: Mapping[str, Any]) -> list[str]:
     """The Markdown lines of the ``i``-th provenance record."""
     model = record.get("model") or {}
@@ -95,6 +114,7 @@ def record_section(i: int, record: Mapping[str, Any]) -> list[str]:
             f"min_pixels={model.get('min_pixels')}, max_pixels={model.get('max_pixels')}. "
             "hfgcot converts them through the processor's own resize.",
         ]
+    lines += _run_config(record)
     blob = json.dumps(record, indent=2, ensure_ascii=False, default=str)
     return [
         *lines,

@@ -32,6 +32,7 @@ from typing import Any
 
 import hfgcot
 from hfgcot import prompts, status
+from hfgcot.config_files import run_config
 from hfgcot.fingerprint import jsonable
 from hfgcot.geometry.frames import family_for_model_type
 from hfgcot.model.endpoint import EndpointSpec, endpoint_identity
@@ -53,6 +54,7 @@ __all__ = [
     "pipeline_provenance",
     "public_model_name",
     "record_provenance",
+    "run_model_options",
     "set_provenance",
 ]
 
@@ -214,6 +216,23 @@ def public_model_name(model: str) -> str:
     return os.path.basename(path) or "local-model"
 
 
+def run_model_options(spec: Any) -> dict[str, Any]:
+    """A model's options as a run config records them (:func:`hfgcot.config_files.run_config`):
+    the spec's fields, the model by :func:`public_model_name`, the revision resolved
+    (``local:<digest>`` for a folder); no device, no server URL.
+
+    >>> run_model_options(ModelSpec("org/m", revision="v2", device="cuda:1"))["revision"]
+    'v2'
+    """
+    spec = getattr(spec, "spec", spec)  # a loaded VLM: its spec
+    skip = ("device", "base_url")
+    out = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in skip}
+    if isinstance(spec, ModelSpec):
+        out["revision"] = spec_fingerprint_data(spec)["resolved_revision"]
+    out["model"] = public_model_name(spec.model)
+    return out
+
+
 def _private_values(objects: Sequence[Any]) -> dict[str, str]:
     """``{text: replacement}`` for what the specs in ``objects`` (or held by the stages in
     ``objects``) must not reveal: local model paths (as written, absolute, real) become the
@@ -269,7 +288,8 @@ def pipeline_provenance(
 
     Args:
         name: the pipeline (``"gcot"``, ``"captions"``, ``"sft"``...).
-        config: the pipeline's config dataclass.
+        config: the pipeline's config dataclass (recorded as it is, and flat as ``run_config``:
+            :func:`hfgcot.config_files.run_config`).
         spec: the :class:`~hfgcot.model.spec.ModelSpec` (or loaded VLM) the pipeline used, if any.
         stages: the stages run (their names and full configs are recorded).
         status_column: the pipeline's status column, summarised by reason.
@@ -287,6 +307,9 @@ def pipeline_provenance(
     }
     if spec is not None:
         record["model"] = model_provenance(spec)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):  # `hfgcot config`
+        options = run_model_options(spec) if spec is not None else None
+        record["run_config"] = run_config(name, config, options)
     if status_column is not None and status_column in dataset.column_names:
         record["status_column"] = status_column
         record["status"] = status.summary(dataset[status_column])

@@ -201,10 +201,13 @@ def _run_shards(
         )
         parts.append(load_from_disk(str(shard_dir)))
         logger.info("checkpoint: shard %d/%d done (rows %d-%d)", i + 1, len(ranges), start, end)
-    if reused:
-        logger.info(
-            "checkpoint: reused %d of %d finished shards from %s", reused, len(ranges), root
-        )
+    logger.info(
+        "checkpoint: reused %d of %d shards (finished by an earlier run) from %s",
+        reused,
+        len(ranges),
+        root,
+        extra={"shards_reused": reused, "shards_total": len(ranges)},
+    )
     if not parts:
         return run_shard(dataset)
     return concatenate_datasets(parts)

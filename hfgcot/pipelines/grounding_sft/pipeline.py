@@ -9,7 +9,7 @@ from typing import Any
 from datasets import Dataset
 
 from hfgcot.geometry.boxes import BBoxFormat
-from hfgcot.geometry.families import Family, family_for_processor, get_family
+from hfgcot.geometry.families import Family, family_for_processor, get_family, known_families
 from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.grounding_sft.rows import STATUS, family_row
 from hfgcot.pipelines.grounding_sft.stage import GroundingSFTStage
@@ -57,6 +57,7 @@ class GroundingSFTConfig(PipelineConfig):
     model_family: Family = option(
         "qwen2_5_vl",
         "Family that will be trained: decides the box convention and text form of the answers.",
+        choices=known_families,
     )
     min_pixels: int | None = option(
         None,
@@ -136,10 +137,9 @@ def to_grounding_sft(
     config, run, _ = split_options(GroundingSFTConfig, config, options, extra=())
     config = config.for_family(config.model_family)
     stage = sft_stage(config, processor)
-    record = {
-        **dataclasses.asdict(config),
-        "min_pixels": stage.min_pixels,
-        "max_pixels": stage.max_pixels,
+    # the resize limits in effect (a processor's win), so the recorded config gives the same rows
+    record = dataclasses.replace(config, min_pixels=stage.min_pixels, max_pixels=stage.max_pixels)
+    frame = {
         "factor": stage.factor,
         "processor": type(processor).__name__ if processor is not None else None,
     }
@@ -164,7 +164,7 @@ def to_grounding_sft(
             boxes=SFT_BOXES.format(
                 family=config.model_family, wording=get_family(config.model_family).box_wording
             ),
-            extra={"run": run.record(), "prompts": prompt_record(config)},
+            extra={"run": run.record(), "prompts": prompt_record(config), "frame": frame},
         )
 
     return map_splits(dataset, run_split)
