@@ -76,7 +76,9 @@ def test_help_texts_are_the_library_ones():
     assert options["--box-space"].help.startswith("How boxes are written into `gcot`")
     assert "(default: pixels)" in options["--box-space"].help
     policy_help = {f.name: f.metadata["help"] for f in dataclasses.fields(ImagePolicy)}
-    assert options["--max-image-pixels"].help.startswith(policy_help["max_image_pixels"].rstrip("."))
+    assert options["--max-image-pixels"].help.startswith(
+        policy_help["max_image_pixels"].rstrip(".")
+    )
     assert options["--checkpoint-dir"].help.startswith("Folder for resumable shards")
     assert options["--dtype"].help.startswith('"auto"')
     assert options["--max-concurrency"].help.startswith("requests in flight")

@@ -198,3 +198,21 @@ def test_view_is_registered_when_the_viewer_is_installed(monkeypatch, capsys):
     monkeypatch.delitem(sys.modules, VIEWER)
     if importlib.util.find_spec(VIEWER) is None:  # the viewer not installed: no view subcommand
         assert "view" not in build_parser()._subparsers._group_actions[0].choices
+
+
+def test_publish_refuses_a_lost_image_unless_drop_bad_rows(tmp_path, capsys):
+    data = scene_jsonl(tmp_path / "data", n=2, missing=True)  # the last row's file is missing
+    out, rel = tmp_path / "out", tmp_path / "releases" / "shapes"
+    argv = ["sft", "--input", str(data), "--output", str(out), "--bbox-format", "xyxy"]
+    assert main([*argv, "--push-to-hub", str(rel), "--version", "1.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "publish refused: 1 of 3 rows" in err and "file_not_found" in err
+    assert [line for line in err.splitlines() if line.startswith("hfgcot: ")] == [
+        err[err.index("hfgcot: error") :].strip()
+    ]
+    assert not (rel / "v1.0.0").exists()
+    assert load_from_disk(str(out)).num_rows == 3  # the run's output is saved all the same
+    publish = ["publish", str(out), str(rel), "--version", "1.0.0", "--drop-bad-rows"]
+    assert main(publish) == 0
+    assert "published v1.0.0 ({'train': 2})" in capsys.readouterr().out
+    assert "dropped" in (rel / "v1.0.0" / "README.md").read_text()

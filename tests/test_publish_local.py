@@ -11,7 +11,9 @@ from conftest import png_bytes, random_image
 from datasets import (
     Dataset,
     DatasetDict,
+    Features,
     Image,
+    Value,
     concatenate_datasets,
     load_dataset,
     load_from_disk,
@@ -416,3 +418,19 @@ def test_cli_publish_and_preflight(tmp_path, capsys, monkeypatch):
         assert cli.main(gcot + extra) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_image_is_refused_only_when_its_row_lost_it(tmp_path):
+    from hfgcot.publishing.targets import BadRowsError
+
+    ds = Dataset.from_dict(
+        {
+            "image": [None, None, None],
+            "x_status": ["ok", "no_valid_boxes", "file_not_found: a.png"],
+        },
+        features=Features({"image": Image(), "x_status": Value("string")}),
+    )
+    with pytest.raises(BadRowsError, match=r"1 of 3 rows .*row 2 image: file_not_found"):
+        publish(ds, tmp_path / "rel", version="1.0.0")
+    kept = publish(ds, tmp_path / "rel", version="1.0.0", drop_bad_rows=True)
+    assert kept.rows == {"train": 2}

@@ -52,8 +52,9 @@ def build_parser() -> Parser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from hfgcot.model.endpoint import EndpointError
+    from hfgcot.publishing.targets import PublishError
 
-    return (*USER_ERRORS, EndpointError)
+    return (*USER_ERRORS, EndpointError, PublishError)
 
 
 def _one_line(exc: BaseException) -> str:

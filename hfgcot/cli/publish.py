@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_publish_args", "check_publish_args", "print_published", "publish_if_requested"]
+__all__ = [
+    "add_drop_bad_rows",
+    "add_publish_args",
+    "check_publish_args",
+    "print_published",
+    "publish_if_requested",
+]
 
 
 def add_publish_args(p: argparse.ArgumentParser) -> None:
@@ -23,6 +29,17 @@ def add_publish_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--version", help="dataset version for --push-to-hub, e.g. 1.0.0")
     g.add_argument("--private", action="store_true", help="create a new Hub repo as private")
+    add_drop_bad_rows(g)
+
+
+def add_drop_bad_rows(p: Any) -> None:
+    """``--drop-bad-rows``: publish without the rows whose image cannot be embedded."""
+    p.add_argument(
+        "--drop-bad-rows",
+        action="store_true",
+        help="leave out rows whose image cannot be embedded (missing, undecodable, outside the "
+        "input folder) instead of refusing to publish; the card records how many",
+    )
 
 
 def check_publish_args(args: argparse.Namespace) -> None:
@@ -44,7 +61,14 @@ def publish_if_requested(args: argparse.Namespace, dataset: Any) -> None:
         return
     from hfgcot import publish
 
-    print_published(publish(dataset, args.push_to_hub, version=args.version, private=args.private))
+    result = publish(
+        dataset,
+        args.push_to_hub,
+        version=args.version,
+        private=args.private,
+        drop_bad_rows=args.drop_bad_rows,
+    )
+    print_published(result)
 
 
 def print_published(result: Any) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hfgcot.cli.flags import add_flags, signature_flags
+from hfgcot.cli.publish import add_drop_bad_rows
 
 __all__ = ["TOOLS", "VIEWER", "add_tool_parsers", "print_run_config", "tools"]
 
@@ -224,6 +225,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         split=args.split,
         config_name=args.config_name,
         card=card or None,
+        drop_bad_rows=args.drop_bad_rows,
     )
     print_published(result)
     return 0
@@ -246,6 +248,7 @@ def _add_publish(sub: Any) -> None:
     p.add_argument("--config-name", default=None, help="dataset config name (default: default)")
     p.add_argument("--license", default=None, help="license for the card, e.g. apache-2.0")
     p.add_argument("--pretty-name", default=None, help="title of the dataset card")
+    add_drop_bad_rows(p)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 

@@ -8,7 +8,9 @@ image cannot be embedded - a missing or unreadable file, bytes that are no image
 reader refused (``path_outside_root``), a URL without bytes - makes :func:`prepare_images` raise
 :class:`~hfgcot.publishing.targets.BadRowsError` (nothing is written), or, with
 ``drop_bad_rows=True``, leaves the row out and counts it. An empty value (``None``) is published
-as an empty image. So a ``.jsonl`` that points at ``../secret.txt`` or ``/etc/passwd`` never
+as an empty image, unless the row's status says its image was lost (``file_not_found``,
+``path_outside_root``... :data:`hfgcot.images.LOST_IMAGE_REASONS`: e.g. a saved output whose
+unreadable image files were left out): that row is refused too. So a ``.jsonl`` that points at ``../secret.txt`` or ``/etc/passwd`` never
 gets those files into a release.
 
     >>> from datasets import Dataset
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hfgcot import status
-from hfgcot.images import OK, ImagePolicy, load_image
+from hfgcot.images import LOST_IMAGE_REASONS, OK, ImagePolicy, load_image
 from hfgcot.publishing.targets import BadRowsError
 from hfgcot.splits import as_splits
 
@@ -101,7 +103,8 @@ def find_bad_rows(ds: Any, columns: Sequence[str]) -> list[tuple[int, str, str]]
 
     if not columns or not len(ds):
         return []
-    view = ds.select_columns(list(columns))
+    statuses = [c for c in ds.column_names if c.endswith("_status")]
+    view = ds.select_columns(list(dict.fromkeys([*columns, *statuses])))
     for column in columns:
         if isinstance(view.features[column], Image):
             view = view.cast_column(column, Image(decode=False))
@@ -111,9 +114,16 @@ def find_bad_rows(ds: Any, columns: Sequence[str]) -> list[tuple[int, str, str]]
         for column in columns:
             for offset, value in enumerate(batch[column]):
                 status = embed_status(value)
+                if value is None:  # an empty image, unless the row says its image was lost
+                    lost = [batch[s][offset] for s in statuses]
+                    status = next((s for s in lost if _lost(s)), OK)
                 if status != OK:
                     bad.append((start + offset, column, status))
     return bad
+
+
+def _lost(row_status: Any) -> bool:
+    return isinstance(row_status, str) and status.reason(row_status) in LOST_IMAGE_REASONS
 
 
 def _status_column(ds: Any) -> str | None:
