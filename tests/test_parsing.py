@@ -341,6 +341,23 @@ def test_inject_word_boundaries() -> None:
     assert inject_groundings("scar car", [("car", "<b>")]) == "scar car <b>"
 
 
+def test_inject_next_to_scripts_without_spaces() -> None:
+    # a CJK character bounds a word (Chinese is written without spaces); Latin letters do not
+    assert inject_groundings("这个red triangle在左边", [("red triangle", "[1]")]) == (
+        "这个red triangle [1]在左边"
+    )
+    assert inject_groundings("这个红色圆形在左边", [("红色圆形", "[2]")]) == "这个红色圆形 [2]在左边"
+    assert inject_groundings("a redtriangle", [("red", "[3]")]) == "a redtriangle"
+    assert merge_keywords(["红色", "圆形"], "这个红色 圆形在左边") == ["红色 圆形"]
+
+
+@given(st.text(alphabet="红色圆形在左边这个 ", max_size=12), st.sampled_from(["红色", "圆形"]))
+def test_inject_finds_every_cjk_mention(text: str, phrase: str) -> None:
+    out = inject_groundings(text, [(phrase, "[x]")])
+    assert (out != text) == (phrase in text.split("Answer")[0])
+    assert out.replace(" [x]", "", 1) == text
+
+
 def test_inject_first_mention_case_insensitive() -> None:
     assert inject_groundings("The Cat and the cat.", [("cat", "[c]")]) == "The Cat [c] and the cat."
     assert inject_groundings("a RED\n car", [("red car", "[r]")]) == "a RED\n car [r]"

@@ -110,7 +110,9 @@ def test_add_gcot_ray_equals_add_gcot(local_ray, tiny_vlm_path, tmp_path):
         output_dir=tmp_path / "gcot",
         num_actors=2,
         num_cpus_per_actor=0.5,  # leaves a CPU for Ray's own read/write tasks
-        **SETTINGS,
+        config=GCoTConfig(batch_size=2),  # options given with a config apply on top of it
+        max_new_tokens=SETTINGS["max_new_tokens"],
+        grounding_max_new_tokens=SETTINGS["grounding_max_new_tokens"],
     )
     elapsed = time.perf_counter() - start
     print(f"add_gcot_ray on 2 actors: {elapsed:.1f} s")
@@ -128,6 +130,7 @@ def test_add_gcot_ray_equals_add_gcot(local_ray, tiny_vlm_path, tmp_path):
     record = get_provenance(out)[-1]
     assert record["pipeline"] == "gcot" and record["executor"]["num_actors"] == 2
     assert record["config"] == get_provenance(expected)[-1]["config"]
+    assert record["prompts"] == get_provenance(expected)[-1]["prompts"]  # the prompts used
 
     files = parquet_files(str(tmp_path / "gcot"))
     assert files and all(f.endswith(".parquet") for f in files)
@@ -149,6 +152,13 @@ def test_empty_dataset_needs_no_ray(tmp_path):
     assert len(out) == 0
     assert {"gcot", "groundings", "gcot_status"} <= set(out.column_names)
     assert ROW_INDEX not in out.column_names
+
+
+def test_local_run_options_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="options of local runs"):
+        add_gcot_ray(dataset(0, bad=None), "m/m", output_dir=tmp_path / "o", num_proc=2)
+    with pytest.raises(TypeError, match="unknown option"):
+        add_gcot_ray(dataset(0, bad=None), "m/m", output_dir=tmp_path / "o", batchsize=2)
 
 
 def test_scripted_stand_in_is_rejected(tiny_vlm, tmp_path):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from hfgcot.parsing.answers import find_answer
 from hfgcot.parsing.guard import guard
-from hfgcot.parsing.phrases import dedupe, phrase_key
+from hfgcot.parsing.phrases import dedupe, mention_pattern, phrase_key
 
 __all__ = ["answer_start", "inject_groundings", "merge_keywords", "parse_gcot"]
 
@@ -165,12 +165,6 @@ def parse_gcot(text: str) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Case-insensitive pattern for ``phrase`` on word boundaries, any whitespace between words."""
-    body = r"\s+".join(re.escape(word) for word in phrase.split())
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.I)
-
-
 def merge_keywords(keywords: list[str], reasoning: str, max_join: int = 3) -> list[str]:
     """Merge adjacent keywords that the reasoning writes as one phrase.
 
@@ -194,7 +188,7 @@ def merge_keywords(keywords: list[str], reasoning: str, max_join: int = 3) -> li
         while i < len(words):
             take = 1
             for n in range(min(max_join, len(words) - i), 1, -1):
-                if _phrase_pattern(" ".join(words[i : i + n])).search(reasoning):
+                if mention_pattern([" ".join(words[i : i + n])]).search(reasoning):
                     take = n
                     break
             merged.append(" ".join(words[i : i + take]))
@@ -232,6 +226,8 @@ def inject_groundings(text: str, annotations: Sequence[tuple[str, str]]) -> str:
 
     >>> inject_groundings("A red car near a car.\\nAnswer: car", [("car", "[9]"), ("red car", "[1]")])
     'A red car [1] near a car [9].\\nAnswer: car'
+    >>> inject_groundings("这个红色圆形在左边", [("红色圆形", "[1, 2, 3, 4]")])
+    '这个红色圆形 [1, 2, 3, 4]在左边'
     """
     try:
         if not isinstance(text, str):
@@ -252,7 +248,7 @@ def inject_groundings(text: str, annotations: Sequence[tuple[str, str]]) -> str:
         inserts: list[tuple[int, int, str]] = []
         ordered = sorted(groups.values(), key=lambda group: -len(group[0]))
         for order, (phrase, notes) in enumerate(ordered):
-            pattern = _phrase_pattern(phrase)
+            pattern = mention_pattern([phrase])
             pos = 0
             while (match := pattern.search(text, pos, limit)) is not None:
                 start, end = match.span()

@@ -6,6 +6,11 @@
   label matching, scoring): case-folded words, leading determiners and counts dropped, each word
   made singular by :func:`singular`.
 - :data:`ARTICLES` is the one article list (the VQA answer normalisation uses it too).
+- :func:`mention_pattern` is the one rule of where a phrase is mentioned in a text (box
+  injection, keyword merging, the pictures and the viewer): whole words, any whitespace between
+  them, case-insensitive; characters of scripts written without spaces (:data:`CJK`) count as
+  word boundaries, so ``这个red triangle`` and ``这个红色圆形在左边`` mention ``red triangle``
+  and ``红色圆形``.
 
     >>> normalize_phrase("**The Red Balls**."), phrase_key("The Red Balls")
     ('Red Balls', 'red ball')
@@ -18,7 +23,20 @@ from collections.abc import Callable, Iterable
 
 from hfgcot.parsing.guard import guard
 
-__all__ = ["ARTICLES", "DETERMINERS", "dedupe", "normalize_phrase", "phrase_key", "singular"]
+__all__ = [
+    "ARTICLES",
+    "CJK",
+    "DETERMINERS",
+    "dedupe",
+    "mention_pattern",
+    "normalize_phrase",
+    "phrase_key",
+    "singular",
+]
+
+CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+"""Character ranges (for a regex class) of scripts written without spaces between words."""
+_BOUNDED = rf"[^\W{CJK}]"  # a letter or digit that needs a word boundary (not a CJK character)
 
 ARTICLES = frozenset({"a", "an", "the"})
 # Words that open a noun phrase without changing what it names.
@@ -112,3 +130,19 @@ def dedupe(items: Iterable[str], key: Callable[[str], str] = phrase_key) -> list
             seen.add(k)
             out.append(item)
     return out
+
+
+def mention_pattern(phrases: Iterable[str], suffix: str = "") -> re.Pattern[str]:
+    """A case-insensitive pattern of any of ``phrases`` (longest first) as whole words, any
+    whitespace between their words, followed by the regex ``suffix``; group 1 is the phrase.
+
+    >>> mention_pattern(["red ball"]).search("The  Red ball rolls").group(1)
+    'Red ball'
+    >>> mention_pattern(["ball"]).search("a football") is None
+    True
+    >>> mention_pattern(["红色圆形"]).search("这个红色圆形在左边").group(1)
+    '红色圆形'
+    """
+    words = sorted({" ".join(p.split()) for p in phrases if p and p.strip()}, key=len, reverse=True)
+    body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in words) or "(?!)"
+    return re.compile(rf"(?<!{_BOUNDED})({body})(?!{_BOUNDED}){suffix}", re.IGNORECASE)

@@ -20,11 +20,12 @@ from datasets import Dataset
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import DEFAULT_MODEL, ModelSpec
 from hfgcot.model.vlm import VLM
-from hfgcot.pipelines.config import config_for_model
+from hfgcot.pipelines.config import config_for_model, resolve_model, split_options
 from hfgcot.pipelines.gcot import STATUS, GCoTConfig, boxes_note, gcot_stages
 from hfgcot.pipelines.url_images import read_urls_first
 from hfgcot.publishing.provenance import record_provenance
-from hfgcot.run.local import log_summary
+from hfgcot.run.local import log_summary, prompt_record
+from hfgcot.run.options import RunOptions
 from hfgcot.run.ray import normalize_dir, run_pipeline_on_ray
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def ray_model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
     if isinstance(model, EndpointSpec):  # a client: actors need no GPU
         return model.with_load_options(**load_kwargs)
     if isinstance(model, ModelSpec):
-        return model
+        return resolve_model(model, load_kwargs)
     if isinstance(model, VLM):
         logger.info("each Ray actor loads its own copy of %s from its spec", model.spec.model)
         return model.spec
@@ -63,13 +64,8 @@ def add_gcot_ray(
     num_blocks: int | None = None,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
-    revision: str | None = None,
-    dtype: str = "auto",
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
     config: GCoTConfig | None = None,
-    **gcot_kwargs: Any,
+    **options: Any,
 ) -> Dataset:
     """:func:`hfgcot.add_gcot` on a Ray cluster: same stages, same output, parquet in ``output_dir``.
 
@@ -89,9 +85,13 @@ def add_gcot_ray(
         num_gpus_per_actor: 1 on GPUs (0.5 puts two actors on a GPU); 0 for CPU.
         overwrite: replace parquet files already in ``output_dir``.
         storage_options: fsspec options for a remote ``output_dir`` (listing and loading back).
-        config: a :class:`~hfgcot.pipelines.gcot.GCoTConfig`; else ``gcot_kwargs`` build one
-            (``batch_size``, ``max_new_tokens``, ``box_space``, column names, ...). ``batch_size``
-            is both the Ray batch and the generate batch.
+        config: a :class:`~hfgcot.pipelines.gcot.GCoTConfig`.
+        options: as for :func:`hfgcot.add_gcot`: GCoT config fields (``batch_size``,
+            ``max_new_tokens``, ``box_space``, prompts, column names...; applied on top of
+            ``config``) and model loading options (``revision``, ``dtype``, ``device``,
+            ``attn_implementation``, ``min_pixels``, ``max_pixels``, ``trust_remote_code``).
+            ``batch_size`` is both the Ray batch and the generate batch. The local run options
+            (``num_proc``, ``checkpoint_dir``, ...) do not apply: Ray schedules the work.
 
     Example:
         >>> import ray                                                    # doctest: +SKIP
@@ -99,21 +99,16 @@ def add_gcot_ray(
         >>> ds = add_gcot_ray(ds, "Qwen/Qwen2.5-VL-3B-Instruct", output_dir="s3://b/gcot",
         ...                   num_actors=8, num_gpus_per_actor=1)          # doctest: +SKIP
     """
-    if config is None:
-        config = GCoTConfig(**gcot_kwargs)
-    elif gcot_kwargs:
-        raise TypeError(f"pass either config or GCoT settings, not both: {sorted(gcot_kwargs)}")
+    config, run, load = split_options(GCoTConfig, config, options)
+    if run != RunOptions():
+        raise TypeError(
+            "num_proc, checkpoint_dir, shard_size and sort_window are options of local runs; "
+            "on Ray, num_actors and num_gpus_per_actor decide the work"
+        )
     for column in (config.question_column, config.answer_column):
         if column not in dataset.column_names:
             raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
-    spec = ray_model_spec(
-        model,
-        revision=revision,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
+    spec = ray_model_spec(model, **load)
     config = config_for_model(config, spec)  # refuses other models; fills the family prompts
     stages = read_urls_first(dataset, gcot_stages(config, spec), config)
     out = run_pipeline_on_ray(
@@ -139,11 +134,12 @@ def add_gcot_ray(
         status_column=STATUS,
         boxes=boxes_note(config),
         extra={
+            "prompts": prompt_record(config),
             "executor": {
                 "name": "ray",
                 "num_actors": num_actors,
                 "num_gpus_per_actor": num_gpus_per_actor,
                 "output_dir": normalize_dir(output_dir),
-            }
+            },
         },
     )

@@ -12,21 +12,15 @@ count as word boundaries, so ``这个red triangle`` and ``这个红色圆形在�
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
+
+from hfgcot.parsing.phrases import CJK, mention_pattern
 
 __all__ = ["CJK", "mentioned_phrases", "phrase_spans", "text_segments"]
 
 _NUM = r"-?\d+(?:\.\d+)?"
 _BOX = rf"\[\s*{_NUM}(?:\s*,\s*{_NUM}){{3}}\s*\]"
 _BOXES = rf"(?:\s*(?:\[\s*{_BOX}(?:\s*,\s*{_BOX})*\s*\]|{_BOX}))?"
-CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-"""Character ranges (for a regex class) of scripts written without spaces between words."""
-_WORD = rf"[^\W{CJK}]"  # a letter or digit that needs a boundary (not a CJK character)
-
-
-def _words(phrase: str) -> str:
-    return r"\s+".join(re.escape(w) for w in phrase.split())
 
 
 def phrase_spans(text: str, phrases: Iterable[str]) -> list[tuple[str, str | None]]:
@@ -44,11 +38,7 @@ def phrase_spans(text: str, phrases: Iterable[str]) -> list[tuple[str, str | Non
     canonical: dict[str, str] = {}
     for p in given:
         canonical.setdefault(" ".join(p.split()).lower(), p)
-    ordered = sorted(canonical.values(), key=len, reverse=True)
-    pattern = re.compile(
-        rf"(?<!{_WORD})(" + "|".join(_words(p) for p in ordered) + rf")(?!{_WORD})" + _BOXES,
-        re.IGNORECASE,
-    )
+    pattern = mention_pattern(canonical.values(), _BOXES)
     out: list[tuple[str, str | None]] = []
     pos = 0
     for m in pattern.finditer(text):

@@ -148,7 +148,7 @@ class InjectStage(Stage):
     """
 
     name = "gcot_inject"
-    version = "3"  # v2: normalized boxes from the recorded size; v3: the one final-answer rule
+    version = "4"  # v2: recorded size; v3: the final-answer rule; v4: CJK characters bound words
     status_column = STATUS
     box_space: BoxSpace = "pixels"
 

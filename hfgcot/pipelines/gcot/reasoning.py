@@ -81,7 +81,7 @@ class ParseStage(Stage):
     """Stage 2: ``cleaned_cot`` and ``extracted_keywords`` (adjacent keywords merged)."""
 
     name = "gcot_parse"
-    version = "2"  # one phrase key for keyword de-duplication; Chinese keyword separators
+    version = "3"  # v2: phrase key, Chinese separators; v3: CJK characters bound words
     status_column = STATUS
     merge_max: int = 3
 
