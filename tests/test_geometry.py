@@ -33,7 +33,7 @@ MIN_PIXELS = 3136  # 56 * 56
 
 def test_smart_resize_documented_cases():
     assert smart_resize(10, 10, max_pixels=LIB_MAX_PIXELS) == (56, 56)
-    # DESIGN.md: direct smart_resize of 200x300 (w x h) with 3136..50176 gives 168x252.
+    # Worked by hand: smart_resize of 200x300 (w x h) with 3136..50176 gives 168x252.
     assert smart_resize(300, 200, min_pixels=3136, max_pixels=50176) == (252, 168)
     # thin image: a side rounds to 0, so the min_pixels branch scales it up to one factor
     assert smart_resize(10, 1816, min_pixels=3136, max_pixels=50176) == (28, 756)

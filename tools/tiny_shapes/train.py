@@ -304,7 +304,8 @@ def finish(model: Any, processor: Any, record: Record, extra: dict, args: Any) -
         "quick_eval": metrics,
         "vision_pretrain": extra["vision_pretrain"],
         "history": record.history,
-        "args": vars(args),
+        # the output folder by its name: the machine's paths stay on the machine
+        "args": {**vars(args), "output_dir": os.path.basename(os.path.normpath(args.output_dir))},
     }
     (out / "training_info.json").write_text(json.dumps(info, indent=2))
     return info
