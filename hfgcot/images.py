@@ -37,15 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from hfgcot.image_modes import to_rgb
 from hfgcot.image_policy import ImagePolicy
 from hfgcot.status import OK
-from hfgcot.urls import (
-    IMAGE_TOO_LARGE,
-    URL_FETCH_FAILED,
-    URL_NOT_ALLOWED,
-    UrlError,
-    fetch,
-    is_url,
-    safe_url,
-)
+from hfgcot.urls import URL_NOT_ALLOWED, UrlError, fetch, is_url, safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +57,6 @@ IMAGE_TOO_SMALL = "image_too_small"
 ASPECT_RATIO_TOO_LARGE = "aspect_ratio_too_large"
 UNSUPPORTED_VALUE = "unsupported_value"
 PATH_OUTSIDE_ROOT = "path_outside_root"
-
-# Reasons that mean the row's image bytes are unusable (a missing file, bytes that are no image, a
-# value refused before reading): a row with one of these has no image a release may embed.
-LOST_IMAGE_REASONS = frozenset(
-    {
-        FILE_NOT_FOUND,
-        UNREADABLE_FILE,
-        EMPTY_FILE,
-        UNDECODABLE_IMAGE,
-        TRUNCATED_IMAGE,
-        DECOMPRESSION_BOMB,
-        UNSUPPORTED_VALUE,
-        PATH_OUTSIDE_ROOT,
-        URL_NOT_ALLOWED,
-        URL_FETCH_FAILED,
-        IMAGE_TOO_LARGE,
-    }
-)
 
 # An image value that an input reader refused (e.g. a path outside the input's root): reading it
 # gives the status that follows the prefix, and nothing is ever opened.

@@ -350,6 +350,31 @@ BAD = {
 }
 
 
+def unmirrored_test_folders(tests: Path, package: Path) -> list[str]:
+    """Test folders that name no subpackage of ``package`` (``tests/<sub>/`` tests ``<sub>/``)."""
+    bad = []
+    for folder in sorted(p for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        if not (package / folder.name / "__init__.py").exists():
+            bad.append(f"tests/{folder.name}/ has no hfgcot/{folder.name}/ package")
+    return bad
+
+
+def test_tests_mirror_the_package():
+    """``tests/<sub>/`` holds the tests of ``hfgcot/<sub>/``; tests of top-level modules, and
+    of the whole, stay in ``tests/``."""
+    assert not unmirrored_test_folders(ROOT / "tests", ROOT / PACKAGE)
+
+
+def test_the_mirror_check_can_fail(tmp_path):
+    (tmp_path / "tests" / "geometry").mkdir(parents=True)
+    (tmp_path / "tests" / "widgets").mkdir()
+    (tmp_path / "hfgcot" / "geometry").mkdir(parents=True)
+    (tmp_path / "hfgcot" / "geometry" / "__init__.py").write_text("")
+    assert unmirrored_test_folders(tmp_path / "tests", tmp_path / "hfgcot") == [
+        "tests/widgets/ has no hfgcot/widgets/ package"
+    ]
+
+
 def test_the_cycle_check_can_fail():
     graph = import_graph(BAD)
     assert "hfgcot.geometry.a" in graph["hfgcot.run.b"]  # a function-level import counts

@@ -9,7 +9,7 @@ reader refused (``path_outside_root``), a URL without bytes - makes :func:`prepa
 :class:`~hfgcot.publishing.targets.BadRowsError` (nothing is written), or, with
 ``drop_bad_rows=True``, leaves the row out and counts it. An empty value (``None``) is published
 as an empty image, unless the row's status says its image was lost (``file_not_found``,
-``path_outside_root``... :data:`hfgcot.images.LOST_IMAGE_REASONS`: e.g. a saved output whose
+``path_outside_root``... :data:`LOST_IMAGE_REASONS`: e.g. a saved output whose
 unreadable image files were left out): that row is refused too. So a ``.jsonl`` that points at ``../secret.txt`` or ``/etc/passwd`` never
 gets those files into a release.
 
@@ -25,8 +25,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from hfgcot import status
-from hfgcot.images import LOST_IMAGE_REASONS, OK, ImagePolicy, load_image
+from hfgcot import images, status, urls
+from hfgcot.images import OK, ImagePolicy, load_image
 from hfgcot.publishing.targets import BadRowsError
 from hfgcot.splits import as_splits
 
@@ -36,6 +36,23 @@ __all__ = ["embed_status", "find_bad_rows", "image_columns_of", "prepare_images"
 
 # Any decodable image is publishable; URLs are never fetched while publishing.
 PUBLISH_POLICY = ImagePolicy(min_side=0, max_aspect_ratio=float("inf"), allow_urls=False)
+# Row statuses that mean the row's image bytes are unusable (a missing file, bytes that are no
+# image, a value refused before reading): such a row has no image a release may embed.
+LOST_IMAGE_REASONS = frozenset(
+    {
+        images.FILE_NOT_FOUND,
+        images.UNREADABLE_FILE,
+        images.EMPTY_FILE,
+        images.UNDECODABLE_IMAGE,
+        images.TRUNCATED_IMAGE,
+        images.DECOMPRESSION_BOMB,
+        images.UNSUPPORTED_VALUE,
+        images.PATH_OUTSIDE_ROOT,
+        urls.URL_NOT_ALLOWED,
+        urls.URL_FETCH_FAILED,
+        urls.IMAGE_TOO_LARGE,
+    }
+)
 _SHOWN_ROWS = 3
 _BATCH = 64
 _SAMPLE = 50

@@ -1,7 +1,7 @@
 """The toy model's training recipe (tools/tiny_shapes): targets, losses, options, a short run.
 
 No retraining: a minute-sized model runs every option for a few steps; the rest are unit tests of
-the targets and losses. The shipped checkpoint's own tests are tests/test_tiny_shapes.py.
+the targets and losses. The shipped checkpoint's own tests are tests/testing/test_tiny_shapes.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the endpoint engine against small fake OpenAI-compatible servers on loopback (``fake_openai``):
 prompt log-probs as vLLM gives them (scores equal to in process, the contrastive checker end to
 end, the clear error of a server without them), request order, the concurrency bound, and the
-API key in no output. ``tests/test_endpoint_server.py`` runs the pipelines on ``transformers serve``.
+API key in no output. ``tests/model/test_endpoint_server.py`` runs the pipelines on ``transformers serve``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hfgcot.model.endpoint import (
 from hfgcot.testing.shapes import make_scenes
 from hfgcot.testing.toy import tiny_shapes_path
 
-TEST_SEED = 3  # the held-out scenes of tests/test_tiny_shapes.py
+TEST_SEED = 3  # the held-out scenes of tests/testing/test_tiny_shapes.py
 TOY_LIMITS = (3136, 28224)  # the shipped toy's processor config
 GCOT = {"batch_size": 16, "max_new_tokens": 96, "grounding_max_new_tokens": 32}
 KEY_ENV = "HFGCOT_TEST_ENDPOINT_KEY"

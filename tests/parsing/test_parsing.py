@@ -346,7 +346,9 @@ def test_inject_next_to_scripts_without_spaces() -> None:
     assert inject_groundings("这个red triangle在左边", [("red triangle", "[1]")]) == (
         "这个red triangle [1]在左边"
     )
-    assert inject_groundings("这个红色圆形在左边", [("红色圆形", "[2]")]) == "这个红色圆形 [2]在左边"
+    assert (
+        inject_groundings("这个红色圆形在左边", [("红色圆形", "[2]")]) == "这个红色圆形 [2]在左边"
+    )
     assert inject_groundings("a redtriangle", [("red", "[3]")]) == "a redtriangle"
     assert merge_keywords(["红色", "圆形"], "这个红色 圆形在左边") == ["红色 圆形"]
 

@@ -3,7 +3,7 @@
 One server for the module (the shipped toy model on 127.0.0.1, about 15-30 s to start): GCoT,
 dense and region captions, grounding predictions and Ray through it, generation settings and
 truncation, the frame the server sees, a server stopped mid-run and a resume, a wrong key, the
-CLI, and the clear error of a server without prompt log-probs. ``tests/test_endpoint.py`` holds
+CLI, and the clear error of a server without prompt log-probs. ``tests/model/test_endpoint.py`` holds
 what needs no server or a small fake one.
 """
 
@@ -23,7 +23,7 @@ from hfgcot.model.endpoint import EndpointError, EndpointSpec, is_endpoint_error
 from hfgcot.testing.shapes import make_scenes
 from hfgcot.testing.toy import score_gcot, tiny_shapes_path, vqa_rows
 
-TEST_SEED = 3  # the held-out scenes of tests/test_tiny_shapes.py
+TEST_SEED = 3  # the held-out scenes of tests/testing/test_tiny_shapes.py
 GCOT = {"batch_size": 16, "max_new_tokens": 96, "grounding_max_new_tokens": 32}
 KEY_ENV = "HFGCOT_TEST_ENDPOINT_KEY"
 

@@ -20,7 +20,7 @@ from hfgcot.parsing.grounding import parse_grounding
 from hfgcot.parsing.replies import parse_region_answer, parse_yes_no
 
 CORPUS = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "real-outputs" / "real_outputs.jsonl"
+    Path(__file__).resolve().parents[2].parent / "shared" / "real-outputs" / "real_outputs.jsonl"
 )
 
 

@@ -207,7 +207,7 @@ def test_the_accuracy_benchmark_accounts_for_every_keyword():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_tiny_shapes.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "eval_tiny_shapes.py"
     spec = importlib.util.spec_from_file_location("eval_tiny_shapes", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -313,6 +313,6 @@ def test_the_config_policy_reaches_every_stage_that_reads_an_image():
 def test_docs_list_every_field(cls):
     from pathlib import Path
 
-    text = (Path(__file__).parent.parent / "docs" / "pipelines.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "pipelines.md").read_text()
     for f in dataclasses.fields(cls):
         assert f"| `{f.name}` |" in text, f"{cls.__name__}.{f.name} missing from docs/pipelines.md"

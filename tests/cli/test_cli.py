@@ -173,7 +173,7 @@ def test_exit_statuses_in_a_subprocess(tmp_path):
 def test_docs_name_every_subcommand():
     from pathlib import Path
 
-    text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
     for name in build_parser()._subparsers._group_actions[0].choices:
         assert f"`{name}" in text, f"docs/cli.md does not describe `hfgcot {name}`"
     assert "```yaml" in text and "| 2 |" in text and "| 1 |" in text

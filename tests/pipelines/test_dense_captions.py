@@ -294,7 +294,7 @@ def test_cli_and_example(tiny_vlm, tiny_vlm_path, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["dense-captions", "--help"])
     assert "hfgcot dense-captions --input" in capsys.readouterr().out
-    path = Path(__file__).resolve().parents[1] / "examples" / "dense_captions.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "dense_captions.py"
     spec = importlib.util.spec_from_file_location("example_dense_captions", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -25,7 +25,7 @@ from hfgcot.pipelines.grounding_predictions import GroundingPredictionStage
 from hfgcot.pipelines.grounding_sft import MESSAGES_FEATURE, GroundingSFTStage, user_text
 from hfgcot.testing.tiny import ScriptedVLM
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HUB_MAX_PIXELS = 12845056
 LIB_MAX_PIXELS = 1003520
 
