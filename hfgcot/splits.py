@@ -1,7 +1,8 @@
 """A ``Dataset`` or a ``DatasetDict``: the one place that tells them apart.
 
 Entry points that take either (grounding SFT and predictions, the dataset card) work split by
-split through :func:`map_splits` or :func:`as_splits`; anything else is a ``TypeError``.
+split through :func:`map_splits` (:func:`map_named_splits` gives the split names too) or
+:func:`as_splits`; anything else is a ``TypeError``.
 
     >>> from datasets import Dataset, DatasetDict
     >>> ds = Dataset.from_dict({"x": [1, 2]})
@@ -18,7 +19,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-__all__ = ["as_splits", "map_splits"]
+__all__ = ["as_splits", "map_named_splits", "map_splits"]
 
 
 def _check(dataset: Any) -> None:
@@ -36,7 +37,20 @@ def map_splits(
     dataset: Dataset | DatasetDict, fn: Callable[[Dataset], Dataset]
 ) -> Dataset | DatasetDict:
     """``fn`` of a ``Dataset``, or of every split of a ``DatasetDict`` (a ``DatasetDict`` back)."""
+    return map_named_splits(dataset, lambda part, _: fn(part))
+
+
+def map_named_splits(
+    dataset: Dataset | DatasetDict, fn: Callable[[Dataset, str | None], Dataset]
+) -> Dataset | DatasetDict:
+    """:func:`map_splits` with each split's name as ``fn``'s second argument (``None`` for a
+    ``Dataset``).
+
+    >>> parts = DatasetDict({"a": Dataset.from_dict({"x": [1]})})
+    >>> map_named_splits(parts, lambda part, name: part.add_column("split", [name]))["a"][0]
+    {'x': 1, 'split': 'a'}
+    """
     _check(dataset)
     if isinstance(dataset, DatasetDict):
-        return DatasetDict({name: fn(part) for name, part in dataset.items()})
-    return fn(dataset)
+        return DatasetDict({name: fn(part, name) for name, part in dataset.items()})
+    return fn(dataset, None)

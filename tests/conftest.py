@@ -46,6 +46,27 @@ def tiny_vlm(tiny_vlm_path: str):
     return load_vlm(tiny_vlm_path)
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A small local Ray instance (2 CPUs, 200 MB object store), shut down after the module."""
+    ray = pytest.importorskip("ray", reason="needs pip install 'hfgcot[ray]'")
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=200 * 1024**2,
+            log_to_driver=False,
+        )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    if started:
+        ray.shutdown()
+
+
 def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))

@@ -26,7 +26,8 @@ GCOT_EXAMPLE = f"""example:
       --model Qwen/Qwen2.5-VL-3B-Instruct --batch-size 16 --max-pixels 1003520
 
 {_INPUT} Add --push-to-hub me/my-gcot --version 1.0.0 to also
-  publish it (see `hfgcot publish --help`); --ray-address auto runs it on a Ray cluster.
+  publish it (see `hfgcot publish --help`); --ray-address auto runs it on a Ray cluster (so
+  does every pipeline that runs a model).
 """
 
 DENSE_EXAMPLE = f"""example:
@@ -76,7 +77,8 @@ class PipelineCommand:
     """A pipeline as a subcommand: entry point and config by ``"module:name"``, its help texts.
 
     ``record`` is the pipeline's name in provenance records (``hfgcot config`` maps a record back
-    to its subcommand); ``ray`` names the Ray entry point, if the pipeline has one.
+    to its subcommand); ``ray`` names the Ray entry point (every pipeline that runs a model has
+    one: ``--ray-address``).
     """
 
     name: str
@@ -121,6 +123,7 @@ PIPELINES: dict[str, PipelineCommand] = {
             "Caption -> sentences -> visual self-check -> object questions -> answers -> "
             "self-check -> one fused caption.",
             DENSE_EXAMPLE,
+            ray="hfgcot.ray:add_dense_captions_ray",
         ),
         PipelineCommand(
             "region-captions",
@@ -130,6 +133,7 @@ PIPELINES: dict[str, PipelineCommand] = {
             "caption given boxes of each image",
             "Validate boxes, draw them numbered on a copy of the image, describe each region.",
             REGION_EXAMPLE,
+            ray="hfgcot.ray:add_region_captions_ray",
         ),
         PipelineCommand(
             "sft",
@@ -151,6 +155,7 @@ PIPELINES: dict[str, PipelineCommand] = {
             "One grounding request per row; the first box of the answer, mapped to original "
             "pixels through the frame the processor produced.",
             PREDICT_EXAMPLE,
+            ray="hfgcot.ray:add_grounding_predictions_ray",
         ),
     )
 }

@@ -157,8 +157,7 @@ def _non_negative(text: str) -> int:
 
 
 def _add_ray(p: argparse.ArgumentParser, command: PipelineCommand) -> None:
-    where = "" if command.ray else f" (not for {command.name}: it has no Ray entry point)"
-    g = p.add_argument_group("Ray" + where)
+    g = p.add_argument_group(f"Ray (runs {str(command.ray).replace(':', '.')})")
     g.add_argument(
         "--ray-address",
         metavar="ADDRESS",

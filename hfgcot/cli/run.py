@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -68,7 +67,7 @@ def _sft_processor(args: argparse.Namespace, config: Any) -> Any:
     )
 
 
-def _check_ray_args(args: argparse.Namespace, command: PipelineCommand, run: Any) -> None:
+def _check_ray_args(args: argparse.Namespace, run: Any) -> None:
     from hfgcot.run.options import RunOptions
 
     if args.ray_address is None:
@@ -78,12 +77,6 @@ def _check_ray_args(args: argparse.Namespace, command: PipelineCommand, run: Any
                 "--ray-actors, --ray-gpus-per-actor, --ray-output-dir need --ray-address"
             )
         return
-    if command.ray is None:
-        have = ", ".join(c.name for c in PIPELINES.values() if c.ray)
-        raise ValueError(
-            f"{command.name} has no Ray entry point (pipelines with one: {have}): drop "
-            "--ray-address, or use --num-proc on one machine"
-        )
     if run != RunOptions():
         raise ValueError(
             "--num-proc, --checkpoint-dir, --shard-size and --sort-window are for runs on this "
@@ -95,10 +88,6 @@ def _run_on_ray(
     args: argparse.Namespace, command: PipelineCommand, ds: Any, model: Any, config: Any
 ) -> Any:
     """The pipeline's Ray entry point (Ray started here with ``local``, else connected to)."""
-    import dataclasses
-
-    from hfgcot.model.spec import ModelSpec
-
     try:
         import ray
     except ImportError:
@@ -107,8 +96,6 @@ def _run_on_ray(
     started = not ray.is_initialized()
     if started:
         ray.init(address=None if args.ray_address == "local" else args.ray_address)
-    if isinstance(model, ModelSpec) and os.path.isdir(model.model):
-        model = dataclasses.replace(model, model=os.path.abspath(model.model))  # actors' cwd
     entry = command.resolve(command.ray)
     try:
         with contextlib.ExitStack() as stack:
@@ -168,7 +155,7 @@ def run_pipeline_command(args: argparse.Namespace) -> int:
     source, output = _required(values, "input"), _required(values, "output")
     config, run = build_config(flags, values), build_run(flags, values)
     if command.uses_model:
-        _check_ray_args(args, command, run)
+        _check_ray_args(args, run)
     check_publish_args(args)
     check_input(source)
     check_output(source, output, args.overwrite)

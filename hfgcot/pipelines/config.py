@@ -23,7 +23,7 @@ from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, model_family, model_spec
 from hfgcot.model.vlm import GenerationSettings
-from hfgcot.run.options import RunOptions
+from hfgcot.run.options import RayOptions, RunOptions
 
 _Config = TypeVar("_Config", bound="PipelineConfig")
 
@@ -247,34 +247,33 @@ def config_for_model(config: PipelineConfig, spec: Any) -> Any:
     return config.for_family(family) if family is not None else config
 
 
-def resolve_model_config(
-    model: Any, load: dict[str, Any], config: PipelineConfig
-) -> tuple[Any, Any]:
-    """``(spec, config)``: :func:`resolve_model`, then :func:`config_for_model`."""
-    spec = resolve_model(model, load)
-    return spec, config_for_model(config, spec)
-
-
 def split_options(
     config_cls: type[PipelineConfig],
     config: PipelineConfig | None,
     options: dict[str, Any],
     *,
     extra: tuple[str, ...] = LOAD_OPTIONS,
-) -> tuple[Any, RunOptions, dict[str, Any]]:
+    allow_ray: bool = True,
+) -> tuple[Any, RunOptions | RayOptions, dict[str, Any]]:
     """``(config, run options, other options)`` of an entry point's ``config=`` and ``**options``.
 
     Config fields given as options are applied on top of ``config`` (or of the defaults) with
     ``dataclasses.replace``, and so are the fields of its ``image_policy`` (``allow_urls``,
     ``url_timeout``...); ``num_proc``, ``checkpoint_dir``, ``shard_size``, ``sort_window``
-    (or ``run=RunOptions(...)``) make the run options; names in ``extra`` (the loading options
-    by default) are returned as they are. Any other name is a ``TypeError`` naming the valid ones.
+    (or ``run=RunOptions(...)``) make the run options; ``run=RayOptions(...)`` runs on Ray
+    (unless ``allow_ray=False``), where the local run options are refused. Names in ``extra`` (the
+    loading options by default) are returned as they are. Any other name is a ``TypeError``
+    naming the valid ones.
 
     >>> cfg, run, load = split_options(PipelineConfig, None, {"batch_size": 2, "num_proc": 3})
     >>> cfg.batch_size, run.num_proc, load
     (2, 3, {})
     >>> split_options(PipelineConfig, None, {"allow_urls": False})[0].image_policy.allow_urls
     False
+    >>> split_options(PipelineConfig, None, {"run": RayOptions("s3://b/x"), "num_proc": 2})
+    Traceback (most recent call last):
+    ...
+    TypeError: num_proc: options of local runs (num_proc, checkpoint_dir, shard_size, sort_window); on Ray, num_actors and num_gpus_per_actor decide the work
     """
     if config is not None and not isinstance(config, config_cls):
         raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
@@ -287,9 +286,16 @@ def split_options(
         valid = ", ".join(sorted(known))
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options: {valid}")
     run = options.get("run") or RunOptions()
-    if not isinstance(run, RunOptions):
-        raise TypeError(f"run must be a RunOptions, got {type(run).__name__}")
+    executors = (RunOptions, RayOptions) if allow_ray else (RunOptions,)
+    if not isinstance(run, executors):
+        names = " or ".join(e.__name__ for e in executors)
+        raise TypeError(f"run must be a {names}, got {type(run).__name__}")
     run_set = {k: v for k, v in options.items() if k in run_fields}
+    if run_set and isinstance(run, RayOptions):
+        raise TypeError(
+            f"{', '.join(sorted(run_set))}: options of local runs (num_proc, checkpoint_dir, "
+            "shard_size, sort_window); on Ray, num_actors and num_gpus_per_actor decide the work"
+        )
     run = dataclasses.replace(run, **run_set) if run_set else run
     settings = {k: v for k, v in options.items() if k in fields}
     if config is None:

@@ -22,19 +22,11 @@ from hfgcot.images import ImagePolicy, load_image
 from hfgcot.model.endpoint import error_status
 from hfgcot.model.spec import DEFAULT_MODEL
 from hfgcot.pipelines.base import ModelStage
-from hfgcot.pipelines.config import (
-    ModelPipelineConfig,
-    option,
-    prompt_option,
-    resolve_model_config,
-    split_options,
-)
+from hfgcot.pipelines.config import ModelPipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.gcot import ground_boxes
 from hfgcot.pipelines.grounding_sft import STATUS, user_text
-from hfgcot.pipelines.url_images import read_urls_first
-from hfgcot.publishing.provenance import record_provenance
-from hfgcot.run.local import check_overwrite, prompt_record, run_pipeline
-from hfgcot.splits import map_splits
+from hfgcot.pipelines.runner import run_model_pipeline
+from hfgcot.splits import map_named_splits
 from hfgcot.status import EMPTY_QUESTION, OK, note_truncated, truncated_output
 from hfgcot.untrusted import cell_text, neutralize_special_tokens
 
@@ -216,30 +208,20 @@ def add_grounding_predictions(
         0.71
     """
     config, run, load = split_options(GroundingPredictionConfig, config, options)
-    spec, config = resolve_model_config(model, load, config)
-    stage = prediction_stage(config, spec)
 
-    def run_split(ds: Dataset) -> Dataset:
-        check_overwrite(ds, [stage], "grounding_predictions", config.overwrite_columns)
-        out = run_pipeline(
-            ds,
-            read_urls_first(ds, [stage], config),
-            image_column=config.image_column,
-            batch_size=config.batch_size,
-            run=run,
-        )
-        return record_provenance(
-            out,
+    def run_split(ds: Dataset, split: str | None) -> Dataset:
+        return run_model_pipeline(
             "grounding_predictions",
-            config=config,
-            spec=spec,
-            stages=[stage],
-            status_column=stage.status_column,
+            ds,
+            model,
+            config,
+            lambda config, spec: [prediction_stage(config, spec)],
+            load_kwargs=load,
+            run=run.for_split(split) if split is not None else run,  # Ray: a folder per split
             boxes=PREDICTION_BOXES.format(prefix=config.prefix),
-            extra={"run": run.record(), "prompts": prompt_record(config)},
         )
 
-    return map_splits(dataset, run_split)
+    return map_named_splits(dataset, run_split)
 
 
 def prediction_stage(config: GroundingPredictionConfig, spec: Any) -> GroundingPredictionStage:

@@ -4,7 +4,9 @@ The same stage objects as the local path (:mod:`hfgcot.run.local`), no fork of t
 Ray actor of a fixed-size pool holds the (small, picklable) stages, prepares them once (a model
 stage loads its model from its :class:`~hfgcot.model.spec.ModelSpec`), and runs
 ``stage(batch, rank=None)`` on each Arrow batch. The GPU a Ray actor gets is its ``cuda:0``.
-Like every executor, this module knows no pipeline; :func:`hfgcot.ray.add_gcot_ray` is GCoT on it.
+Like every executor, this module knows no pipeline; the pipelines run on it through
+:func:`hfgcot.pipelines.runner.run_model_pipeline` with ``run=RayOptions(...)``
+(:func:`hfgcot.ray.add_gcot_ray` and the other Ray entry points).
 
     >>> import ray                                                            # doctest: +SKIP
     >>> ray.init(address="auto")                                              # doctest: +SKIP
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset, Features, load_dataset
 
 from hfgcot.run.local import restore_feature, undecoded
+from hfgcot.run.options import is_local_path
 from hfgcot.run.stage import StageLike
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,14 +153,10 @@ def _fs(path: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, 
     return fsspec.core.url_to_fs(path, **(storage_options or {}))
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
 def normalize_dir(output_dir: str | os.PathLike[str]) -> str:
     """Local folders absolute (Ray workers do not share the driver's working directory)."""
     output_dir = os.fspath(output_dir)
-    if _is_local(output_dir):
+    if is_local_path(output_dir):
         return os.path.abspath(output_dir.removeprefix("file://"))
     return output_dir
 
@@ -166,7 +165,7 @@ def parquet_files(output_dir: str, storage_options: dict[str, Any] | None = None
     """The parquet files under ``output_dir`` (local folder or fsspec URL such as ``s3://``)."""
     fs, root = _fs(output_dir, storage_options)
     files = sorted(fs.glob(root.rstrip("/") + "/*.parquet"))
-    return files if _is_local(output_dir) else [fs.unstrip_protocol(f) for f in files]
+    return files if is_local_path(output_dir) else [fs.unstrip_protocol(f) for f in files]
 
 
 def _prepare_output_dir(

@@ -91,10 +91,6 @@ CASES = {
         ["gcot", *IO, "--family", "qwen2_vl"],
         "--family only apply to a served model",
     ),
-    "no ray entry": (
-        ["dense-captions", *IO, "--ray-address", "auto"],
-        "dense-captions has no Ray entry point",
-    ),
     "ray and checkpoints": (
         ["gcot", *IO, "--ray-address", "auto", "--checkpoint-dir", "c"],
         "are for runs on this machine",

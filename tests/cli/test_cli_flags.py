@@ -56,6 +56,14 @@ def test_every_field_has_a_flag(command):
     assert "--allow-urls" in options and "--no-allow-urls" in options  # nested, bool both ways
 
 
+@pytest.mark.parametrize("command", MODEL_COMMANDS, ids=lambda c: c.name)
+def test_every_model_pipeline_runs_on_ray(command):
+    """``--ray-address`` runs the pipeline's own Ray entry point (``hfgcot.ray.<entry>_ray``)."""
+    entry, on_ray = command.resolve(command.entry), command.resolve(command.ray)
+    assert on_ray.__name__ == f"{entry.__name__}_ray"
+    assert {"--ray-address", "--ray-actors", "--ray-output-dir"} <= set(_options(command.name))
+
+
 @pytest.mark.parametrize("command", PIPELINES.values(), ids=lambda c: c.name)
 def test_every_flag_has_help_and_default_and_choices(command):
     flags = command_flags(command).by_name()

@@ -1,8 +1,8 @@
-"""``hfgcot.run.ray``: the same stages on a local Ray instance give the same rows as ``add_gcot``."""
+"""``hfgcot.run.ray``: the same stages on a local Ray instance give the same rows as ``add_gcot``
+(the ``local_ray`` fixture is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -32,27 +32,6 @@ SETTINGS = {"batch_size": 2, "max_new_tokens": 12, "grounding_max_new_tokens": 8
 COT = (
     "Step 1: The red ball is left of the blue box.\nAnswer: red ball\nKeywords: red ball, blue box"
 )
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A small local Ray instance (2 CPUs, 200 MB object store), shut down after the module."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=200 * 1024**2,
-            log_to_driver=False,
-        )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 def dataset(n: int = 6, bad: int | None = 3) -> Dataset:

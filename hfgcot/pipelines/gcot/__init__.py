@@ -10,8 +10,8 @@
 
 Where each part lives: :mod:`~hfgcot.pipelines.gcot.pipeline` (the config, the stage list,
 :func:`add_gcot` and :func:`gcot_summary`), :mod:`~hfgcot.pipelines.gcot.reasoning` (stages 1-2)
-and :mod:`~hfgcot.pipelines.gcot.grounding` (stages 3-4); the Ray entry point is
-:mod:`hfgcot.pipelines.gcot_ray`.
+and :mod:`~hfgcot.pipelines.gcot.grounding` (stages 3-4); the Ray entry point,
+:func:`hfgcot.ray.add_gcot_ray`, is in :mod:`hfgcot.pipelines.on_ray`.
 
     >>> from hfgcot import add_gcot
     >>> ds = add_gcot(ds, model="Qwen/Qwen2.5-VL-3B-Instruct")   # doctest: +SKIP

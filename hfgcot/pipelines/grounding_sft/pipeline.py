@@ -134,7 +134,7 @@ def to_grounding_sft(
         >>> sft[0]["messages"][1]["content"][0]["text"]                          # doctest: +SKIP
         '{"bbox_2d": [112, 40, 188, 117]}'
     """
-    config, run, _ = split_options(GroundingSFTConfig, config, options, extra=())
+    config, run, _ = split_options(GroundingSFTConfig, config, options, extra=(), allow_ray=False)
     config = config.for_family(config.model_family)
     stage = sft_stage(config, processor)
     # the resize limits in effect (a processor's win), so the recorded config gives the same rows
