@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
-	$(PY) -m pytest -q -p no:cacheprovider --nbmake tests tools notebooks $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider tests tools $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -1,4 +1,5 @@
-"""Notebooks are committed without outputs (CI executes them with nbmake); examples have usage."""
+"""Notebooks are committed without outputs and run here top to bottom, with nothing on stderr and no
+warning in what they show; examples have usage."""
 
 from __future__ import annotations
 
@@ -66,6 +67,59 @@ def test_notebook_asserts_what_it_shows_and_ends_with_the_gpu_recipe(path):
     assert len(asserts) >= 3, f"{path.name}: check what the notebook shows"
     last = _cells(path, "markdown")[-1]
     assert last.startswith("## On a GPU") and "Qwen2.5-VL" in last and "MODEL =" in last
+
+
+def execute(path: Path, timeout: int = 900):
+    """Run a notebook top to bottom in its own folder, as a user would; a failing cell raises."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    return nb
+
+
+def noise(nb) -> list[str]:
+    """What an executed notebook shows that a reader should not see: stderr and warnings."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                found.append(f"cell {i} stderr: {output['text'][:200]}")
+                continue
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            if "Warning" in "".join(text):
+                found.append(f"cell {i} shows a warning: {''.join(text)[:200]}")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_without_errors_or_warnings(path):
+    nb = execute(path)
+    assert noise(nb) == [], f"{path.name}: " + "\n".join(noise(nb))
+
+
+def test_a_warning_in_a_notebook_is_seen(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import warnings\nwarnings.warn('careful')"),
+        nbformat.v4.new_code_cell("import sys\nprint('oops', file=sys.stderr)"),
+        nbformat.v4.new_code_cell("print('RuntimeWarning: shown as text')"),
+        nbformat.v4.new_code_cell("print('fine')"),
+    ]
+    path = tmp_path / "warns.ipynb"
+    nbformat.write(nb, str(path))
+    found = noise(execute(path, timeout=120))
+    assert len(found) == 3, found
+    assert "UserWarning: careful" in found[0] and "oops" in found[1] and "shown as" in found[2]
 
 
 def test_progress_bars_in_notebooks_need_ipywidgets():

@@ -264,7 +264,13 @@ def run_view(args: argparse.Namespace) -> int:
         max_side=args.max_side,
     )
     if args.serve:
-        server = make_server(paths, args.port)
+        try:
+            server = make_server(paths, args.port)
+        except OSError as exc:  # e.g. the port is taken: a user error, said in one line
+            raise ValueError(
+                f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror or exc}); "
+                "choose another --port (0: any free port)"
+            ) from exc
         logger.info("serving http://127.0.0.1:%d/ (Ctrl-C stops)", server.server_address[1])
         try:
             server.serve_forever()

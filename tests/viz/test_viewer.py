@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -268,6 +269,22 @@ def test_cli_view_writes_the_page(tmp_path, capsys):
     assert "a dog" in page and 'data-page-size="5"' in page
     code = main(["view", str(tmp_path / "regions"), "--output", str(out), "--rows-per-file", "0"])
     assert code == 2 and "rows_per_file" in capsys.readouterr().err
+
+
+def test_cli_view_on_a_busy_port_is_a_one_line_error(tmp_path, capsys):
+    from hfgcot.cli import main
+
+    Dataset.from_list([region_row()]).save_to_disk(str(tmp_path / "regions"))
+    capsys.readouterr()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["view", str(tmp_path / "regions"), "--output", str(tmp_path / "p.html")]
+        assert main([*argv, "--serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot serve on 127.0.0.1:{port}" in err and "--port" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 @pytest.mark.model

@@ -245,9 +245,10 @@ def test_font_path_chooses_the_font(tmp_path):
     assert covered and font.path == found
     with pytest.raises(ValueError, match="cannot read the font"):
         fonts.text_font("café", 12, font_path=tmp_path / "missing.ttf")
-    a = viz.draw_boxes(Image.new("RGB", (120, 80)), [([10, 30, 60, 70], "café")])
-    b = viz.draw_boxes(Image.new("RGB", (120, 80)), [([10, 30, 60, 70], "café")], font_path=found)
-    assert a.size == b.size
+    # ASCII is drawn in Pillow's built-in font unless font_path says otherwise: the pixels differ
+    a = viz.draw_boxes(Image.new("RGB", (120, 80)), [([10, 30, 60, 70], "ball")])
+    b = viz.draw_boxes(Image.new("RGB", (120, 80)), [([10, 30, 60, 70], "ball")], font_path=found)
+    assert a.size == b.size and a.tobytes() != b.tobytes()
 
 
 # -- rows as pictures, grids ------------------------------------------------------------------
