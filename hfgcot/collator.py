@@ -37,7 +37,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hfgcot.geometry.families import family_for_processor, get_family, known_families
+from hfgcot.geometry.families import (
+    family_for_processor,
+    get_family,
+    known_families,
+    processor_family_or_raise,
+)
 from hfgcot.images import ImagePolicy, load_image
 
 logger = logging.getLogger(__name__)
@@ -195,6 +200,8 @@ class GroundingCollator:
         self.single_turn = single_turn
         self.image_policy = image_policy or _COLLATE_POLICY
         self.padding_side = padding_side
+        # a processor hfgcot does not know cannot be checked against the rows' frames
+        self._family = processor_family_or_raise(processor) if check_frames else None
         tokenizer = getattr(processor, "tokenizer", processor)
         self._header = list(tokenizer.encode(assistant_header, add_special_tokens=False))
         end_id = tokenizer.convert_tokens_to_ids(end_token)
@@ -202,7 +209,6 @@ class GroundingCollator:
             raise ValueError(f"end_token {end_token!r} is not a token of this tokenizer")
         self._end_id = int(end_id)
         self._pad_id = tokenizer.pad_token_id
-        self._family = processor_family(processor)
         if not self._header:
             raise ValueError("assistant_header encodes to no tokens")
         self._assistant_header = assistant_header

@@ -38,6 +38,7 @@ __all__ = [
     "box_text",
     "family_for_model_type",
     "family_for_processor",
+    "processor_family_or_raise",
     "get_family",
     "known_families",
     "patch_factor",
@@ -243,6 +244,23 @@ def family_for_processor(processor: Any) -> Family | None:
             if class_name in row.processor_classes:
                 return row.name
     return None
+
+
+def processor_family_or_raise(processor: Any) -> Family:
+    """:func:`family_for_processor`, or :class:`UnknownFamilyError` naming the known families.
+
+    >>> processor_family_or_raise(object())
+    Traceback (most recent call last):
+    ...
+    hfgcot.geometry.families.UnknownFamilyError: object is not the processor of a Qwen-VL family hfgcot supports; supported: ...
+    """
+    family = family_for_processor(processor)
+    if family is None:
+        raise UnknownFamilyError(
+            f"{type(processor).__name__} is not the processor of a Qwen-VL family hfgcot "
+            f"supports; supported: {_known_text()}"
+        )
+    return family
 
 
 def patch_factor(family: Family) -> int:

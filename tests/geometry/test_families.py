@@ -303,3 +303,23 @@ def test_the_cli_says_it_in_one_line(other_model, tmp_path, capsys, endpoint):
     assert last.startswith("hfgcot: error: ") and "Traceback" not in err
     assert "is not a Qwen-VL family" in last and "qwen3_vl_moe" in last
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["CLIPImageProcessor", "Idefics3ImageProcessor"])
+def test_sft_and_the_collator_refuse_another_processor(name):
+    import transformers
+
+    from hfgcot import GroundingCollator, to_grounding_sft
+
+    processor = getattr(transformers, name)()
+    rows = Dataset.from_dict({"image": [png_bytes(random_image(40, 30))], "question": ["q"]})
+    rows = rows.add_column("bbox", [[1, 2, 10, 12]])
+    for build in (
+        lambda: to_grounding_sft(rows, processor=processor, bbox_format="xyxy"),
+        lambda: GroundingCollator(processor),
+    ):
+        with pytest.raises(UnknownFamilyError) as err:
+            build()
+        message = str(err.value)
+        assert f"{name} is not the processor of a Qwen-VL family" in message
+        assert all(row.name in message for row in FAMILY_TABLE)

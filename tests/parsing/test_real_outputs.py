@@ -2,13 +2,14 @@
 
 The corpus is not part of the package: it lives in the ``shared/real-outputs`` folder beside the
 repository (``real_outputs.jsonl``, one published output per line with what a careful reader
-extracts from it). Without that folder these tests are skipped.
+extracts from it), or in the file ``HFGCOT_REAL_OUTPUTS`` names. Without it these tests are skipped.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from hfgcot.parsing.answers import final_answer
 from hfgcot.parsing.grounding import parse_grounding
 from hfgcot.parsing.replies import parse_region_answer, parse_yes_no
 
-CORPUS = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "real-outputs" / "real_outputs.jsonl"
+# HFGCOT_REAL_OUTPUTS names the file where the corpus is not beside the repository
+CORPUS = Path(
+    os.environ.get("HFGCOT_REAL_OUTPUTS")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "real-outputs" / "real_outputs.jsonl"
 )
 
 

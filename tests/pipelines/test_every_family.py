@@ -128,6 +128,11 @@ def test_tiny_qwen3_vl_moe(tmp_path):
     path = build_tiny_vlm(tmp_path / "moe", family="qwen3_vl", moe=True)
     vlm = load_vlm(path)
     assert vlm.family == "qwen3_vl" and vlm.model.config.model_type == "qwen3_vl_moe"
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    stock = AutoModelForImageTextToText.from_pretrained(path)
+    assert type(stock).__name__ == "Qwen3VLMoeForConditionalGeneration"
+    assert type(AutoProcessor.from_pretrained(path)).__name__ == "Qwen3VLProcessor"
     out = GroundingScriptedVLM(vlm, grounding_objects).generate([_request(vlm, "red ball")])
     (parsed,) = _parse(out[0].text)
     assert_exact(
@@ -187,6 +192,7 @@ def test_gcot_boxes_are_exact_in_original_pixels(family, vlm, mode):
         assert set(sent) == {prompts.grounding_prompt(p, template) for p in BOXES}
     else:
         assert set(sent) == {prompts.joint_grounding_prompt(list(BOXES), template)}
+    assert get_provenance(out)[-1]["model"]["family"] == family
     recorded = get_provenance(out)[-1]["prompts"]
     assert recorded["grounding_prompt"] == row.grounding_prompt
     assert recorded["joint_grounding_prompt"] == row.joint_grounding_prompt
@@ -336,8 +342,11 @@ def test_predictions_and_evaluation(family, vlm):
     pred = add_grounding_predictions(sft, fake)
     (frame,) = vlm.frames([random_image(*SIZE)])
     assert pred["pred_status"] == ["ok", "ok"]
+    assert get_provenance(pred)[-1]["model"]["family"] == family
     for r in pred:
         assert_exact(r["pred_bbox"], r["gt_bbox"], frame, family)
+        (model_box,) = _parse(r["pred_text"])
+        assert_elsewhere(model_box, r["gt_bbox"], frame, family)
         if family == "qwen2_vl":
             assert "<|box_start|>" not in r["pred_text"]  # decoded as a real answer would be
     scores = evaluate_grounding(pred)

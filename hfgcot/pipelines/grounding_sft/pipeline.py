@@ -9,7 +9,7 @@ from typing import Any
 from datasets import Dataset
 
 from hfgcot.geometry.boxes import BBoxFormat
-from hfgcot.geometry.families import Family, family_for_processor, get_family, known_families
+from hfgcot.geometry.families import Family, get_family, known_families, processor_family_or_raise
 from hfgcot.pipelines.config import PipelineConfig, option, prompt_option, split_options
 from hfgcot.pipelines.grounding_sft.rows import STATUS, family_row
 from hfgcot.pipelines.grounding_sft.stage import GroundingSFTStage
@@ -174,8 +174,8 @@ def sft_stage(config: GroundingSFTConfig, processor: Any = None) -> GroundingSFT
     """The stage of :func:`to_grounding_sft` for ``config`` (a processor's limits win)."""
     min_pixels, max_pixels, factor = config.min_pixels, config.max_pixels, None
     if processor is not None:
-        family = family_for_processor(processor)
-        if family is not None and family != config.model_family:
+        family = processor_family_or_raise(processor)
+        if family != config.model_family:
             raise ValueError(
                 f"processor is a {type(processor).__name__} ({family!r}) but "
                 f"model_family={config.model_family!r}; pass model_family={family!r}"
