@@ -56,9 +56,7 @@ _COLLATE_POLICY = ImagePolicy(min_side=1)
 
 
 def processor_family(processor: Any) -> str | None:
-    """The model family a Qwen-VL processor belongs to, from its class; ``None`` if unknown.
-
-    (:func:`hfgcot.geometry.families.family_for_processor`, kept here under its old name.)
+    """The family of a Qwen-VL processor (:func:`~hfgcot.geometry.families.family_for_processor`).
 
     >>> processor_family(object()) is None
     True
@@ -200,7 +198,6 @@ class GroundingCollator:
         self.single_turn = single_turn
         self.image_policy = image_policy or _COLLATE_POLICY
         self.padding_side = padding_side
-        # a processor hfgcot does not know cannot be checked against the rows' frames
         self._family = processor_family_or_raise(processor) if check_frames else None
         tokenizer = getattr(processor, "tokenizer", processor)
         self._header = list(tokenizer.encode(assistant_header, add_special_tokens=False))
