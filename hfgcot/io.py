@@ -147,7 +147,9 @@ def _load_saved(path: Path) -> Dataset:
     state = path / "state.json"
     if state.exists() and json.loads(state.read_text()).get("_data_files") == []:
         info = DatasetInfo.from_directory(str(path))
-        return Dataset.from_dict({name: [] for name in info.features}, features=info.features)
+        return Dataset.from_dict(
+            {name: [] for name in info.features}, features=info.features, info=info
+        )
     return load_from_disk(str(path))
 
 
