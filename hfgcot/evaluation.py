@@ -43,6 +43,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hfgcot.errors import MissingColumnError, OptionError
 from hfgcot.geometry.boxes import BBoxFormat, cell_boxes, check_box, check_format, iou
 from hfgcot.parsing.answers import extract_answer, normalize_answer
 
@@ -90,14 +91,14 @@ def _columns(data: Any) -> list[str]:
 
 def _check_threshold(iou_threshold: float) -> None:
     if not 0 < iou_threshold <= 1:  # also refuses nan
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+        raise OptionError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
 
 
 def _column(data: Any, name: str) -> list[Any]:
     if isinstance(data, Sequence) and not isinstance(data, str | bytes) and not len(data):
         return []  # no rows: no columns to check, and nothing to score
     if name not in _columns(data):
-        raise KeyError(f"column {name!r} not found (columns: {_columns(data)})")
+        raise MissingColumnError(f"column {name!r} not found (columns: {_columns(data)})")
     if isinstance(data, Mapping):
         return list(data[name])
     if isinstance(data, Sequence) and not isinstance(data, str | bytes):

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetInfo, Features, Value, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
+from huggingface_hub import constants
 
 from hfgcot.cache import map_cache_file
+from hfgcot.errors import InputError
 from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE, UNSUPPORTED_VALUE
 
 __all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
@@ -29,7 +31,7 @@ DEMO_DATA = Path(__file__).parent / "data" / "demo" / "metadata.jsonl"
 
 
 def check_jsonl(path: str | os.PathLike[str]) -> int:
-    """Count the rows of a ``.jsonl`` file; raise ``ValueError`` naming the file and line of the
+    """Count the rows of a ``.jsonl`` file; raise :class:`~hfgcot.errors.InputError` naming the file and line of the
     first line that is not a JSON object, or when the file has no rows.
 
     >>> import tempfile, pathlib
@@ -38,7 +40,7 @@ def check_jsonl(path: str | os.PathLike[str]) -> int:
     >>> check_jsonl(f)
     Traceback (most recent call last):
     ...
-    ValueError: rows.jsonl line 2: expected a JSON object, got list
+    hfgcot.errors.InputError: rows.jsonl line 2: expected a JSON object, got list
     """
     path = Path(path)
     rows = 0
@@ -49,14 +51,14 @@ def check_jsonl(path: str | os.PathLike[str]) -> int:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from None
+                raise InputError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from None
             if not isinstance(value, dict):
-                raise ValueError(
+                raise InputError(
                     f"{path.name} line {number}: expected a JSON object, got {type(value).__name__}"
                 )
             rows += 1
     if rows == 0:
-        raise ValueError(f"{path.name} has no rows: write one JSON object per line")
+        raise InputError(f"{path.name} has no rows: write one JSON object per line")
     return rows
 
 
@@ -153,6 +155,25 @@ def _load_saved(path: Path) -> Dataset:
     return load_from_disk(str(path))
 
 
+def _load_dataset(source: str, split: str) -> Dataset:
+    """``load_dataset(source, split=split)``; an input that is not there (no such folder or Hub
+    dataset, the Hub unreachable) or has no such split is an :class:`InputError` naming it."""
+    from datasets.exceptions import DatasetNotFoundError
+
+    try:
+        return load_dataset(source, split=split)
+    except (ConnectionError, DatasetNotFoundError, FileNotFoundError) as exc:
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        raise InputError(
+            f"input {source!r} is neither a saved dataset, a .jsonl file nor a dataset found on "
+            f"the Hub{offline}: check the path or id ({type(exc).__name__})"
+        ) from exc
+    except ValueError as exc:
+        if "split" not in str(exc).lower():
+            raise
+        raise InputError(f"input {source!r}: {str(exc).strip().splitlines()[0]}") from exc
+
+
 def load_input(
     source: str | os.PathLike[str],
     *,
@@ -169,8 +190,10 @@ def load_input(
     - anything else -> ``load_dataset(source, split=split)`` (a Hub id or a local data folder).
 
     Raises:
-        ValueError: for a ``.jsonl`` file that is empty or has a line that is not a JSON object
-            (the message names the file and line), or a negative ``limit``.
+        InputError: (a ``ValueError``) for an input that is not there (a file, a folder, a Hub
+            dataset), a split it lacks, a ``.jsonl`` file that is empty or has a line that is not
+            a JSON object (the message names the file and line).
+        ValueError: for a negative ``limit``.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -180,13 +203,13 @@ def load_input(
         ds = _with_paths(_load_saved(path), image_column, root)
     elif path.suffix in {".jsonl", ".json"}:
         if not path.is_file():
-            raise ValueError(f"input file not found: {path}")
+            raise InputError(f"input file not found: {path}")
         if path.suffix == ".jsonl":
             check_jsonl(path)
         ds = load_dataset("json", data_files=str(path), split="train")
         ds = _with_paths(ds, image_column, root or path.resolve().parent)
     else:
-        ds = _with_paths(load_dataset(str(source), split=split), image_column, root)
+        ds = _with_paths(_load_dataset(str(source), split), image_column, root)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return ds

@@ -19,7 +19,7 @@ import importlib.util
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hfgcot.geometry.families import Family
 from hfgcot.model.endpoint import EndpointError, EndpointSpec, endpoint_identity, frame_limits
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+"""The dtypes a model loads in: ``"auto"`` is the checkpoint's own."""
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -40,7 +43,7 @@ class ModelSpec:
     Attributes:
         model: Hub id or local folder of a Qwen-VL model.
         revision: branch, tag or commit on the Hub (recorded resolved to a commit).
-        dtype: "auto" (the checkpoint's dtype), or e.g. "bfloat16".
+        dtype: "auto" (the checkpoint's dtype), "bfloat16", "float16" or "float32".
         device: "cuda:0", "cpu"...; default: the first GPU, else the CPU.
         attn_implementation: default flash_attention_2 when flash-attn imports on CUDA, else sdpa.
         min_pixels, max_pixels: the processor's resize limits (boxes depend on them); default:
@@ -50,7 +53,7 @@ class ModelSpec:
 
     model: str = DEFAULT_MODEL
     revision: str | None = None
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     device: str | None = None
     attn_implementation: str | None = None
     min_pixels: int | None = None
@@ -58,6 +61,9 @@ class ModelSpec:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
+        if self.dtype not in get_args(Dtype):
+            shown = ", ".join(get_args(Dtype))
+            raise ValueError(f"dtype must be one of {shown}, got {self.dtype!r}")
         lo, hi = self.min_pixels, self.max_pixels
         for name, v in (("min_pixels", lo), ("max_pixels", hi)):
             if v is not None and not v > 0:
@@ -202,7 +208,7 @@ def load_vlm(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
     *,
     revision: str | None = None,
-    dtype: str = "auto",
+    dtype: Dtype = "auto",
     device: str | None = None,
     attn_implementation: str | None = None,
     min_pixels: int | None = None,

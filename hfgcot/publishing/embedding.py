@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hfgcot import images, status, urls
+from hfgcot.errors import MissingColumnError
 from hfgcot.images import OK, ImagePolicy, load_image
 from hfgcot.publishing.targets import BadRowsError
 from hfgcot.splits import as_splits
@@ -92,7 +93,7 @@ def image_columns_of(ds: Any, image_columns: str | Sequence[str] | None) -> tupl
     chosen = [image_columns] if isinstance(image_columns, str) else list(image_columns)
     missing = [c for c in chosen if c not in ds.column_names]
     if missing:
-        raise KeyError(f"image column(s) {missing} not in the dataset")
+        raise MissingColumnError(f"image column(s) {missing} not in the dataset")
     return media, [c for c in chosen if c in strings]
 
 

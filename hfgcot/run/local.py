@@ -19,6 +19,7 @@ from datasets.utils.logging import (
 )
 
 from hfgcot.cache import map_cache_file
+from hfgcot.errors import InputError, MissingColumnError
 from hfgcot.fingerprint import stable_hash
 from hfgcot.images import ImagePolicy, image_size, kept_image
 from hfgcot.model.endpoint import is_endpoint_error
@@ -38,7 +39,9 @@ def undecoded(dataset: Dataset, column: str) -> tuple[Dataset, Any]:
     column's original feature, to restore with :func:`restore_feature`.
     """
     if column not in dataset.column_names:
-        raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
+        raise MissingColumnError(
+            f"column {column!r} not in dataset (columns: {dataset.column_names})"
+        )
     feature = dataset.features[column]
     if isinstance(feature, Image) and feature.decode:
         dataset = dataset.cast_column(column, Image(decode=False))
@@ -269,7 +272,7 @@ def run_pipeline(
 def check_overwrite(
     dataset: Dataset, stages: Sequence[StageLike], what: str, allowed: bool
 ) -> None:
-    """Raise ``ValueError`` if ``stages`` would replace columns of the input (e.g. ``answer``).
+    """Raise ``InputError`` (a ``ValueError``) if ``stages`` would replace columns of the input (e.g. ``answer``).
 
     A rerun of the same pipeline on its own output (the input already has its status column) is
     allowed, and so is everything when ``allowed`` (``overwrite_columns=True``).
@@ -282,17 +285,19 @@ def check_overwrite(
     written = {name for stage in stages for name in stage.features()}
     replaced = sorted(written.intersection(dataset.column_names))
     if replaced:
-        raise ValueError(
+        raise InputError(
             f"{what}: the input already has the output column(s) {replaced}; rename or remove "
             "them, or pass overwrite_columns=True to replace them"
         )
 
 
 def check_columns(dataset: Dataset, columns: Sequence[str]) -> None:
-    """Raise ``KeyError`` naming the first of ``columns`` the dataset lacks."""
+    """Raise ``MissingColumnError`` (a ``KeyError``) naming the first of ``columns`` the dataset lacks."""
     for column in columns:
         if column not in dataset.column_names:
-            raise KeyError(f"column {column!r} not in dataset (columns: {dataset.column_names})")
+            raise MissingColumnError(
+                f"column {column!r} not in dataset (columns: {dataset.column_names})"
+            )
 
 
 def prompt_record(config: Any) -> dict[str, Any]:

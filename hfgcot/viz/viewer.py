@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hfgcot.errors import InputError, OptionError
 from hfgcot.status import reason as status_reason
 from hfgcot.viz.html import HTML, row_fragment, style_sheet
 
@@ -142,7 +143,7 @@ def write_view(
     paths written. ``options`` go to :func:`rows_html` (``image_column``, ``max_side``,
     ``page_size``)."""
     if rows_per_file < 1:
-        raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
+        raise OptionError(f"rows_per_file must be >= 1, got {rows_per_file}")
     out = Path(output)
     total = len(rows)
     count = max(1, -(-total // rows_per_file))
@@ -186,7 +187,7 @@ def load_rows(
     if path.is_dir() and (path / "dataset_dict.json").exists():
         loaded = load_from_disk(str(path))
         if not isinstance(loaded, DatasetDict) or split not in loaded:
-            raise ValueError(f"{path} has no split {split!r}: it has {sorted(loaded)}")
+            raise InputError(f"{path} has no split {split!r}: it has {sorted(loaded)}")
         ds = loaded[split]
     elif path.is_dir() and local_versions(path):
         ds = load_release(path, split=split)
@@ -267,7 +268,7 @@ def run_view(args: argparse.Namespace) -> int:
         try:
             server = make_server(paths, args.port)
         except OSError as exc:  # e.g. the port is taken: a user error, said in one line
-            raise ValueError(
+            raise OptionError(
                 f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror or exc}); "
                 "choose another --port (0: any free port)"
             ) from exc
