@@ -11,7 +11,7 @@ every option of its config, model and run as a flag (:mod:`hfgcot.cli.parser`) a
 
 Errors: a mistake of the user (a missing input, a bad value, an output in the way...) is one line
 on stderr and exit status 2 (``--debug`` shows the traceback); anything else keeps its traceback
-and exits 1.
+and exits 1 (:mod:`hfgcot.cli.errors` says which is which).
 """
 
 from __future__ import annotations
@@ -19,19 +19,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from hfgcot.cli.errors import UsageError, one_line, user_errors
 from hfgcot.cli.parser import Parser, add_pipeline_parsers
 from hfgcot.cli.tools import add_tool_parsers
 
-__all__ = ["USER_ERRORS", "build_parser", "main"]
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    TypeError,
-    KeyError,
-    FileNotFoundError,
-    FileExistsError,
-)
-"""Errors that mean the user asked for something that cannot be done: one line, exit status 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 def build_parser() -> Parser:
@@ -50,18 +42,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from hfgcot.model.endpoint import EndpointError
-    from hfgcot.publishing.targets import PublishError
-
-    return (*USER_ERRORS, EndpointError, PublishError)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``hfgcot`` command line; return the exit status (2 for a user error)."""
     from hfgcot.cli.commands import PIPELINES
@@ -76,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     run = run_pipeline_command if args.command in PIPELINES else tools()[args.command][1]
     try:
         return run(args)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         if getattr(args, "debug", False):
-            raise
-        print(f"hfgcot: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+            cause = exc.__cause__ if isinstance(exc, UsageError) else None
+            if cause is None:
+                raise
+            raise cause from cause.__cause__  # the error the check found, not its wrapper
+        print(f"hfgcot: error: {one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return 2

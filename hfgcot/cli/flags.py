@@ -10,7 +10,8 @@ Every field of a config dataclass (``GCoTConfig``...), a model spec (``ModelSpec
 - the help is the field's ``metadata["help"]`` (:func:`hfgcot.pipelines.base.option`), else its
   entry in the class docstring's ``Args:``/``Attributes:`` section; the default is shown;
 - ``Literal`` types give the choices, ``bool`` fields are ``--x/--no-x``, an optional field takes
-  ``none``, a text field of a config takes ``@file.txt`` (read from the file).
+  ``none``, a text field of a config takes ``@file.txt`` (read from the file), a ``dict`` field
+  a JSON object.
 
 The same rules read config-file values (:func:`parse_value`), so a file and a flag are checked
 alike.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import os
 import re
 import types
@@ -121,6 +123,8 @@ def _shape(hint: Any) -> tuple[Any, tuple[Any, ...] | None, bool]:
         return type(choices[0]), choices, optional
     if typing.get_origin(hint) is os.PathLike or hint is os.PathLike:
         return str, None, optional
+    if typing.get_origin(hint) is dict:
+        return dict, None, optional
     return hint, None, optional
 
 
@@ -133,11 +137,17 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 
 def dataclass_flags(
-    cls: type, *, skip: Iterable[str] = (), text_file: bool = False, parent: str | None = None
+    cls: type,
+    *,
+    skip: Iterable[str] = (),
+    text_file: bool = False,
+    parent: str | None = None,
+    prefix: str = "",
 ) -> list[Flag]:
     """The flags of every field of ``cls`` (nested dataclasses flattened), in field order.
 
-    ``text_file``: text fields accept ``@file`` (the fields of pipeline configs).
+    ``text_file``: text fields accept ``@file`` (the fields of pipeline configs). ``prefix`` goes
+    before each name (``"ray_"``: ``num_actors`` is ``--ray-num-actors``).
     """
     hints = typing.get_type_hints(cls)
     docs = doc_entries(cls)
@@ -147,13 +157,16 @@ def dataclass_flags(
             continue
         default = _field_default(f)
         if dataclasses.is_dataclass(hints[f.name]):
-            nested = dataclass_flags(hints[f.name], text_file=text_file, parent=f.name)
+            nested = dataclass_flags(
+                hints[f.name], text_file=text_file, parent=f.name, prefix=prefix
+            )
             flags += [dataclasses.replace(n, default=getattr(default, n.name)) for n in nested]
             continue
         text = f.metadata.get("help") or docs.get(f.name, "")
         choices = f.metadata.get("choices")
         choices = tuple(choices() if callable(choices) else choices) if choices else None
-        flags.append(Flag(f.name, hints[f.name], default, text, parent, text_file, choices))
+        name = prefix + f.name
+        flags.append(Flag(name, hints[f.name], default, text, parent, text_file, choices))
     return flags
 
 
@@ -170,12 +183,18 @@ def signature_flags(func: Callable[..., Any], *, skip: Iterable[str] = ()) -> li
     return flags
 
 
-_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+_EXPECTED = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "text",
+    dict: "a mapping (JSON object)",
+}
 
 
 def _is_a(value: Any, base: type) -> bool:
     """Whether ``value`` is of ``base`` (an int is a number, a bool is not an int)."""
-    if base is str or base is bool:
+    if base is str or base is bool or base is dict:
         return isinstance(value, base)
     return isinstance(value, int | float if base is float else int) and not isinstance(value, bool)
 
@@ -202,10 +221,18 @@ def _parse_text(flag: Flag, value: str, base: Any, where: str) -> Any:
             return float(value)
         except ValueError:
             raise _wrong(where, "a number", value) from None
+    if base is dict:
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise _wrong(where, "a JSON object", value) from None
     if flag.text_file:
         from hfgcot.config_files import read_text_value
 
-        return read_text_value(value)
+        try:
+            return read_text_value(value)
+        except ValueError as exc:  # the file of @file: keep its name, say which option
+            raise ValueError(f"{where}: {exc}") from None
     return value
 
 
@@ -253,7 +280,7 @@ def _metavar(flag: Flag) -> str:
     base, choices, optional = flag.shape()
     if choices is not None:
         return "{" + ",".join(str(c) for c in choices) + ("|none}" if optional else "}")
-    name = {int: "N", float: "X"}.get(base, "TEXT")
+    name = {int: "N", float: "X", dict: "JSON"}.get(base, "TEXT")
     return f"{name}|none" if optional else name
 
 
@@ -262,7 +289,7 @@ def _arg_type(flag: Flag) -> Callable[[str], Any]:
         try:
             return parse_value(flag, text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag.option}: ")) from None
 
     return convert
 

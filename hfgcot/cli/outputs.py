@@ -1,4 +1,4 @@
-"""Where a pipeline subcommand reads and writes: input checks, portable images, the saved folder.
+"""Where a pipeline subcommand writes: the output checked, portable images, the saved folder.
 
 A dataset read from a ``.jsonl`` file holds its images as absolute paths of this machine; saved
 as is, the folder breaks when it is moved and tells where the data lived. :func:`embed_images`
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "check_input",
     "check_output",
     "embed_images",
     "is_jsonl",
@@ -30,21 +29,6 @@ _DATASET_FILES = ("data-*.arrow", "dataset_info.json", "state.json")
 def is_jsonl(source: str | os.PathLike[str]) -> bool:
     """Whether an input is a ``.jsonl``/``.json`` file (its images are paths)."""
     return Path(source).suffix.lower() in (".jsonl", ".json")
-
-
-def check_input(source: str) -> None:
-    """Cheap checks of an input before anything is loaded: a file or folder named as a path
-    exists; every line of a ``.jsonl`` file is a JSON object (the error names file and line)."""
-    from hfgcot.io import check_jsonl
-    from hfgcot.model.spec import looks_like_path
-
-    path = Path(source).expanduser()
-    if is_jsonl(source) and not path.is_file():
-        raise FileNotFoundError(f"input file not found: {source}")
-    if looks_like_path(source) and not path.exists():
-        raise FileNotFoundError(f"input not found: {source}")
-    if path.suffix.lower() == ".jsonl":
-        check_jsonl(path)
 
 
 def check_output(source: str, output: str, overwrite: bool) -> None:

@@ -1,10 +1,12 @@
 """The argument parser: pipeline subcommands with flags generated from the library's dataclasses.
 
-Each pipeline subcommand has, in this order of groups: input and output, the pipeline's config
-fields (:mod:`hfgcot.cli.flags`), the model (``ModelSpec`` fields), a served model
-(``EndpointSpec`` fields, ``base_url`` as ``--endpoint``), the run options (``RunOptions``), Ray,
-and publishing. No default is set on the parsed namespace for a generated option: a value
-absent there comes from ``--config``, else from the library.
+Each pipeline subcommand has, in this order of groups: input and output (``InputOptions``
+fields), the pipeline's config fields (:mod:`hfgcot.cli.flags`), the model (``ModelSpec`` fields),
+a served model (``EndpointSpec`` fields, ``base_url`` as ``--endpoint``), the run options
+(``RunOptions``), Ray (``--ray-address`` and the ``RayOptions`` fields as ``--ray-<field>``), and
+publishing. No default is set on the parsed namespace for a generated option: a value absent
+there comes from ``--config``, else from the library. The options that are flags only (about this
+command, not the run: :data:`FLAG_ONLY`) are refused in a config file with that said.
 
     >>> parser = Parser(prog="hfgcot")
     >>> add_pipeline_parsers(parser.add_subparsers(dest="command"))
@@ -24,6 +26,8 @@ from hfgcot.cli.publish import add_publish_args
 
 __all__ = [
     "FILE_ONLY_KEYS",
+    "FLAG_ONLY",
+    "RAY_PREFIX",
     "CommandFlags",
     "Parser",
     "add_pipeline_parsers",
@@ -34,6 +38,27 @@ __all__ = [
 FILE_ONLY_KEYS = ("pipeline", "image_policy")
 """Config-file keys that are not flags: the pipeline the file is for, a nested mapping."""
 
+FLAG_ONLY = ("config", "overwrite", "debug", "push_to_hub", "version", "private", "drop_bad_rows")
+"""Flags that are no config-file key: about this command (which file, replace the output, show
+tracebacks, publish the result), not about the rows of the run."""
+
+RAY_PREFIX = "ray_"
+"""``RayOptions.num_actors`` is ``--ray-num-actors`` (config-file key ``ray_num_actors``)."""
+
+RAY_ADDRESS = Flag(
+    "ray_address",
+    str | None,
+    None,
+    "Run on Ray through the pipeline's Ray entry point (hfgcot.ray): 'auto' (a running "
+    "cluster), 'local' (start one here) or ray://host:port.",
+)
+PROCESSOR = Flag(
+    "processor",
+    str | None,
+    None,
+    "Read the resize limits from this model's processor (Hub id or folder).",
+)
+
 _ENDPOINT = "endpoint"  # EndpointSpec.base_url on the command line
 
 
@@ -42,6 +67,33 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse, but an unrecognised argument points at its subcommand's ``--help``."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, k, None) for k in ("command", "metrics")]
+            prog = " ".join([self.prog, *(str(w) for w in words if w)])
+            self.exit(
+                2,
+                f"{self.prog}: error: unrecognized arguments: {' '.join(extras)} "
+                f"(see {prog} --help)\n",
+            )
+        return parsed
+
+
+def ray_flags() -> list[Flag]:
+    """``--ray-address``, then every field of ``RayOptions`` as ``--ray-<field>``
+    (``output_dir`` optional: a temporary folder by default)."""
+    from hfgcot.run.options import RayOptions
+
+    flags = [RAY_ADDRESS]
+    for flag in dataclass_flags(RayOptions, prefix=RAY_PREFIX):
+        if flag.name == RAY_PREFIX + "output_dir":
+            text = flag.help + " Default: a temporary folder, removed after the run."
+            flag = dataclasses.replace(flag, hint=str | None, help=text)
+        flags.append(flag)
+    return flags
 
 
 def model_flags() -> tuple[list[Flag], list[Flag]]:
@@ -66,17 +118,24 @@ def model_flags() -> tuple[list[Flag], list[Flag]]:
 
 @dataclasses.dataclass(frozen=True)
 class CommandFlags:
-    """The generated flags of a pipeline subcommand: its config's, the model's, the run's."""
+    """The generated flags of a pipeline subcommand: the input's, its config's, the model's (or
+    the processor's, for ``sft``), the run's and Ray's."""
 
     config_class: type
+    inputs: list[Flag]
     config: list[Flag]
     model: list[Flag]
     served: list[Flag]
     run: list[Flag]
+    ray: list[Flag]
+
+    def all(self) -> list[Flag]:
+        """Every flag, in ``--help`` order."""
+        return [*self.inputs, *self.config, *self.model, *self.served, *self.run, *self.ray]
 
     def by_name(self) -> dict[str, Flag]:
         """Every flag by its name (the config-file key)."""
-        return {f.name: f for f in (*self.config, *self.model, *self.served, *self.run)}
+        return {f.name: f for f in self.all()}
 
     def groups(self) -> dict[str, list[Flag]]:
         """The flags by ``--help`` section title (empty sections left out)."""
@@ -89,31 +148,41 @@ class CommandFlags:
                 else f"options ({self.config_class.__name__})"
             )
             titles.setdefault(title, []).append(flag)
+        model = "model (hfgcot.model.spec.ModelSpec)" if self.served else "processor"
         titles |= {
-            "model (hfgcot.model.spec.ModelSpec)": self.model,
+            model: self.model,
             "served model (with --endpoint; hfgcot.EndpointSpec)": self.served,
             "run options (hfgcot.RunOptions; they change no row)": self.run,
+            "Ray (--ray-address, then hfgcot.ray.RayOptions as --ray-<field>; they change no "
+            "row)": self.ray,
         }
         return {title: flags for title, flags in titles.items() if flags}
 
 
 def command_flags(command: PipelineCommand) -> CommandFlags:
     """The generated flags of a pipeline subcommand (a name used twice is a ``RuntimeError``)."""
+    from hfgcot.cli.inputs import InputOptions
     from hfgcot.run.options import RunOptions
 
     config = command.config_class()
-    local, served = model_flags() if command.uses_model else ([], [])
+    local, served = model_flags() if command.uses_model else ([PROCESSOR], [])
     flags = CommandFlags(
-        config, dataclass_flags(config, text_file=True), local, served, dataclass_flags(RunOptions)
+        config,
+        dataclass_flags(InputOptions),
+        dataclass_flags(config, text_file=True),
+        local,
+        served,
+        dataclass_flags(RunOptions),
+        ray_flags() if command.uses_model else [],
     )
-    names = [f.name for group in flags.groups().values() for f in group]
+    names = [f.name for f in flags.all()]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:  # two dataclasses with a field of the same name: a bug, caught by the tests
         raise RuntimeError(f"{command.name}: options named twice: {clashes}")
     return flags
 
 
-def _add_input_output(p: argparse.ArgumentParser) -> None:
+def _add_input_output(p: argparse.ArgumentParser, inputs: list[Flag]) -> None:
     g = p.add_argument_group("input and output")
     suppress = {"default": argparse.SUPPRESS}
     g.add_argument(
@@ -128,57 +197,9 @@ def _add_input_output(p: argparse.ArgumentParser) -> None:
         help="YAML or JSON file of options (the names of these flags, plus input and output); "
         "a flag typed wins over the file; '@file.txt' reads a text value from a file",
     )
-    g.add_argument("--split", default="train", help="split, for Hub datasets (default: train)")
-    g.add_argument("--limit", type=_non_negative, metavar="N", help="only the first N rows")
-    g.add_argument(
-        "--image-root",
-        metavar="DIR",
-        help="folder the .jsonl image paths are read in and must stay inside "
-        "(default: the .jsonl's folder)",
-    )
-    g.add_argument(
-        "--embed-images",
-        action=argparse.BooleanOptionalAction,
-        help="store the image files in the saved dataset, so the folder can be moved "
-        "(default: on for a .jsonl input, whose images are paths)",
-    )
+    add_flags(g, inputs)
     g.add_argument("--overwrite", action="store_true", help="replace an output folder not empty")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _add_ray(p: argparse.ArgumentParser, command: PipelineCommand) -> None:
-    g = p.add_argument_group(f"Ray (runs {str(command.ray).replace(':', '.')})")
-    g.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="run on Ray: 'auto' (a running cluster), 'local' (start one here) or ray://host:port",
-    )
-    g.add_argument(
-        "--ray-actors", type=int, default=1, metavar="N", help="actors, one model each (default: 1)"
-    )
-    g.add_argument(
-        "--ray-gpus-per-actor",
-        type=float,
-        default=0.0,
-        metavar="X",
-        help="GPUs per actor (default: 0)",
-    )
-    g.add_argument(
-        "--ray-output-dir",
-        metavar="DIR",
-        help="where actors write parquet (every node must reach it; default: a temporary folder, "
-        "removed after the run)",
-    )
 
 
 def _add_pipeline(sub: Any, command: PipelineCommand) -> None:
@@ -189,17 +210,10 @@ def _add_pipeline(sub: Any, command: PipelineCommand) -> None:
         epilog=command.example,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_input_output(p)
-    for title, flags in command_flags(command).groups().items():
-        add_flags(p.add_argument_group(title), flags)
-    if command.uses_model:
-        _add_ray(p, command)
-    else:
-        p.add_argument(
-            "--processor",
-            metavar="MODEL",
-            help="read the resize limits from this model's processor (Hub id or folder)",
-        )
+    flags = command_flags(command)
+    _add_input_output(p, flags.inputs)
+    for title, group in flags.groups().items():
+        add_flags(p.add_argument_group(title), group)
     add_publish_args(p)
 
 

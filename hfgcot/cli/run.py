@@ -1,8 +1,10 @@
 """Running a pipeline subcommand: options -> checks -> input -> pipeline (here or on Ray) -> save.
 
-Everything a user can get wrong is checked before the input is read or a model loaded: the
-options (types, choices, the library's own validation), the model (a folder, or on the Hub), the
-output folder, the publishing target.
+Everything a user can get wrong is checked before the input is read or a model loaded, inside
+:func:`hfgcot.cli.errors.checking` (a bad value there is a one-line error): the options (types,
+choices, the library's own validation), the input, the model (a folder, or on the Hub), the
+output folder, the publishing target. What the run raises after that is a bug, except the
+library's user-facing errors (a missing column...).
 
     >>> main(["gcot", "--input", "q.jsonl", "--output", "out", "--batch-size", "4"])  # doctest: +SKIP
 """
@@ -11,22 +13,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hfgcot.cli.commands import PIPELINES, PipelineCommand
-from hfgcot.cli.outputs import (
-    check_input,
-    check_output,
-    embed_images,
-    is_jsonl,
-    save_dataset,
-)
+from hfgcot.cli.errors import checking
+from hfgcot.cli.inputs import InputOptions
+from hfgcot.cli.outputs import check_output, embed_images, save_dataset
 from hfgcot.cli.parser import command_flags
 from hfgcot.cli.publish import check_publish_args, publish_if_requested
-from hfgcot.cli.settings import build_config, build_model, build_run, gather_values
+from hfgcot.cli.settings import (
+    build_config,
+    build_model,
+    build_ray,
+    build_run,
+    check_model,
+    gather_values,
+)
 
 __all__ = ["run_pipeline_command"]
 
@@ -56,73 +63,66 @@ def _counting_shards() -> Iterator[_ShardCount]:
         log.setLevel(level)
 
 
-def _sft_processor(args: argparse.Namespace, config: Any) -> Any:
-    if not args.processor:
+@dataclass(frozen=True)
+class _Plan:
+    """A checked command: what to read, run and where to save it."""
+
+    command: PipelineCommand
+    source: str
+    output: str
+    inputs: InputOptions
+    config: Any
+    run: Any
+    model: Any = None  # a ModelSpec or EndpointSpec; for sft, the processor (or None)
+    ray_address: str | None = None
+    ray: dict[str, Any] | None = None
+
+
+def _sft_processor(name: str | None, config: Any) -> Any:
+    """``--processor``, checked (a folder or Hub id, of the configured family), then loaded."""
+    if not name:
         return None
     from transformers import AutoProcessor
 
+    from hfgcot.pipelines.grounding_sft import sft_stage
+
+    check_model(name, None, ("preprocessor_config.json", "config.json"), "processor")
     limits = {"min_pixels": config.min_pixels, "max_pixels": config.max_pixels}
-    return AutoProcessor.from_pretrained(
-        args.processor, **{k: v for k, v in limits.items() if v is not None}
+    processor = AutoProcessor.from_pretrained(
+        name, **{k: v for k, v in limits.items() if v is not None}
     )
+    sft_stage(config, processor)  # a processor of another family is refused here
+    return processor
 
 
-def _check_ray_args(args: argparse.Namespace, run: Any) -> None:
-    from hfgcot.run.options import RunOptions
-
-    if args.ray_address is None:
-        extra = args.ray_actors != 1 or args.ray_gpus_per_actor or args.ray_output_dir
-        if extra:
-            raise ValueError(
-                "--ray-actors, --ray-gpus-per-actor, --ray-output-dir need --ray-address"
-            )
-        return
-    if run != RunOptions():
-        raise ValueError(
-            "--num-proc, --checkpoint-dir, --shard-size and --sort-window are for runs on this "
-            "machine: drop them with --ray-address"
-        )
-
-
-def _run_on_ray(
-    args: argparse.Namespace, command: PipelineCommand, ds: Any, model: Any, config: Any
-) -> Any:
+def _run_on_ray(plan: _Plan, ds: Any) -> Any:
     """The pipeline's Ray entry point (Ray started here with ``local``, else connected to)."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("--ray-address needs Ray: pip install 'hfgcot[ray]'") from None
+    import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=None if args.ray_address == "local" else args.ray_address)
-    entry = command.resolve(command.ray)
+        ray.init(address=None if plan.ray_address == "local" else plan.ray_address)
+    entry = plan.command.resolve(str(plan.command.ray))
+    options = dict(plan.ray or {})
     try:
         with contextlib.ExitStack() as stack:
-            folder = args.ray_output_dir or stack.enter_context(tempfile.TemporaryDirectory())
-            out = entry(
-                ds,
-                model,
-                config=config,
-                output_dir=folder,
-                num_actors=args.ray_actors,
-                num_gpus_per_actor=args.ray_gpus_per_actor,
+            folder = options.pop("output_dir", None) or stack.enter_context(
+                tempfile.TemporaryDirectory()
             )
+            out = entry(ds, plan.model, config=plan.config, output_dir=folder, **options)
             return out.flatten_indices()  # a copy in the cache: the parquet folder may go
     finally:
         if started:
             ray.shutdown()
 
 
-def _execute(
-    args: argparse.Namespace, command: PipelineCommand, ds: Any, model: Any, config: Any, run: Any
-) -> Any:
-    entry = command.resolve(command.entry)
-    if not command.uses_model:
-        return entry(ds, config, processor=_sft_processor(args, config), run=run)
-    if args.ray_address is not None:
-        return _run_on_ray(args, command, ds, model, config)
-    return entry(ds, model, config=config, run=run)
+def _execute(plan: _Plan, ds: Any) -> Any:
+    entry = plan.command.resolve(plan.command.entry)
+    if not plan.command.uses_model:
+        return entry(ds, plan.config, processor=plan.model, run=plan.run)
+    if plan.ray_address is not None:
+        return _run_on_ray(plan, ds)
+    return entry(ds, plan.model, config=plan.config, run=plan.run)
 
 
 def _report(out: Any, output: str, counter: _ShardCount, run: Any) -> None:
@@ -145,34 +145,49 @@ def _required(values: dict[str, Any], name: str) -> str:
     return str(values[name])
 
 
-def run_pipeline_command(args: argparse.Namespace) -> int:
-    """Run the pipeline of ``args.command``: check everything, load, run, save, report, publish."""
-    from hfgcot.io import load_input
-
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Every check of the command, before the input is read or a model loaded."""
     command = PIPELINES[args.command]
     flags = command_flags(command)
     values = gather_values(args, command, flags)
     source, output = _required(values, "input"), _required(values, "output")
+    inputs = InputOptions.of(values)
     config, run = build_config(flags, values), build_run(flags, values)
-    if command.uses_model:
-        _check_ray_args(args, run)
+    address, ray = build_ray(flags, values) if command.uses_model else (None, None)
     check_publish_args(args)
-    check_input(source)
+    inputs.check(source)
     check_output(source, output, args.overwrite)
-    model = build_model(flags, values) if command.uses_model else None
-    ds = load_input(
-        source,
-        image_column=config.image_column,
-        split=args.split,
-        limit=args.limit,
-        image_root=args.image_root,
-    )
+    if address is not None and importlib.util.find_spec("ray") is None:
+        raise ValueError("--ray-address needs Ray: pip install 'hfgcot[ray]'")
+    if command.uses_model:
+        model = build_model(flags, values)
+    else:
+        model = _sft_processor(values.get("processor"), config)
+    return _Plan(command, source, output, inputs, config, run, model, address, ray)
+
+
+def _with_input_options(out: Any, plan: _Plan) -> Any:
+    """``out`` with the input options in its run config, so a rerun reads the same rows."""
+    from hfgcot import get_provenance
+    from hfgcot.publishing.provenance import set_provenance
+
+    records = get_provenance(out)
+    if not records or not isinstance(records[-1].get("run_config"), dict):
+        return out
+    records[-1]["run_config"].update(plan.inputs.record(plan.source))
+    return set_provenance(out, records)
+
+
+def run_pipeline_command(args: argparse.Namespace) -> int:
+    """Run the pipeline of ``args.command``: check everything, load, run, save, report, publish."""
+    with checking():
+        plan = _plan(args)
+    ds = plan.inputs.load(plan.source, plan.config.image_column)
     with _counting_shards() as counter:
-        out = _execute(args, command, ds, model, config, run)
-    embed = args.embed_images if args.embed_images is not None else is_jsonl(source)
-    if embed:
-        out = embed_images(out, [config.image_column])
-    save_dataset(out, output, args.overwrite)
-    _report(out, output, counter, run)
+        out = _with_input_options(_execute(plan, ds), plan)
+    if plan.inputs.embed(plan.source):
+        out = embed_images(out, [plan.config.image_column])
+    save_dataset(out, plan.output, args.overwrite)
+    _report(out, plan.output, counter, plan.run)
     publish_if_requested(args, out)
     return 0

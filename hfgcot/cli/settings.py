@@ -21,11 +21,19 @@ from typing import Any
 
 from hfgcot.cli.commands import PipelineCommand
 from hfgcot.cli.flags import parse_value
-from hfgcot.cli.parser import FILE_ONLY_KEYS, CommandFlags
+from hfgcot.cli.parser import FILE_ONLY_KEYS, FLAG_ONLY, RAY_PREFIX, CommandFlags
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_config", "build_model", "build_run", "check_model", "gather_values"]
+__all__ = [
+    "build_config",
+    "build_model",
+    "build_ray",
+    "build_run",
+    "check_device",
+    "check_model",
+    "gather_values",
+]
 
 PATH_KEYS = ("input", "output")
 """Config-file keys that are neither a config field nor a model option."""
@@ -55,6 +63,12 @@ def _file_values(path: str, command: PipelineCommand, flags: CommandFlags) -> di
             raw.update(nested)
         elif nested is not None:
             raise ValueError(f"{path}: {parent} must be a mapping of its fields, got {nested!r}")
+    flag_only = sorted(set(raw) & set(FLAG_ONLY))
+    if flag_only:
+        shown = ", ".join("--" + k.replace("_", "-") for k in flag_only)
+        raise ValueError(
+            f"{path}: {shown} is about this command, not the run: a flag only, no config key"
+        )
     check_keys(raw, [*by_name, *PATH_KEYS, *FILE_ONLY_KEYS], path)
     values = {}
     for key, value in raw.items():
@@ -101,6 +115,24 @@ def build_run(flags: CommandFlags, values: dict[str, Any]) -> Any:
     return RunOptions(**{f.name: values[f.name] for f in flags.run if f.name in values})
 
 
+def build_ray(flags: CommandFlags, values: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """``(--ray-address, the RayOptions fields given)``; a Ray option without the address, or a
+    local run option with it, is an error."""
+    given = {f.name: values[f.name] for f in flags.ray if f.name in values}
+    address = given.pop("ray_address", None)
+    if address is None:
+        if given:
+            shown = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+            raise ValueError(f"{shown} need --ray-address")
+        return None, {}
+    local = sorted(f.option for f in flags.run if f.name in values)
+    if local:
+        raise ValueError(
+            f"{', '.join(local)} are for runs on this machine: drop them with --ray-address"
+        )
+    return address, {k.removeprefix(RAY_PREFIX): v for k, v in given.items()}
+
+
 def _local_revision(values: dict[str, Any]) -> None:
     """A ``local:<digest>`` revision (a run config of a local model folder) names no Hub
     revision: the folder must be given (``--model``); one whose files differ is warned about."""
@@ -124,24 +156,52 @@ def _local_revision(values: dict[str, Any]) -> None:
     values["revision"] = None
 
 
-def check_model(model: str, revision: str | None) -> None:
-    """Fail early, in one line, for a model that is neither a folder nor on the Hub (or in the
-    local Hub cache when offline), before the input is read."""
+def check_model(
+    model: str,
+    revision: str | None,
+    files: tuple[str, ...] = ("config.json",),
+    what: str = "model",
+) -> None:
+    """Fail early, in one line, for a model that is neither a folder with one of ``files`` nor
+    on the Hub (or in the local Hub cache when offline), before the input is read."""
     from hfgcot.model.files import read_model_json
     from hfgcot.model.spec import looks_like_path
 
-    if os.path.isdir(os.path.expanduser(model)):
+    folder = os.path.expanduser(model)
+    if os.path.isdir(folder):
+        if not any(os.path.isfile(os.path.join(folder, name)) for name in files):
+            raise FileNotFoundError(f"not a {what} folder: no {' or '.join(files)} in {model}")
         return
     if looks_like_path(model):
-        raise FileNotFoundError(f"model folder not found: {model}")
-    if read_model_json(model, "config.json", revision, download=True) is None:
+        raise FileNotFoundError(f"{what} folder not found: {model}")
+    if all(read_model_json(model, name, revision, download=True) is None for name in files):
         from huggingface_hub import constants
 
         why = " (HF_HUB_OFFLINE is set and it is not in the local cache)"
         raise ValueError(
-            f"model {model!r} is neither a local folder nor reachable on the Hub"
-            f"{why if constants.HF_HUB_OFFLINE else ''}: give a model folder or a Hub id you "
+            f"{what} {model!r} is neither a local folder nor reachable on the Hub"
+            f"{why if constants.HF_HUB_OFFLINE else ''}: give a {what} folder or a Hub id you "
             "can download (check the spelling, the network and your token)"
+        )
+
+
+def check_device(device: str | None) -> None:
+    """A CUDA device this machine does not have is an error before any model loads.
+
+    >>> check_device("cpu"), check_device(None)
+    (None, None)
+    """
+    if not device or not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = device.partition(":")[2]
+    if count == 0:
+        raise ValueError(f"--device {device}: no CUDA GPU here; use --device cpu (or leave it out)")
+    if index and (not index.isdigit() or int(index) >= count):
+        raise ValueError(
+            f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
         )
 
 
@@ -162,11 +222,30 @@ def build_model(flags: CommandFlags, values: dict[str, Any]) -> Any:
         stray = sorted(k for k in given if k not in shared)
         if stray:
             raise ValueError(f"--endpoint runs no model here: drop {', '.join(stray)}")
-        return EndpointSpec(base_url=endpoint, **given)
+        return _served(EndpointSpec(base_url=endpoint, **given))
     stray = sorted(k for k in given if k not in local)
     if stray:
         shown = ", ".join("--" + k.replace("_", "-") for k in stray)
         raise ValueError(f"{shown} only apply to a served model: add --endpoint URL")
     spec = ModelSpec(**given)
+    check_device(spec.device)
     check_model(spec.model, spec.revision)
+    return spec
+
+
+def _served(spec: Any) -> Any:
+    """``spec`` once the client knows how to resize for it (the model family and pixel limits,
+    from the flags or the model's config files); else the flags that give them are named."""
+    from hfgcot.model.endpoint import EndpointError, frame_limits
+
+    try:
+        frame_limits(spec)
+    except EndpointError:
+        names = ("family", "min_pixels", "max_pixels")
+        shown = "/".join("--" + n.replace("_", "-") for n in names if getattr(spec, n) is None)
+        raise ValueError(
+            f"{spec.model}: the model family or pixel limits of the served model are unknown "
+            f"(no readable config in a local folder or the Hub cache): give {shown} with the "
+            "values the server uses"
+        ) from None
     return spec

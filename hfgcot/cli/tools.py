@@ -16,10 +16,14 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hfgcot.cli.flags import add_flags, signature_flags
+from hfgcot.cli.errors import checking
+from hfgcot.cli.flags import add_flags, dataclass_flags, signature_flags
 from hfgcot.cli.publish import add_drop_bad_rows
+
+if TYPE_CHECKING:
+    from hfgcot.cli.inputs import InputOptions
 
 __all__ = ["TOOLS", "VIEWER", "add_tool_parsers", "print_run_config", "tools"]
 
@@ -48,17 +52,21 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _add_source(p: argparse.ArgumentParser, what: str) -> None:
+    from hfgcot.cli.inputs import InputOptions
+
     p.add_argument("dataset", help=f"{what}: saved dataset folder, .jsonl file or Hub id")
-    p.add_argument("--split", default="train", help="split, for Hub datasets (default: train)")
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N rows")
+    add_flags(p, dataclass_flags(InputOptions, skip=("image_root", "embed_images")))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from hfgcot.io import load_input
+def _source(args: argparse.Namespace) -> InputOptions:
+    """The input options typed, checked with the input (call it inside ``checking()``)."""
+    from hfgcot.cli.inputs import InputOptions
 
-    return load_input(args.dataset, split=args.split, limit=args.limit)
+    inputs = InputOptions.of(vars(args))
+    inputs.check(args.dataset)
+    return inputs
 
 
 def _typed(args: argparse.Namespace, func: Callable[..., Any], skip: tuple[str, ...]) -> dict:
@@ -67,20 +75,28 @@ def _typed(args: argparse.Namespace, func: Callable[..., Any], skip: tuple[str, 
 
 
 def _new_file(path: str, overwrite: bool) -> Path:
+    """A file to write at the end, checked now: none there yet, or ``--overwrite``."""
     out = Path(path)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: choose another file or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     func = _resolve(_METRICS[args.metrics])
-    metrics = func(_load(args), **_typed(args, func, ("dataset",)))
+    with checking():
+        inputs = _source(args)
+        output = _new_file(args.output, args.overwrite) if args.output else None
+    metrics = func(inputs.load(args.dataset), **_typed(args, func, ("dataset",)))
     text = json.dumps(metrics, indent=2)
     print(text)
-    if args.output:
-        _new_file(args.output, args.overwrite).write_text(text + "\n", encoding="utf-8")
+    if output is not None:
+        _write(output, text + "\n")
     return 0
 
 
@@ -110,8 +126,10 @@ def _cmd_draw(args: argparse.Namespace) -> int:
     from hfgcot.cli.outputs import check_output
 
     func = _resolve(_DRAW)
-    check_output(args.dataset, args.output, args.overwrite)
-    ds = _load(args)
+    with checking():
+        inputs = _source(args)
+        check_output(args.dataset, args.output, args.overwrite)
+    ds = inputs.load(args.dataset)
     grid_path, index_path = func(ds, args.output, **_typed(args, func, ("rows", "folder")))
     print(f"{len(ds)} rows -> {grid_path}, {index_path} (and row_NNN.png)")
     return 0
@@ -172,18 +190,30 @@ def print_run_config(record: dict[str, Any]) -> str:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    from hfgcot.model.spec import looks_like_path
+
+    with checking():
+        if looks_like_path(args.dataset) and not Path(args.dataset).expanduser().exists():
+            raise FileNotFoundError(
+                f"{args.dataset} does not exist: give a saved dataset folder "
+                "or a release (Hub repo or folder)"
+            )
+        output = _new_file(args.output, args.overwrite) if args.output else None
     records = _run_configs(args)
-    if not records:
-        raise ValueError(
-            f"{args.dataset} records no run config (no hfgcot pipeline made it, or one older "
-            "than run configs)"
-        )
-    if not 1 <= args.record <= len(records) and args.record != -1:
-        raise ValueError(f"--record must be 1..{len(records)} (or -1, the last), got {args.record}")
+    with checking():
+        if not records:
+            raise ValueError(
+                f"{args.dataset} records no run config (no hfgcot pipeline made it, or one "
+                "older than run configs)"
+            )
+        if not 1 <= args.record <= len(records) and args.record != -1:
+            raise ValueError(
+                f"--record must be 1..{len(records)} (or -1, the last), got {args.record}"
+            )
     text = print_run_config(records[args.record - 1 if args.record > 0 else -1])
     print(text, end="")
-    if args.output:
-        _new_file(args.output, args.overwrite).write_text(text, encoding="utf-8")
+    if output is not None:
+        _write(output, text)
     return 0
 
 
@@ -213,6 +243,17 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     from hfgcot import publish
     from hfgcot.cli.publish import print_published
+    from hfgcot.publishing.release import check_target
+
+    with checking():
+        folder = Path(args.dataset).expanduser()
+        if not any(
+            (folder / name).is_file() for name in ("dataset_info.json", "dataset_dict.json")
+        ):
+            raise FileNotFoundError(
+                f"{args.dataset} is not a saved dataset folder (written by Dataset.save_to_disk)"
+            )
+        check_target(args.repo_id, args.version)
 
     card = {
         k: v for k, v in {"license": args.license, "pretty_name": args.pretty_name}.items() if v

@@ -97,11 +97,11 @@ def test_rerun_reuses_finished_shards_and_says_how_many(tmp_path, capsys):
 
 @pytest.mark.model
 def test_run_config_prints_and_reproduces_the_rows(tmp_path, capsys):
-    """Run, print the recorded config, run again with it: the same rows."""
+    """Run, print the recorded config, run again with it: the same rows (--limit included)."""
     data = scene_jsonl(tmp_path / "data", n=3)
     out, again, run_yaml = tmp_path / "out", tmp_path / "again", tmp_path / "run.yaml"
     argv = ["gcot", "--input", str(data), "--output", str(out), "--model", toy_model(), *SMALL]
-    argv += ["--box-space", "normalized", "--max-keywords", "3", "--no-allow-urls"]
+    argv += ["--box-space", "normalized", "--max-keywords", "3", "--no-allow-urls", "--limit", "2"]
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["config", str(out), "--output", str(run_yaml)]) == 0
@@ -109,6 +109,7 @@ def test_run_config_prints_and_reproduces_the_rows(tmp_path, capsys):
     assert printed == run_yaml.read_text() and printed.startswith("# run config of a gcot run")
     assert "box_space: normalized\n" in printed and "max_keywords: 3\n" in printed
     assert "\nallow_urls: false\n" in printed and "\nmodel: tiny-shapes\n" in printed
+    assert "\nlimit: 2\n" in printed and "\nembed_images: true\n" in printed
     assert "revision: local:" in printed and str(tmp_path) not in printed
     assert toy_model() not in printed and "device" not in printed  # no machine detail
     rerun = ["gcot", "--config", str(run_yaml), "--input", str(data), "--output", str(again)]
@@ -116,7 +117,7 @@ def test_run_config_prints_and_reproduces_the_rows(tmp_path, capsys):
     assert "give that folder with --model" in capsys.readouterr().err
     assert main([*rerun, "--model", toy_model()]) == 0
     first, second = load_from_disk(str(out)), load_from_disk(str(again))
-    assert second.to_dict() == first.to_dict()
+    assert len(first) == 2 and second.to_dict() == first.to_dict()
     assert get_provenance(second)[-1]["run_config"] == get_provenance(first)[-1]["run_config"]
 
 

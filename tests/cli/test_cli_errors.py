@@ -35,6 +35,10 @@ def inputs(tmp_path, monkeypatch):
     (tmp_path / "full" / "keep.txt").write_text("mine")
     (tmp_path / "typo.yaml").write_text("batch_sise: 2\n")
     (tmp_path / "choice.json").write_text('{"box_space": "nowhere"}')
+    (tmp_path / "dtype.yaml").write_text("dtype: float17\n")
+    (tmp_path / "flag_only.yaml").write_text("overwrite: true\n")
+    (tmp_path / "no_prompt.json").write_text('{"grounding-prompt": "@nofile.txt"}')
+    (tmp_path / "not_a_model").mkdir()
     return {
         "data": str(data),
         "bad": str(bad),
@@ -42,6 +46,10 @@ def inputs(tmp_path, monkeypatch):
         "model": toy_model(),
         "typo": str(tmp_path / "typo.yaml"),
         "choice": str(tmp_path / "choice.json"),
+        "dtype": str(tmp_path / "dtype.yaml"),
+        "flag_only": str(tmp_path / "flag_only.yaml"),
+        "no_prompt": str(tmp_path / "no_prompt.json"),
+        "not_a_model": str(tmp_path / "not_a_model"),
     }
 
 
@@ -95,10 +103,50 @@ CASES = {
         ["gcot", *IO, "--ray-address", "auto", "--checkpoint-dir", "c"],
         "are for runs on this machine",
     ),
-    "ray flags alone": (["gcot", *IO, "--ray-actors", "2"], "need --ray-address"),
+    "ray flags alone": (
+        ["gcot", *IO, "--ray-num-actors", "2"],
+        "--ray-num-actors need --ray-address",
+    ),
     "publish without version": (["gcot", *IO, "--push-to-hub", "./rel"], "needs --version"),
     "config without run config": (["config", "{saved}"], "records no run config"),
     "evaluate missing column": (["evaluate", "grounding", "{data}"], "pred_bbox"),
+    "no hub dataset": (
+        ["gcot", "--input", "nobody/nodataset", "--output", "o", "--model", "{model}"],
+        "input 'nobody/nodataset' is neither a saved dataset, a .jsonl file nor a dataset found",
+    ),
+    "draw a missing folder": (["draw", "./nope", "--output", "p"], "input not found: ./nope"),
+    "evaluate a missing input": (
+        ["evaluate", "grounding", "nope_folder"],
+        "input 'nope_folder' is neither",
+    ),
+    "publish a missing folder": (
+        ["publish", "./nope", "./rel", "--version", "1.0.0"],
+        "./nope is not a saved dataset folder",
+    ),
+    "config of a missing path": (["config", "./nope"], "./nope does not exist"),
+    "bad dtype in a file": (["gcot", *IO, "--config", "{dtype}"], "dtype: must be one of auto,"),
+    "flag-only key in a file": (
+        ["gcot", *IO, "--config", "{flag_only}"],
+        "--overwrite is about this command, not the run",
+    ),
+    "missing prompt file in a file": (
+        ["gcot", *IO, "--config", "{no_prompt}"],
+        "grounding_prompt: cannot read nofile.txt",
+    ),
+    "missing processor": (
+        ["sft", "--input", "{data}", "--output", "o", "--processor", "./nothere"],
+        "processor folder not found: ./nothere",
+    ),
+    "folder without config.json": (
+        ["gcot", "--input", "{data}", "--output", "o", "--model", "{not_a_model}"],
+        "not a model folder: no config.json in",
+    ),
+    "no such cuda device": (["gcot", *IO, "--device", "cuda:99"], "--device cuda:99: "),
+    "split of a jsonl": (["gcot", *IO, "--split", "test"], "--split is for a Hub dataset"),
+    "served model of unknown settings": (
+        ["gcot", *IO[:4], "--model", "nobody/m", "--endpoint", "http://127.0.0.1:9/v1"],
+        "give --family/--min-pixels/--max-pixels with the values the server uses",
+    ),
 }
 
 
@@ -119,12 +167,47 @@ def test_debug_raises_the_error_itself(inputs):
         main(["gcot", "--input", inputs["bad"], "--output", "o", "--debug"])
 
 
-def test_internal_errors_are_not_user_errors(inputs, monkeypatch):
+@pytest.mark.parametrize("bug", [RuntimeError("a bug"), KeyError("bbox_2d"), ValueError("a bug")])
+def test_internal_errors_are_not_user_errors(inputs, monkeypatch, bug):
+    """An exception the pipeline raises while it runs is a bug (traceback, exit 1), whatever
+    its type, unless it is one of the library's user-facing errors."""
     import hfgcot.pipelines.gcot as gcot
 
     def broken(*args, **kwargs):
-        raise RuntimeError("a bug")
+        raise bug
 
     monkeypatch.setattr(gcot, "add_gcot", broken)
-    with pytest.raises(RuntimeError, match="a bug"):
+    with pytest.raises(type(bug)) as raised:
         main(["gcot", "--input", inputs["data"], "--output", "o", "--model", inputs["model"]])
+    assert raised.value is bug
+
+
+def test_a_missing_column_while_running_is_a_user_error(inputs, monkeypatch, capsys):
+    from hfgcot.errors import MissingColumnError
+
+    def refuse(*args, **kwargs):
+        raise MissingColumnError("column 'q' not in dataset")
+
+    monkeypatch.setattr("hfgcot.pipelines.gcot.add_gcot", refuse)
+    argv = ["gcot", "--input", inputs["data"], "--output", "o", "--model", inputs["model"]]
+    assert main(argv) == 2
+    assert "hfgcot: error: column 'q' not in dataset (--debug" in capsys.readouterr().err
+
+
+FLAG_ERRORS = {
+    "prompt file": (["--grounding-prompt", "@nofile.txt"], "cannot read nofile.txt: No such file"),
+    "dtype": (["--dtype", "float17"], "must be one of auto, bfloat16, float16, float32"),
+    "unknown flag": (
+        ["--bogus", "1"],
+        "unrecognized arguments: --bogus 1 (see hfgcot gcot --help)",
+    ),
+}
+
+
+@pytest.mark.parametrize("argv, message", FLAG_ERRORS.values(), ids=FLAG_ERRORS.keys())
+def test_flag_errors_say_what_and_where(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["gcot", "--input", "x.jsonl", "--output", "o", *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert message in err, err

@@ -13,12 +13,13 @@ from hfgcot import prompts
 from hfgcot.cli import build_parser, main
 from hfgcot.cli.commands import PIPELINES
 from hfgcot.cli.flags import Flag, dataclass_flags, doc_entries, parse_value
+from hfgcot.cli.inputs import InputOptions
 from hfgcot.cli.parser import command_flags
-from hfgcot.cli.settings import build_config, build_model, build_run, gather_values
+from hfgcot.cli.settings import build_config, build_model, build_ray, build_run, gather_values
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec
-from hfgcot.run.options import RunOptions
+from hfgcot.run.options import RayOptions, RunOptions
 
 MODEL_COMMANDS = [c for c in PIPELINES.values() if c.uses_model]
 
@@ -46,12 +47,12 @@ def _field_names(cls: type) -> list[str]:
 @pytest.mark.parametrize("command", PIPELINES.values(), ids=lambda c: c.name)
 def test_every_field_has_a_flag(command):
     options = _options(command.name)
-    classes = [command.config_class(), RunOptions]
+    classes = [("", command.config_class()), ("", RunOptions), ("", InputOptions)]
     if command.uses_model:
-        classes += [ModelSpec, EndpointSpec]
-    for cls in classes:
+        classes += [("", ModelSpec), ("", EndpointSpec), ("ray-", RayOptions)]
+    for prefix, cls in classes:
         for name in _field_names(cls):
-            flag = "--endpoint" if name == "base_url" else "--" + name.replace("_", "-")
+            flag = "--endpoint" if name == "base_url" else "--" + prefix + name.replace("_", "-")
             assert flag in options, f"{command.name}: {cls.__name__}.{name} has no flag {flag}"
     assert "--allow-urls" in options and "--no-allow-urls" in options  # nested, bool both ways
 
@@ -61,7 +62,7 @@ def test_every_model_pipeline_runs_on_ray(command):
     """``--ray-address`` runs the pipeline's own Ray entry point (``hfgcot.ray.<entry>_ray``)."""
     entry, on_ray = command.resolve(command.entry), command.resolve(command.ray)
     assert on_ray.__name__ == f"{entry.__name__}_ray"
-    assert {"--ray-address", "--ray-actors", "--ray-output-dir"} <= set(_options(command.name))
+    assert {"--ray-address", "--ray-num-actors", "--ray-output-dir"} <= set(_options(command.name))
 
 
 @pytest.mark.parametrize("command", PIPELINES.values(), ids=lambda c: c.name)
@@ -147,8 +148,9 @@ def test_a_flag_value_reaches_the_config(command, parent, cls, field):
 @pytest.mark.parametrize("field", dataclasses.fields(ModelSpec), ids=lambda f: f.name)
 def test_a_flag_value_reaches_the_model_spec(field, tmp_path):
     value = _other_value(ModelSpec, field, getattr(ModelSpec(), field.name))
+    (tmp_path / "config.json").write_text("{}")  # a model folder: checked without the Hub
     if field.name == "model":
-        value = str(tmp_path)  # a folder: the model check passes without the Hub
+        value = str(tmp_path)
     argv = ["gcot", "--model", str(tmp_path)]
     argv += _typed(field.name, value)
     flags = command_flags(PIPELINES["gcot"])
@@ -166,12 +168,37 @@ def test_a_flag_value_reaches_the_model_spec(field, tmp_path):
 def test_a_flag_value_reaches_the_endpoint_spec(field):
     default = EndpointSpec("http://h/v1", "m")
     value = _other_value(EndpointSpec, field, getattr(default, field.name))
-    argv = ["gcot", "--endpoint", "http://h/v1", *_typed(field.name, value)]
+    known = ["--family", "qwen2_5_vl", "--min-pixels", "3", "--max-pixels", "1000000"]
+    argv = ["gcot", "--endpoint", "http://h/v1", *known, *_typed(field.name, value)]
     flags = command_flags(PIPELINES["gcot"])
     spec = build_model(
         flags, gather_values(build_parser().parse_args(argv), PIPELINES["gcot"], flags)
     )
     assert spec.base_url == "http://h/v1" and getattr(spec, field.name) == value
+
+
+@pytest.mark.parametrize("field", dataclasses.fields(RayOptions), ids=lambda f: f.name)
+def test_a_ray_flag_value_reaches_the_ray_options(field):
+    value = {"output_dir": "out/ray", "storage_options": {"anon": True}}.get(field.name)
+    if value is None:
+        value = _other_value(RayOptions, field, getattr(RayOptions("o"), field.name))
+    argv = ["gcot", "--ray-address", "auto", *_typed("ray_" + field.name, value)]
+    if isinstance(value, dict):
+        argv[-1] = json.dumps(value)
+    flags = command_flags(PIPELINES["gcot"])
+    values = gather_values(build_parser().parse_args(argv), PIPELINES["gcot"], flags)
+    address, options = build_ray(flags, values)
+    ray = RayOptions(**{"output_dir": "o", **options})
+    assert address == "auto" and getattr(ray, field.name) == value
+
+
+def test_ray_options_in_a_config_file(tmp_path):
+    text = "ray_address: auto\nray_num_actors: 3\nray_storage_options: {anon: true}\n"
+    values, flags = _config_run(tmp_path, text)
+    assert build_ray(flags, values) == (
+        "auto",
+        {"num_actors": 3, "storage_options": {"anon": True}},
+    )
 
 
 @pytest.mark.parametrize("field", dataclasses.fields(RunOptions), ids=lambda f: f.name)
@@ -255,6 +282,9 @@ def test_config_file_names_types_and_precedence(tmp_path):
         config.image_policy.allow_urls is False and config.grounding_prompt == "Find {phrase} now."
     )
     assert values["input"] == "in.jsonl" and values["num_proc"] is None
+    rows = "limit: 3\nsplit: test\nimage_root: imgs\nembed_images: false\n"
+    row_values, _ = _config_run(tmp_path, rows, ".yaml", "--limit", "2")
+    assert InputOptions.of(row_values) == InputOptions("test", 2, "imgs", False)  # a flag wins
     json_values, _ = _config_run(tmp_path, json.dumps({"min_side": 3, "seed": 2}), ".json")
     assert json_values == {"min_side": 3, "seed": 2}
 

@@ -137,7 +137,7 @@ def test_pipeline_on_ray_equals_the_local_run(command, tmp_path, capsys):
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2)
     try:
         argv = [command, "--input", str(data), "--output", str(remote), *small]
-        assert main([*argv, "--ray-address", "local", "--ray-actors", "1"]) == 0
+        assert main([*argv, "--ray-address", "local", "--ray-num-actors", "1"]) == 0
     finally:
         ray.shutdown()
     on_ray, here = load_from_disk(str(remote)), load_from_disk(str(local))
