@@ -298,7 +298,9 @@ def add_flags(group: Any, flags: Iterable[Flag]) -> None:
     """Add ``flags`` to an argparse parser or group; an option not typed is absent from the
     parsed namespace (so a config file, then the library's default, gives its value)."""
     for flag in flags:
-        text = flag.help.rstrip(".") + f" (default: {_shown(flag.default)})"
+        text = flag.help.rstrip(".")
+        if "(default: " not in text:  # else the help says what the default means
+            text += f" (default: {_shown(flag.default)})"
         kwargs: dict[str, Any] = {
             "dest": flag.name,
             "default": argparse.SUPPRESS,

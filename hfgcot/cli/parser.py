@@ -90,7 +90,7 @@ def ray_flags() -> list[Flag]:
     flags = [RAY_ADDRESS]
     for flag in dataclass_flags(RayOptions, prefix=RAY_PREFIX):
         if flag.name == RAY_PREFIX + "output_dir":
-            text = flag.help + " Default: a temporary folder, removed after the run."
+            text = flag.help.rstrip(".") + " (default: a temporary folder, removed after the run)."
             flag = dataclasses.replace(flag, hint=str | None, help=text)
         flags.append(flag)
     return flags
