@@ -33,3 +33,74 @@ def test_a_pipeline_keeps_max_concurrency_requests_in_flight_whatever_its_batch_
         out = add_gcot(ds, spec, batch_size=2, max_new_tokens=8)
     assert len(out) == 12
     assert server.max_in_flight == 12  # the reasoning stage's 12 requests, all at once
+
+
+# -- dense captions: a failed request past stage 1 is retried by a rerun ------------------------
+
+CAPTION = "A red circle is on the left. A blue square is on the right."
+DETAIL = "It is bright red."
+
+
+def dense_kind(body: dict) -> str:
+    """Which request of the dense-caption pipeline ``body`` is."""
+    from fake_openai import user_text
+
+    text = user_text(body)
+    if text.startswith("Here is a sentence about this image"):
+        return "detail check" if DETAIL in text else f"check {text.split(chr(10))[1]}"
+    if text.startswith("Here is a description of an image"):
+        return "questions"
+    if text == "Describe this image in detail.":
+        return "caption"
+    return "fusion" if text.startswith("Below is a verified description") else "answer"
+
+
+def dense_responder(down: set[str]):
+    """The dense-caption pipeline's answers; a request whose kind is in ``down`` gets a 503."""
+    from fake_openai import completion
+
+    answers = {
+        "caption": CAPTION,
+        "questions": "1. the red circle",
+        "answer": DETAIL,
+        "fusion": "A bright red circle is on the left. A blue square is on the right.",
+    }
+
+    def respond(body: dict, headers: object) -> tuple[int, dict, dict]:
+        kind = dense_kind(body)
+        if kind in down:
+            return 503, {"error": {"message": "overloaded"}}, {}
+        return 200, completion(body, answers.get(kind, "Yes."), "stop", 1, 1), {}
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    "fails",
+    ["questions", "answer", 'check "A blue square is on the right."', "detail check", "fusion"],
+)
+def test_dense_captions_rerun_completes_after_a_server_failure_past_the_first_stage(
+    fails, tmp_path
+):
+    from fake_openai import FakeServer
+
+    from hfgcot import add_dense_captions
+    from hfgcot.model.endpoint import is_endpoint_error
+
+    ds = Dataset.from_dict({"image": [s.image() for s in make_scenes(3, seed=5)]})
+    down: set[str] = set()
+    with FakeServer(dense_responder(down)) as server:
+        spec = EndpointSpec(server.base_url, "toy", max_retries=0, **TEXT_SPEC)
+        healthy = add_dense_captions(ds, spec, max_new_tokens=32)  # (no checkpoint: reference)
+        down.add(fails)
+        run = {"max_new_tokens": 32, "checkpoint_dir": str(tmp_path / "ckpt")}
+        broken = add_dense_captions(ds, spec, **run)
+        assert all(is_endpoint_error(s) for s in broken["dense_caption_status"]), broken[
+            "dense_caption_status"
+        ]
+        down.clear()
+        before = server.requests
+        resumed = add_dense_captions(ds, spec, **run)
+        assert server.requests > before
+    assert resumed.to_dict() == healthy.to_dict()
+    assert resumed["dense_caption_status"] == ["ok"] * 3
