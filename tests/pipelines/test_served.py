@@ -104,3 +104,63 @@ def test_dense_captions_rerun_completes_after_a_server_failure_past_the_first_st
         assert server.requests > before
     assert resumed.to_dict() == healthy.to_dict()
     assert resumed["dense_caption_status"] == ["ok"] * 3
+
+
+# -- fingerprints: the served model's identity, not how it is reached ---------------------------
+
+SPEC = EndpointSpec("http://h:8000/v1", "org/m", revision="r1", **TEXT_SPEC)
+
+
+def all_stages(spec: EndpointSpec) -> list:
+    from hfgcot.pipelines.dense_captions import DenseCaptionConfig, dense_caption_stages
+    from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages
+    from hfgcot.pipelines.grounding_predictions import (
+        GroundingPredictionConfig,
+        prediction_stage,
+    )
+    from hfgcot.pipelines.region_captions import RegionCaptionConfig, region_caption_stages
+
+    return [
+        *gcot_stages(GCoTConfig(), spec),
+        *dense_caption_stages(DenseCaptionConfig(), spec),
+        *region_caption_stages(RegionCaptionConfig(), spec),
+        prediction_stage(GroundingPredictionConfig(), spec),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"base_url": "https://other:9000/v1"},
+        {"max_concurrency": 4},
+        {"timeout": 30.0},
+        {"max_retries": 0},
+        {"api_key_env": "OTHER_KEY"},
+        {"prompt_logprobs": True},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_how_the_server_is_reached_changes_no_stage_fingerprint(change):
+    import dataclasses
+
+    before = [s.fingerprint for s in all_stages(SPEC)]
+    assert [s.fingerprint for s in all_stages(dataclasses.replace(SPEC, **change))] == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "org/other"},
+        {"revision": "r2"},
+        {"family": "qwen2_vl"},
+        {"min_pixels": 6272},
+        {"max_pixels": 50176},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_what_the_server_runs_changes_every_model_stage_fingerprint(change):
+    import dataclasses
+
+    stages = all_stages(SPEC)
+    for a, b in zip(stages, all_stages(dataclasses.replace(SPEC, **change)), strict=True):
+        assert (a.fingerprint != b.fingerprint) == hasattr(a, "model"), a.name
