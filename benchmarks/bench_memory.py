@@ -121,6 +121,8 @@ def main() -> None:
         f"{BOMB_SIDE}x{BOMB_SIDE} ({', '.join(bombs['statuses'])}); limit {LIMIT_MIB} MiB"
     )
     print(f"ratio: {peaks[args.large] / peaks[args.small]:.2f}")
+    if bombs["peak_rss_mib"] > LIMIT_MIB or set(bombs["statuses"]) != {"decompression_bomb"}:
+        raise SystemExit(f"bombs: over the {LIMIT_MIB} MiB limit or not all refused")
 
 
 if __name__ == "__main__":

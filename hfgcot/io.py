@@ -17,13 +17,20 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from datasets import Dataset, DatasetInfo, Features, Value, load_dataset, load_from_disk
+from datasets import Dataset, DatasetInfo, Features, Image, Value, load_dataset, load_from_disk
 from datasets.fingerprint import Hasher
 
 from hfgcot.cache import map_cache_file
 from hfgcot.images import PATH_OUTSIDE_ROOT, REFUSED_PREFIX, UNREADABLE_FILE, UNSUPPORTED_VALUE
 
-__all__ = ["DEMO_DATA", "check_jsonl", "demo_dataset", "load_input", "resolve_image_path"]
+__all__ = [
+    "DEMO_DATA",
+    "check_jsonl",
+    "demo_dataset",
+    "fingerprint_image_files",
+    "load_input",
+    "resolve_image_path",
+]
 
 DEMO_DATA = Path(__file__).parent / "data" / "demo" / "metadata.jsonl"
 
@@ -102,6 +109,39 @@ def _file_state(value: str | None) -> tuple[str, int, int] | None:
     return (value, st.st_size, st.st_mtime_ns)
 
 
+def fingerprint_image_files(dataset: Dataset, column: str) -> Dataset:
+    """``dataset`` under a fingerprint that also covers the local image files ``column`` names
+    (path, size and modification time of each; image bytes held in the dataset are already in it).
+
+    Every model run goes through this, so replacing an image file gives new results instead of
+    the ones cached or checkpointed for the old file, however the dataset was built. Nothing is
+    copied: the result is a view of the same rows.
+
+    >>> ds = Dataset.from_dict({"image": ["https://example.com/a.png"]})
+    >>> fingerprint_image_files(ds, "image")._fingerprint == ds._fingerprint  # no local file
+    True
+    """
+    if column not in dataset.column_names or len(dataset) == 0:
+        return dataset
+    feature = dataset.features[column]
+    cells = dataset.select_columns([column]).with_format("arrow")[:][column]
+    if getattr(feature, "dtype", None) == "string":
+        paths = cells.to_pylist()
+    elif isinstance(feature, Image):
+        cells = cells.combine_chunks()
+        held = cells.field("bytes").is_valid().to_pylist()
+        paths = [
+            None if has else p for has, p in zip(held, cells.field("path").to_pylist(), strict=True)
+        ]
+    else:
+        return dataset
+    states = [_file_state(p) for p in paths]
+    if not any(states):
+        return dataset
+    fingerprint = Hasher.hash([dataset._fingerprint, "image files", states])
+    return dataset.select(range(len(dataset)), new_fingerprint=fingerprint)
+
+
 def _jsonl_image(value: object, root: Path) -> str | None:
     """A ``.jsonl`` image cell as a resolved path (or a refusal): a string, or a dict's
     ``"path"``; any other value (a number, a list...) is refused and never read."""
@@ -147,7 +187,9 @@ def _load_saved(path: Path) -> Dataset:
     state = path / "state.json"
     if state.exists() and json.loads(state.read_text()).get("_data_files") == []:
         info = DatasetInfo.from_directory(str(path))
-        return Dataset.from_dict({name: [] for name in info.features}, features=info.features)
+        return Dataset.from_dict(
+            {name: [] for name in info.features}, features=info.features, info=info
+        )
     return load_from_disk(str(path))
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "is_ok",
     "make",
     "note_truncated",
+    "truncated_stage",
     "reason",
     "summary",
     "summary_text",
@@ -127,6 +128,20 @@ def note_truncated(status: str, stage: str) -> str:
     ('ok: truncated dense_fuse', 'empty_caption')
     """
     return with_note(status, f"truncated {stage}")
+
+
+def truncated_stage(status: str) -> str | None:
+    """The stage whose cut answer a usable ``status`` notes (:func:`note_truncated`), if any.
+
+    >>> truncated_stage("ok: 1 answers failed; truncated dense_init_caption"), truncated_stage("ok")
+    ('dense_init_caption', None)
+    """
+    if not is_ok(status) or status == OK:
+        return None
+    for note in status[len(OK) + 1 :].strip().split("; "):
+        if note.startswith("truncated "):
+            return note[len("truncated ") :]
+    return None
 
 
 def truncated_output(stage: str) -> str:

@@ -214,3 +214,34 @@ def _png(seed: int) -> bytes:
     buffer = io.BytesIO()
     random_image(40, 40, seed=seed).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("feature", "checkpoint"), [("paths", False), ("paths", True), ("image", True)]
+)
+def test_a_pipeline_rerun_sees_a_replaced_image_file_however_the_dataset_was_built(
+    tmp_path, feature, checkpoint
+):
+    """Not only load_input: a dataset of paths built by hand (or by load_dataset) is fingerprinted
+    with its files' state by the run itself, for the datasets cache and for checkpoints."""
+    from datasets import Dataset, load_from_disk
+    from datasets import Image as ImageFeature
+
+    from hfgcot import to_grounding_sft
+
+    path = tmp_path / "a.png"
+    random_image(64, 48, seed=1).save(path)
+    ds = Dataset.from_dict({"image": [str(path)], "question": ["q"], "bbox": [[1, 1, 20, 20]]})
+    if feature == "image":  # Image() storage that names the file (kept in memory: save_to_disk
+        ds = ds.cast_column("image", ImageFeature())  # would embed the bytes)
+    else:
+        ds.save_to_disk(str(tmp_path / "saved"))  # a dataset on disk: its maps are cached
+        ds = load_from_disk(str(tmp_path / "saved"))
+    options = {"checkpoint_dir": str(tmp_path / "ckpt")} if checkpoint else {}
+
+    def width() -> int:
+        return to_grounding_sft(ds, bbox_format="xyxy", **options)[0]["sft_frame"]["width"]
+
+    assert width() == 64
+    random_image(96, 80, seed=2).save(path)
+    assert width() == 96

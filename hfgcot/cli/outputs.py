@@ -99,6 +99,8 @@ def embed_images(dataset: Any, columns: list[str]) -> Any:
     ]
     if not chosen:
         return dataset
+    if len(dataset) == 0:  # nothing to embed (and an empty table may hold no chunk to cast)
+        return _empty_with_images(dataset, chosen)
     for column in chosen:
         feature = dataset.features[column]
         decode = feature.decode if isinstance(feature, Image) else True
@@ -118,6 +120,23 @@ def embed_images(dataset: Any, columns: list[str]) -> Any:
         desc="embed images",
     )
     return embedded.with_format(**{k: fmt[k] for k in ("type", "columns", "output_all_columns")})
+
+
+def _empty_with_images(dataset: Any, columns: list[str]) -> Any:
+    from datasets import Dataset, Features, Image
+
+    def decodes(feature: Any) -> bool:
+        return feature.decode if isinstance(feature, Image) else True
+
+    features = Features(
+        {
+            name: Image(decode=decodes(f)) if name in columns else f
+            for name, f in dataset.features.items()
+        }
+    )
+    info = dataset.info.copy()
+    info.features = features
+    return Dataset.from_dict({name: [] for name in features}, features=features, info=info)
 
 
 def save_dataset(dataset: Any, output: str, overwrite: bool) -> None:

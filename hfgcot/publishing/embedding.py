@@ -163,7 +163,8 @@ def _refusal(bad: dict[str, list[tuple[int, str, str]]], rows: dict[str, int], h
     return (
         f"publish refused: {n_bad} of {sum(rows.values())} rows have an image that cannot be "
         f"embedded ({'; '.join(shown)}{more}); nothing was written. Keep only the ok rows first, "
-        f"e.g. {keep}, or pass drop_bad_rows=True to leave them out (the card records how many)"
+        f"e.g. {keep}, or pass drop_bad_rows=True (command line: --drop-bad-rows) to leave them "
+        "out (the card records how many)"
     )
 
 

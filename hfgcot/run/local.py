@@ -21,6 +21,7 @@ from datasets.utils.logging import (
 from hfgcot.cache import map_cache_file
 from hfgcot.fingerprint import stable_hash
 from hfgcot.images import ImagePolicy, image_size, kept_image
+from hfgcot.io import fingerprint_image_files
 from hfgcot.model.endpoint import is_endpoint_error
 from hfgcot.run.options import RunOptions
 from hfgcot.run.resume import run_resumable
@@ -234,6 +235,7 @@ def run_pipeline(
     num_proc, checkpoint_dir, shard_size = run.num_proc, run.checkpoint_dir, run.shard_size
     sort_window = run.sort_window
     ds, feature = undecoded(dataset, image_column)
+    ds = fingerprint_image_files(ds, image_column)  # a replaced image file is a new input
     order = None
     if sort_window and sort_window > 1 and len(ds) > 1:
         order = size_order(ds, image_column, sort_window)

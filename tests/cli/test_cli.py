@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from hfgcot import get_provenance
 from hfgcot.cli import build_parser, main
+from hfgcot.io import load_input
 from hfgcot.testing.tiny import build_tiny_vlm
 
 SMALL = ["--max-new-tokens", "48", "--grounding-max-new-tokens", "24", "--batch-size", "4"]
@@ -177,3 +178,31 @@ def test_docs_name_every_subcommand():
     for name in build_parser()._subparsers._group_actions[0].choices:
         assert f"`{name}" in text, f"docs/cli.md does not describe `hfgcot {name}`"
     assert "```yaml" in text and "| 2 |" in text and "| 1 |" in text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("command", "extra", "status"),
+    [
+        ("gcot", [], "gcot_status"),
+        ("dense-captions", [], "dense_caption_status"),
+        (
+            "region-captions",
+            ["--bbox-format", "xyxy", "--overwrite-columns"],
+            "region_caption_status",
+        ),
+        ("sft", ["--bbox-format", "xyxy"], "sft_status"),
+    ],
+)
+def test_limit_zero_gives_zero_rows_with_every_column(tmp_path, capsys, command, extra, status):
+    data = scene_jsonl(tmp_path / "data", n=1)
+    out = tmp_path / "out"
+    argv = [command, "--input", str(data), "--output", str(out), "--limit", "0", *extra]
+    if command != "sft":
+        argv += ["--model", toy_model()]
+    assert main(argv) == 0
+    assert "0 rows ->" in capsys.readouterr().out
+    saved = load_input(str(out))
+    assert len(saved) == 0 and status in saved.column_names
+    assert isinstance(saved.features["image"], Image)
+    assert get_provenance(saved)[-1]["run_config"]

@@ -189,6 +189,21 @@ def test_dense_rows_whose_verdicts_were_all_cut_are_truncated_output(tiny_vlm):
     assert out["final_caption"] == [CAPTION.strip()]  # unchecked initial caption, flagged
 
 
+def test_a_cut_caption_whose_sentences_all_fail_the_check_is_truncated_output(tiny_vlm):
+    """The caption was cut mid-sentence and nothing in it was kept: the cut is why, not the
+    model's sentences (was: no_golden_sentences, the truncation forgotten)."""
+
+    def script(request, text):
+        return "No." if text.startswith("Here is a sentence") else CAPTION
+
+    ds = Dataset.from_dict({"image": images(1)}).cast_column("image", Image())
+    fake = ScriptedVLM(tiny_vlm, script, budget=True)
+    budget = n_tokens(tiny_vlm, "A red ball lies on the grass. A blue box stands near it.") + 6
+    out = add_dense_captions(ds, fake, checker="yesno", max_new_tokens=budget)
+    assert out["dense_caption_status"] == ["truncated_output: dense_init_caption"]
+    assert CAPTION.startswith(out["final_caption"][0])  # the cut caption, flagged
+
+
 # ---------------------------------------------------------------------- region captions
 
 

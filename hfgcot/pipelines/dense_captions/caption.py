@@ -20,7 +20,14 @@ from hfgcot.pipelines.dense_captions.base import (
     note_cut_rows,
 )
 from hfgcot.pipelines.self_check import CheckJob, is_supported, locate_sentences
-from hfgcot.status import OK, is_ok, note_truncated, truncated_output, with_note
+from hfgcot.status import (
+    OK,
+    is_ok,
+    note_truncated,
+    truncated_output,
+    truncated_stage,
+    with_note,
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,9 @@ class SentenceCheckStage(CheckingStage):
     """
 
     name = "dense_check_sentences"
-    version = "3"  # v2: a verdict lost to a cut is noted; v3: model text neutralised in prompts
+    # v2: a verdict lost to a cut is noted; v3: model text neutralised in prompts; v4: no golden
+    # sentence from a cut caption is truncated_output, not no_golden_sentences
+    version = "4"
     status_column = STATUS
     caption_prompt: str = prompts.DENSE_CAPTION_PROMPT
 
@@ -132,8 +141,11 @@ class SentenceCheckStage(CheckingStage):
         error = retry_error(errors) or next((e for e in errors if e), None)
         if not golden and error and all(errors):
             return f"check_error: {error[:200]}"
-        if not golden:  # a verdict lost to a cut might have kept a sentence
-            return truncated_output(self.name) if cut else NO_GOLDEN
+        if not golden and cut:  # a verdict lost to a cut might have kept a sentence
+            return truncated_output(self.name)
+        if not golden:  # a caption cut mid-sentence may be why none was kept: say so
+            earlier = truncated_stage(status)
+            return truncated_output(earlier) if earlier else NO_GOLDEN
         if error:
             note = f"{sum(map(bool, errors))} sentence checks failed"
             return with_note(status, failure_note(note, errors))
