@@ -2,7 +2,9 @@
 
 The reasoning stage of ``add_gcot`` (one generated answer per row) on the same rows and the same
 model, greedy: once with the in-process ``transformers`` engine (``--batch-size``, default 8), once
-through a server (``--concurrency`` requests in flight, default 8). By default the server is
+through a server (``--concurrency`` requests in flight, default 8; its map batches hold
+``max(--batch-size, --concurrency)`` rows, the pipelines' rule, so that many can be in flight
+at once). By default the server is
 ``transformers serve`` with the shipped toy model on 127.0.0.1 (CPU); ``--base-url`` points at a
 running server instead (vLLM, SGLang). Prints both rates (rows/s, generated tokens/s), how many
 texts agree, and last ``ratio: <endpoint tokens/s / in-process tokens/s>``.
@@ -29,6 +31,7 @@ from datasets import Dataset
 from hfgcot.model.endpoint import EndpointSpec
 from hfgcot.model.spec import ModelSpec, get_vlm
 from hfgcot.pipelines.gcot import GCoTConfig, gcot_stages
+from hfgcot.pipelines.runner import map_batch_size
 from hfgcot.run.local import apply_stage, undecoded
 from hfgcot.testing.shapes import make_scenes
 from hfgcot.testing.toy import tiny_shapes_path, vqa_rows
@@ -39,6 +42,7 @@ def run_stage(ds: Dataset, spec, batch_size: int, max_new_tokens: int) -> tuple[
     config = GCoTConfig(batch_size=batch_size, max_new_tokens=max_new_tokens)
     stage = gcot_stages(config, spec)[0]
     vlm = get_vlm(stage.model)
+    batch_size = map_batch_size(batch_size, spec)  # a served model: max_concurrency at least
     rows, _ = undecoded(ds, "image")
     apply_stage(rows.select(range(min(4, len(rows)))), stage, batch_size=batch_size)  # warm-up
     before = vlm.generated_tokens

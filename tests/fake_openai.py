@@ -7,7 +7,7 @@
   log-probs come from one forward pass over the chat template rendered with
   ``continue_final_message`` (transformers' own implementation, as vLLM renders it), not from the
   client's code, so a client that locates the scored tokens wrongly gets other numbers.
-- :func:`echo_responder` and :func:`failing_responder`: no model.
+- :func:`echo_responder`, :func:`failing_responder` and :func:`gate_responder`: no model.
 """
 
 from __future__ import annotations
@@ -138,6 +138,24 @@ def failing_responder(status: int) -> Responder:
         auth = headers.get("Authorization", "")
         error = {"message": f"cannot serve the request of {auth}", "type": "BadRequest"}
         return status, {"error": error}, {"X-Echo-Authorization": auth}
+
+    return respond
+
+
+def gate_responder(
+    server: FakeServer, together: int, inner: Responder, wait: float = 10.0
+) -> Responder:
+    """Holds every request until ``together`` requests are in flight at once (or ``wait``
+    seconds passed), then answers all with ``inner``: ``server.max_in_flight`` then tells
+    whether the client ever sent ``together`` requests at once, whatever the timing."""
+    opened = threading.Event()
+
+    def respond(body: dict, headers: Any) -> tuple[int, dict, dict]:
+        if server.in_flight >= together:
+            opened.set()
+        opened.wait(wait)
+        opened.set()  # after one wait, the rest need not wait again
+        return inner(body, headers)
 
     return respond
 

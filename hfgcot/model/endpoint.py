@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,6 +291,29 @@ def is_endpoint_error(status: Any) -> bool:
     return f"{ENDPOINT_ERROR}:" in str(status)
 
 
+def failure_note(note: str, errors: Iterable[str | None]) -> str:
+    """The status ``note`` of failed requests, ending with the first failed request to a served
+    model when there is one, so that its row is retried (:func:`is_endpoint_error`; a failed
+    request that was not the server's fault is noted without it).
+
+    >>> failure_note("2 answers failed", [None, "endpoint_error: APIConnectionError: down"])
+    '2 answers failed (endpoint_error: APIConnectionError: down)'
+    >>> failure_note("2 answers failed", ["generation_error: ValueError: bad"])
+    '2 answers failed'
+    """
+    first = retry_error(errors)
+    return f"{note} ({first[:80]})" if first else note
+
+
+def retry_error(errors: Iterable[str | None]) -> str | None:
+    """The first of ``errors`` that is a failed request to a served model, else ``None``.
+
+    >>> retry_error(["generation_error: ValueError: bad", "endpoint_error: timed out"])
+    'endpoint_error: timed out'
+    """
+    return next((e for e in errors if e and is_endpoint_error(e)), None)
+
+
 def error_status(error: str, limit: int = 200) -> str:
     """The row status of a failed request: endpoint and out-of-memory errors keep their reason.
 
@@ -310,9 +334,11 @@ __all__ = [
     "FrameLimits",
     "endpoint_identity",
     "error_status",
+    "failure_note",
     "frame_limits",
     "frame_size",
     "is_endpoint_error",
     "mask_key_in_logs",
     "redact",
+    "retry_error",
 ]

@@ -74,16 +74,24 @@ class Stage:
         raise NotImplementedError
 
     def fingerprint_data(self) -> dict[str, Any]:
-        """What the fingerprint hashes: name, version, the stage's fields, model, library."""
+        """What the fingerprint hashes: name, version, the stage's fields, model, library.
+
+        A served model enters only by its identity (:func:`~hfgcot.model.spec.spec_fingerprint_data`):
+        how the server is reached (URL, concurrency, timeout, retries, key variable) changes no
+        output, so it changes no fingerprint.
+        """
+        config = jsonable(self)
         data = {
             "stage": self.name,
             "version": self.version,
-            "config": jsonable(self),
+            "config": config,
             "hfgcot": hfgcot.__version__,
         }
         spec = getattr(self, "model", None)
         if isinstance(spec, ModelSpec | EndpointSpec):
             data["model"] = spec_fingerprint_data(spec)
+        if isinstance(spec, EndpointSpec):
+            config.pop("model")
         return data
 
     @property

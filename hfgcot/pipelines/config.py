@@ -100,7 +100,12 @@ class PipelineConfig:
     image_column: str = option(
         "image", "Input column with the images (Image() feature, path or bytes)."
     )
-    batch_size: int = option(8, "Rows per map batch (and requests per generate call).", min=1)
+    batch_size: int = option(
+        8,
+        "Rows per map batch (and requests per generate call); "
+        "at least max_concurrency for a served model.",
+        min=1,
+    )
     image_policy: ImagePolicy = option(
         ImagePolicy(),
         "Which images are accepted and how they are read (hfgcot.images.ImagePolicy).",

@@ -40,7 +40,24 @@ from hfgcot.run.ray import run_pipeline_on_ray
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["execute", "ray_model_spec", "run_model_pipeline"]
+__all__ = ["execute", "map_batch_size", "ray_model_spec", "run_model_pipeline"]
+
+
+def map_batch_size(batch_size: int, spec: Any) -> int:
+    """Rows per map batch for a model ``spec``: ``batch_size``, and for a served model at least
+    its ``max_concurrency``.
+
+    Each map batch waits for its slowest request before the next one starts, so a map batch of
+    fewer rows than ``max_concurrency`` would cap the requests in flight at ``batch_size``.
+
+    >>> map_batch_size(8, EndpointSpec("http://h/v1", "m", max_concurrency=32))
+    32
+    >>> map_batch_size(8, ModelSpec("org/m"))
+    8
+    """
+    if isinstance(spec, EndpointSpec):
+        return max(batch_size, spec.max_concurrency)
+    return batch_size
 
 
 def ray_model_spec(model: Any, **load_kwargs: Any) -> ModelSpec:
@@ -102,7 +119,7 @@ def run_model_pipeline(
     :func:`ray_model_spec`) to a spec and fill the family-default prompts of ``config`` for its
     family (a model of another family is refused here), build the stages from ``config``, check
     the input columns (present; not overwritten unless ``config.overwrite_columns``), run them
-    (:func:`execute` with the config's image column and batch size), log the status summary
+    (:func:`execute` with the config's image column and :func:`map_batch_size`), log the status summary
     (``status_column``: default, the last stage's) and return the result with its provenance
     record (the prompts the run used and the run options or Ray executor included).
     """
@@ -114,7 +131,11 @@ def run_model_pipeline(
     check_overwrite(dataset, stages, name, config.overwrite_columns)
     stages = read_urls_first(dataset, stages, config)
     ds = execute(
-        dataset, stages, image_column=config.image_column, batch_size=config.batch_size, run=run
+        dataset,
+        stages,
+        image_column=config.image_column,
+        batch_size=map_batch_size(config.batch_size, spec),
+        run=run,
     )
     status_column = status_column or stages[-1].status_column
     summary = summarize(ds) if summarize is not None else log_summary(ds, status_column, name)

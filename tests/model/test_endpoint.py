@@ -1,17 +1,14 @@
 """Served models without a real server: the spec, frame limits and the frame identity (pure), and
 the endpoint engine against small fake OpenAI-compatible servers on loopback (``fake_openai``):
 prompt log-probs as vLLM gives them (scores equal to in process, the contrastive checker end to
-end, the clear error of a server without them), request order, the concurrency bound, and the
-API key in no output. ``tests/model/test_endpoint_server.py`` runs the pipelines on ``transformers serve``.
+end, the clear error of a server without them). ``tests/model/test_endpoint_requests.py`` holds
+the request bodies, retries, order, the concurrency bound and the key;
+``tests/model/test_endpoint_server.py`` runs the pipelines on ``transformers serve``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import threading
-import traceback
 
 import pytest
 from datasets import Dataset
@@ -287,67 +284,3 @@ def test_a_server_without_prompt_logprobs_is_refused_at_configuration_before_any
         trusted = get_vlm(EndpointSpec(server.base_url, tiny_shapes_path(), prompt_logprobs=True))
         (score,) = trusted.continuation_logprobs([Request(None, "Hi")], ["Hello."])
     assert score.logprobs == () and score.error.startswith("prompt_logprobs:")  # never made up
-
-
-# -- order, concurrency, the key ----------------------------------------------------------------
-
-TEXT_SPEC = {"family": "qwen2_5_vl", "min_pixels": 3136, "max_pixels": 28224}
-
-
-def test_results_keep_request_order_and_max_concurrency_bounds_requests_in_flight():
-    from fake_openai import FakeServer, echo_responder
-
-    from hfgcot.model.spec import get_vlm
-    from hfgcot.model.vlm import Request
-
-    with FakeServer(echo_responder(max_delay=0.03, seed=1)) as server:
-        vlm = get_vlm(EndpointSpec(server.base_url, "toy", max_concurrency=3, **TEXT_SPEC))
-        prompts = [[f"request {k}-{i}" for i in range(24)] for k in range(2)]
-        results: dict[int, list[str]] = {}
-
-        def run(k: int) -> None:  # two callers share the client and its bound
-            results[k] = [g.text for g in vlm.generate([Request(None, p) for p in prompts[k]])]
-
-        callers = [threading.Thread(target=run, args=(k,)) for k in range(2)]
-        for t in callers:
-            t.start()
-        for t in callers:
-            t.join()
-    assert results == {0: prompts[0], 1: prompts[1]}
-    assert server.requests == 48
-    assert 2 <= server.max_in_flight <= 3, server.max_in_flight
-
-
-@pytest.mark.parametrize("status", [500, 400, 401])
-def test_the_api_key_appears_in_no_log_status_exception_card_or_provenance(
-    status, monkeypatch, caplog
-):
-    from fake_openai import FakeServer, failing_responder
-
-    from hfgcot import add_gcot
-    from hfgcot.publishing.card import build_card
-    from hfgcot.publishing.provenance import get_provenance
-    from hfgcot.testing.toy import vqa_rows
-
-    key = f"sk-test-{status}-5f1c9a7e"
-    monkeypatch.setenv(KEY_ENV, key)
-    caplog.set_level(logging.DEBUG)  # the HTTP client's own records too (response headers)
-    ds = Dataset.from_dict(vqa_rows(make_scenes(2, seed=TEST_SEED), seed=TEST_SEED))
-    with FakeServer(failing_responder(status)) as server:
-        spec = EndpointSpec(server.base_url, "toy", api_key_env=KEY_ENV, max_retries=1, **TEXT_SPEC)
-        if status == 401:
-            with pytest.raises(EndpointError, match="refused the API key") as err:
-                add_gcot(ds, spec, max_new_tokens=8)
-            texts = ["".join(traceback.format_exception(err.value)), repr(err.value.args)]
-        else:
-            out = add_gcot(ds, spec, max_new_tokens=8)
-            kind = "endpoint_error: InternalServerError" if status == 500 else "generation_error"
-            assert all(s.startswith(kind) for s in out["gcot_status"]), out["gcot_status"]
-            assert all("***" in s for s in out["gcot_status"])  # the echoed key, masked
-            texts = [
-                json.dumps(out.to_dict(), default=str),
-                json.dumps(get_provenance(out), default=str),
-                str(build_card(out, version="1.0.0", load_code="...")),
-            ]
-    assert "Bearer ***" in caplog.text  # the echoed key reached the logs, masked
-    assert not any(key in t for t in [caplog.text, *texts])

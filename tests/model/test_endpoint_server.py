@@ -3,8 +3,9 @@
 One server for the module (the shipped toy model on 127.0.0.1, about 15-30 s to start): GCoT,
 dense and region captions, grounding predictions and Ray through it, generation settings and
 truncation, the frame the server sees, a server stopped mid-run and a resume, a wrong key, the
-CLI, and the clear error of a server without prompt log-probs. ``tests/model/test_endpoint.py`` holds
-what needs no server or a small fake one.
+CLI, and the clear error of a server without prompt log-probs. ``tests/model/test_endpoint.py``,
+``tests/model/test_endpoint_requests.py`` and ``tests/pipelines/test_served.py`` hold what needs
+no server or a small fake one.
 """
 
 from __future__ import annotations

@@ -127,3 +127,43 @@ def test_missing_local_model_folder_is_named(tmp_path):
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(FileNotFoundError, match="model folder not found: " + missing):
         load_vlm(missing, device="cpu")
+
+
+def test_default_max_batch_tokens_on_cuda_comes_from_the_free_memory_measured_once(
+    tiny_vlm, monkeypatch
+):
+    """The CUDA branch on the CPU: free memory plus the allocator's cached blocks, read once,
+    divided by the model config's bytes per token; no limit off CUDA."""
+    import torch
+
+    from hfgcot.model.memory import budget_tokens, token_cost
+
+    assert tiny_vlm.default_max_batch_tokens(8, 512) is None  # CPU: no limit
+    asked: list = []
+
+    def mem_get_info(device=None):
+        asked.append(device)
+        return 70 * 10**9, 80 * 10**9
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 3 * 10**9)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * 10**9)
+    monkeypatch.setattr(tiny_vlm, "device", "cuda:1")
+    tiny_vlm.reset_limits()
+    try:
+        cost = token_cost(tiny_vlm.model.config, tiny_vlm.model.dtype.itemsize)
+        expected = budget_tokens(72 * 10**9, cost, batch_size=8, max_new_tokens=512)
+        assert tiny_vlm.default_max_batch_tokens(8, 512) == expected
+        assert tiny_vlm.batch_limit(8, None, 512).tokens == expected
+        assert tiny_vlm.batch_limit(8, 100, 512).tokens == 100  # a given limit wins
+        assert tiny_vlm.default_max_batch_tokens(32, 64) == budget_tokens(
+            72 * 10**9, cost, batch_size=32, max_new_tokens=64
+        )
+        assert asked == ["cuda:1"]  # measured once, on the model's device
+        tiny_vlm.reset_limits()
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**9, 80 * 10**9))
+        assert tiny_vlm.default_max_batch_tokens(8, 512) == budget_tokens(
+            3 * 10**9, cost, batch_size=8, max_new_tokens=512
+        )
+    finally:
+        tiny_vlm.reset_limits()

@@ -8,7 +8,7 @@ from datasets import Features, List, Value
 
 from hfgcot import prompts
 from hfgcot.images import load_image
-from hfgcot.model.endpoint import error_status
+from hfgcot.model.endpoint import error_status, failure_note, retry_error
 from hfgcot.parsing import captions as textproc
 from hfgcot.pipelines.base import Stage
 from hfgcot.pipelines.dense_captions.base import (
@@ -138,7 +138,7 @@ class SentenceCheckStage(CheckingStage):
         self, status: str, golden: list[str], errors: list[str | None], cut: bool
     ) -> str:
         """The status of a row whose sentences were checked: kept, noted or why none is golden."""
-        error = next((e for e in errors if e), None)
+        error = retry_error(errors) or next((e for e in errors if e), None)
         if not golden and error and all(errors):
             return f"check_error: {error[:200]}"
         if not golden and cut:  # a verdict lost to a cut might have kept a sentence
@@ -147,5 +147,6 @@ class SentenceCheckStage(CheckingStage):
             earlier = truncated_stage(status)
             return truncated_output(earlier) if earlier else NO_GOLDEN
         if error:
-            return with_note(status, f"{sum(map(bool, errors))} sentence checks failed")
+            note = f"{sum(map(bool, errors))} sentence checks failed"
+            return with_note(status, failure_note(note, errors))
         return status

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datasets import Features, Value
 
 from hfgcot import prompts
+from hfgcot.model.endpoint import failure_note
 from hfgcot.parsing import captions as textproc
 from hfgcot.pipelines.base import ModelStage
 from hfgcot.pipelines.dense_captions.base import (
@@ -29,7 +30,7 @@ class DetailCheckStage(CheckingStage):
     """
 
     name = "dense_check_details"
-    version = "3"  # v2: an unreadable cut verdict is noted; v3: model text neutralised
+    version = "4"  # v2: a cut verdict noted; v3: model text neutralised; v4: failed checks noted
     status_column = STATUS
     answer_prompt: str = prompts.DETAIL_ANSWER_PROMPT
 
@@ -51,14 +52,20 @@ class DetailCheckStage(CheckingStage):
         results = self.check(jobs, rank)
         kept: dict[tuple[int, int], list[str]] = {}
         checked = [0] * n
+        errors: list[list[str]] = [[] for _ in range(n)]
         for (i, k), job, result in zip(owners, jobs, results, strict=True):
             checked[i] += 1
+            if result.error:
+                errors[i].append(result.error)
             if is_supported(result.score, self.checker, self.threshold):
                 kept.setdefault((i, k), []).append(job.sentence)
         details: list[list[str]] = [[] for _ in range(n)]
         for (i, _k), sentences in sorted(kept.items()):
             details[i].append(textproc.join_sentences(sentences))
         for i in range(n):
+            if errors[i]:
+                note = failure_note(f"{len(errors[i])} detail checks failed", errors[i])
+                statuses[i] = with_note(statuses[i], note)
             if checked[i] and not details[i]:
                 statuses[i] = with_note(statuses[i], "no detail survived the check")
         note_cut_rows(statuses, self.cut_rows(n, [i for i, _ in owners], results), self.name)
@@ -105,8 +112,9 @@ class FuseStage(ModelStage):
                     why = "failed" if out.error else "was empty" if not text else None
                     joined = batch["golden_sentences"][i] + batch["final_details"][i]
                     text = textproc.join_sentences(joined)
+                    note = failure_note(f"fusion {why}, checked texts joined", [out.error])
                     statuses[i] = (
-                        with_note(statuses[i], f"fusion {why}, checked texts joined")
+                        with_note(statuses[i], note)
                         if why
                         else note_truncated(statuses[i], self.name)
                     )

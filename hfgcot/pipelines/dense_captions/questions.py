@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datasets import Features, Value
 
 from hfgcot import prompts
+from hfgcot.model.endpoint import failure_note
 from hfgcot.parsing import captions as textproc
 from hfgcot.pipelines.base import ModelStage
 from hfgcot.pipelines.dense_captions.base import STATUS, STRINGS, ImageStage, note_cut_rows
@@ -57,7 +58,8 @@ class QuestionStage(ModelStage):
                         prompts.position_question(obj, self.position_question),
                     ]
                 if out.error:
-                    statuses[i] = with_note(statuses[i], "question generation failed")
+                    note = failure_note("question generation failed", [out.error])
+                    statuses[i] = with_note(statuses[i], note)
                 elif not objects:
                     statuses[i] = with_note(statuses[i], "no follow-up questions")
                 cut[i] = out.truncated
@@ -93,15 +95,18 @@ class AnswerStage(ImageStage):
                 )
                 owners.append(i)
         answers: list[list[str]] = [[] for _ in range(n)]
-        failed, cut = [0] * n, [False] * n
+        errors: list[list[str]] = [[] for _ in range(n)]
+        cut = [False] * n
         if requests:
             outs = self.generate(requests, rank, batch_size=self.answer_batch_size or len(requests))
             for i, out in zip(owners, outs, strict=True):
                 answers[i].append(out.text.strip())
-                failed[i] += bool(out.error)
+                if out.error:
+                    errors[i].append(out.error)
                 cut[i] = cut[i] or out.truncated
         for i in range(n):
-            if failed[i]:
-                statuses[i] = with_note(statuses[i], f"{failed[i]} answers failed")
+            if errors[i]:
+                note = failure_note(f"{len(errors[i])} answers failed", errors[i])
+                statuses[i] = with_note(statuses[i], note)
         note_cut_rows(statuses, cut, self.name)  # their sentences are still checked one by one
         return {"raw_answers": answers, STATUS: statuses}
