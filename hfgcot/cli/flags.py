@@ -57,6 +57,7 @@ class Flag:
     parent: str | None = None
     text_file: bool = False  # a text value may be written @file
     choices: tuple[Any, ...] | None = None  # valid values of a type that is no Literal
+    aliases: tuple[str, ...] = ()  # other spellings of the flag, e.g. ("--ray-actors",)
 
     def shape(self) -> tuple[Any, tuple[Any, ...] | None, bool]:
         """``(base type, choices or None, optional)``."""
@@ -307,9 +308,13 @@ def add_flags(group: Any, flags: Iterable[Flag]) -> None:
             "help": text.replace("%", "%%"),
         }
         if flag.shape()[0] is bool:
-            group.add_argument(flag.option, action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(
+                flag.option, *flag.aliases, action=argparse.BooleanOptionalAction, **kwargs
+            )
         else:
             base, choices, optional = flag.shape()
             if choices is not None:  # checked by the type (one message); listed for introspection
                 kwargs["choices"] = (*choices, None) if optional else choices
-            group.add_argument(flag.option, type=_arg_type(flag), metavar=_metavar(flag), **kwargs)
+            group.add_argument(
+                flag.option, *flag.aliases, type=_arg_type(flag), metavar=_metavar(flag), **kwargs
+            )

@@ -82,6 +82,10 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
 
+RAY_ALIASES = {"ray_num_actors": "--ray-actors", "ray_num_gpus_per_actor": "--ray-gpus-per-actor"}
+"""Short spellings of the most used Ray flags (the names of the first CLI, kept working)."""
+
+
 def ray_flags() -> list[Flag]:
     """``--ray-address``, then every field of ``RayOptions`` as ``--ray-<field>``
     (``output_dir`` optional: a temporary folder by default)."""
@@ -89,6 +93,8 @@ def ray_flags() -> list[Flag]:
 
     flags = [RAY_ADDRESS]
     for flag in dataclass_flags(RayOptions, prefix=RAY_PREFIX):
+        if flag.name in RAY_ALIASES:
+            flag = dataclasses.replace(flag, aliases=(RAY_ALIASES[flag.name],))
         if flag.name == RAY_PREFIX + "output_dir":
             text = flag.help.rstrip(".") + " (default: a temporary folder, removed after the run)."
             flag = dataclasses.replace(flag, hint=str | None, help=text)

@@ -192,6 +192,13 @@ def test_a_ray_flag_value_reaches_the_ray_options(field):
     assert address == "auto" and getattr(ray, field.name) == value
 
 
+def test_the_short_ray_flags_of_the_first_cli_still_work():
+    argv = ["gcot", "--ray-address", "auto", "--ray-actors", "3", "--ray-gpus-per-actor", "0.5"]
+    flags = command_flags(PIPELINES["gcot"])
+    values = gather_values(build_parser().parse_args(argv), PIPELINES["gcot"], flags)
+    assert build_ray(flags, values) == ("auto", {"num_actors": 3, "num_gpus_per_actor": 0.5})
+
+
 def test_ray_options_in_a_config_file(tmp_path):
     text = "ray_address: auto\nray_num_actors: 3\nray_storage_options: {anon: true}\n"
     values, flags = _config_run(tmp_path, text)
