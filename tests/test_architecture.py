@@ -37,7 +37,7 @@ BIG_FUNCTIONS: dict[str, str] = {}
 KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 PURE_PREFIXES = ("hfgcot.geometry", "hfgcot.parsing")
-PURE_MODULES = {"hfgcot.prompts", "hfgcot.status", "hfgcot.untrusted"}
+PURE_MODULES = {"hfgcot.errors", "hfgcot.prompts", "hfgcot.status", "hfgcot.untrusted"}
 EXECUTOR_PREFIX = "hfgcot.run"
 PIPELINE_PREFIX = "hfgcot.pipelines"
 
