@@ -115,7 +115,10 @@ def test_dense_and_region_captions_end_to_end(server):
         any(label in " ".join(c.lower().split()) for label in ls)
         for c, ls in zip(dense["final_caption"], labels, strict=True)
     )
-    assert on_topic >= 7, dense["final_caption"]
+    # the served toy names an object of its picture in 7 of these 12 (as in process); the gate
+    # is 5, as in tests/testing/test_tiny_shapes.py, so a greedy decode or two that moves
+    # without a bug still passes, while a broken image path (no picture seen: none) fails
+    assert on_topic >= 5, dense["final_caption"]
 
     scenes = make_scenes(12, seed=TEST_SEED)
     ds = Dataset.from_dict(
