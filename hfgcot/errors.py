@@ -8,6 +8,8 @@ Bad values of a config or spec are ``ValueError``/``TypeError`` raised when it i
 Each is a ``ValueError`` (a missing column also a ``KeyError``), so code catching those keeps
 working.
 
+:func:`validate_choices` is the one check of a dataclass's ``Literal`` fields (configs, specs).
+
     >>> str(MissingColumnError("column 'q' not in dataset"))
     "column 'q' not in dataset"
     >>> isinstance(MissingColumnError("x"), KeyError | InputError)
@@ -16,7 +18,11 @@ working.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "MissingColumnError", "OptionError"]
+import dataclasses
+import typing
+from typing import Any, Literal
+
+__all__ = ["InputError", "MissingColumnError", "OptionError", "validate_choices"]
 
 
 class InputError(ValueError):
@@ -34,3 +40,24 @@ class MissingColumnError(InputError, KeyError):
 
 class OptionError(ValueError):
     """An option value a function refuses when it is called (before doing any work)."""
+
+
+def validate_choices(config: Any) -> None:
+    """Raise ``ValueError`` for a dataclass field whose value is not one of its ``Literal`` choices.
+
+    >>> @dataclasses.dataclass
+    ... class C:
+    ...     mode: Literal["a", "b"] = "a"
+    >>> validate_choices(C(mode="c"))
+    Traceback (most recent call last):
+    ...
+    ValueError: mode must be one of ('a', 'b'), got 'c'
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        hint = hints.get(f.name)
+        if typing.get_origin(hint) is Literal:
+            choices = typing.get_args(hint)
+            value = getattr(config, f.name)
+            if value not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")

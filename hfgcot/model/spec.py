@@ -19,8 +19,9 @@ import importlib.util
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
+from hfgcot.errors import validate_choices
 from hfgcot.geometry.families import Family
 from hfgcot.model.endpoint import EndpointError, EndpointSpec, endpoint_identity, frame_limits
 from hfgcot.model.endpoint_client import connect
@@ -61,9 +62,7 @@ class ModelSpec:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        if self.dtype not in get_args(Dtype):
-            shown = ", ".join(get_args(Dtype))
-            raise ValueError(f"dtype must be one of {shown}, got {self.dtype!r}")
+        validate_choices(self)
         lo, hi = self.min_pixels, self.max_pixels
         for name, v in (("min_pixels", lo), ("max_pixels", hi)):
             if v is not None and not v > 0:

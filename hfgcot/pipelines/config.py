@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import typing
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from hfgcot import prompts
+from hfgcot.errors import validate_choices
 from hfgcot.geometry.families import get_family
 from hfgcot.images import ImagePolicy
 from hfgcot.model.endpoint import EndpointSpec
@@ -26,27 +26,6 @@ from hfgcot.model.vlm import GenerationSettings
 from hfgcot.run.options import RayOptions, RunOptions
 
 _Config = TypeVar("_Config", bound="PipelineConfig")
-
-
-def validate_choices(config: Any) -> None:
-    """Raise ``ValueError`` for a dataclass field whose value is not one of its ``Literal`` choices.
-
-    >>> @dataclasses.dataclass
-    ... class C:
-    ...     mode: Literal["a", "b"] = "a"
-    >>> validate_choices(C(mode="c"))
-    Traceback (most recent call last):
-    ...
-    ValueError: mode must be one of ('a', 'b'), got 'c'
-    """
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        hint = hints.get(f.name)
-        if typing.get_origin(hint) is Literal:
-            choices = typing.get_args(hint)
-            value = getattr(config, f.name)
-            if value not in choices:
-                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:  # noqa: A002

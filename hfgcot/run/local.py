@@ -39,10 +39,7 @@ def undecoded(dataset: Dataset, column: str) -> tuple[Dataset, Any]:
     stages decode each image themselves and write a status instead. Returns the dataset and the
     column's original feature, to restore with :func:`restore_feature`.
     """
-    if column not in dataset.column_names:
-        raise MissingColumnError(
-            f"column {column!r} not in dataset (columns: {dataset.column_names})"
-        )
+    check_columns(dataset, [column])
     feature = dataset.features[column]
     if isinstance(feature, Image) and feature.decode:
         dataset = dataset.cast_column(column, Image(decode=False))

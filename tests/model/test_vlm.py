@@ -123,6 +123,12 @@ def test_load_vlm_rejects_min_pixels_above_max_pixels():
         ModelSpec(min_pixels=20_000_000, max_pixels=3136)
 
 
+def test_a_dtype_torch_does_not_name_is_refused_when_the_spec_is_built():
+    with pytest.raises(ValueError, match=r"dtype must be one of \('auto', 'bfloat16'"):
+        ModelSpec(dtype="float17")
+    assert ModelSpec(dtype="float16").dtype == "float16"
+
+
 def test_missing_local_model_folder_is_named(tmp_path):
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(FileNotFoundError, match="model folder not found: " + missing):
